@@ -1,0 +1,79 @@
+//! Command-line interface: verbs as subcommands, doc comments as help.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::period::Period;
+
+/// Re-rate AWS Cost and Usage Reports: billable and pro forma data, margins, invoices.
+#[derive(Debug, Parser)]
+#[command(name = "rerate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Re-rate every selected billing period and write the outputs.
+    Run {
+        /// The billing configuration (billing.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// CUR location: s3://bucket/prefix, file:///abs/path or a local path (default: [io] input).
+        #[arg(long)]
+        input: Option<String>,
+        /// Output location (default: [io] output).
+        #[arg(long)]
+        output: Option<String>,
+        /// Billing period to process (YYYY-MM); repeatable. Default: every period in the input.
+        #[arg(long = "period")]
+        periods: Vec<Period>,
+        /// Fail when a row belongs to no billing group instead of keeping it as _unassigned.
+        #[arg(long)]
+        strict: bool,
+        /// Print the run summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the config and the input's schema; writes nothing.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show how one line item is assigned, ruled and priced, and why.
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        input: Option<String>,
+        /// The identity_line_item_id to explain.
+        #[arg(long)]
+        line_item_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write realistic synthetic CUR 2.0 Parquet in the AWS Data Exports layout.
+    Sample {
+        /// Where to write (s3://…, file://… or a local path).
+        #[arg(long)]
+        output: String,
+        /// Rows per billing period.
+        #[arg(long, default_value_t = 10_000)]
+        rows: u64,
+        /// Random seed: the same seed writes the same files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Billing period (YYYY-MM); repeatable. Default: 2025-11.
+        #[arg(long = "period")]
+        periods: Vec<Period>,
+        /// Rows per Parquet file.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows_per_file: u64,
+    },
+}

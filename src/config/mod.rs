@@ -1,0 +1,1180 @@
+//! `billing.toml`: the validated configuration plan every other stage reads, and where parsing
+//! starts (raw serde model in `raw`, checks in `validate`).
+//!
+//! Parsing never stops at the first mistake: every problem in the file is collected and reported
+//! at once, each with a `file:line:col` location and the key it concerns, so a billing engineer
+//! fixes the whole file in one pass.
+
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::period::Period;
+
+/// The currency every amount is in before invoice conversion.
+pub const USD: &str = "USD";
+
+/// The billing group of rows that belong to no configured group (SPEC 5.1); reserved.
+pub const UNASSIGNED: &str = "_unassigned";
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub io: IoDefaults,
+    pub transfer: Option<Transfer>,
+    pub invoice: InvoiceSettings,
+    pub storage: StorageSettings,
+    pub groups: Vec<BillingGroup>,
+    pub plans: Vec<PricingPlan>,
+    pub rules: Vec<PricingRule>,
+    pub custom_line_items: Vec<CustomLineItem>,
+    pub tax_profiles: Vec<TaxProfile>,
+    /// USD -> currency rates per billing period (`[fx."YYYY-MM"]`).
+    pub fx: BTreeMap<Period, BTreeMap<String, Decimal>>,
+    /// SHA-256 (lower-case hex) of the configuration text, recorded in the run manifest.
+    pub hash: String,
+    /// Where the text came from (a path, or a name given to [`parse`]); used in error locations.
+    pub source_name: String,
+}
+
+/// `[io]`: defaults for `--input`/`--output`; the command-line flags win.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IoDefaults {
+    pub input: Option<String>,
+    pub output: Option<String>,
+}
+
+/// `[transfer]`: the bill-transfer (reseller) account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    pub account_id: String,
+    pub name: Option<String>,
+}
+
+/// `[invoice]`: issuer details and numbering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvoiceSettings {
+    pub issuer: Option<Party>,
+    /// Invoice numbers are `<prefix>-<YYYYMM>-<group>`.
+    pub number_prefix: String,
+    pub payment_terms_days: u32,
+}
+
+impl Default for InvoiceSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            number_prefix: "INV".to_string(),
+            payment_terms_days: 30,
+        }
+    }
+}
+
+/// `[storage]`: object store settings that override the AWS environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StorageSettings {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: Option<bool>,
+    pub virtual_hosted_style: Option<bool>,
+}
+
+/// An invoice party (issuer or bill-to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Party {
+    pub name: String,
+    pub address: Vec<String>,
+    pub tax_id: Option<String>,
+}
+
+/// One customer: an organization or a list of accounts, re-rated under one plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BillingGroup {
+    /// A safe path segment (`[a-z0-9][a-z0-9_-]*`, at most 64 characters).
+    pub name: String,
+    pub display_name: String,
+    pub members: Members,
+    pub primary_account_id: String,
+    pub pricing_plan: String,
+    /// ISO 4217 code of the invoice currency.
+    pub currency: String,
+    pub tax_profile: Option<String>,
+    pub bill_to: Option<Party>,
+}
+
+/// Which rows a group owns (SPEC 5.1: an explicit account wins over an organization).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Members {
+    /// A whole bill-source organization, matched on `bill_payer_account_id`.
+    Organization { payer_account_id: String },
+    /// Linked accounts, matched on `line_item_usage_account_id`.
+    Accounts(Vec<String>),
+}
+
+/// A named set of rules and line item policies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PricingPlan {
+    pub name: String,
+    pub rules: Vec<String>,
+    pub credits: Policy,
+    pub refunds: Policy,
+    pub private_discounts: Policy,
+    pub aws_tax: Policy,
+    pub support: Policy,
+    pub commitments: CommitmentPolicy,
+}
+
+/// What pro forma does with a kind of line item (SPEC 5.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Absent from pro forma, present in billable, counted per reason.
+    #[default]
+    Drop,
+    /// In pro forma at its billable value, untouched by rules.
+    Pass,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Drop => "drop",
+            Policy::Pass => "pass",
+        }
+    }
+}
+
+/// What pro forma does with Savings Plan and Reserved Instance lines (SPEC 5.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitmentPolicy {
+    /// Commitments owned inside the group pass through; others are re-rated as on-demand.
+    #[default]
+    Group,
+    OnDemand,
+    Pass,
+}
+
+impl CommitmentPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitmentPolicy::Group => "group",
+            CommitmentPolicy::OnDemand => "on-demand",
+            CommitmentPolicy::Pass => "pass",
+        }
+    }
+}
+
+/// One pricing rule. Within a plan, no two rules share a scope (the scope is the rule's key),
+/// so the most specific match is always unique.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PricingRule {
+    pub name: String,
+    pub scope: RuleScope,
+    pub adjustment: Adjustment,
+}
+
+impl PricingRule {
+    /// The multiplier applied to the base: markup p -> 1 + p/100, discount p -> 1 - p/100,
+    /// tiering (free tier kept) -> 1. Exact: percentages have at most 6 decimal places.
+    pub fn factor(&self) -> Decimal {
+        match self.adjustment {
+            Adjustment::Discount(p) => Decimal::ONE - p / Decimal::ONE_HUNDRED,
+            Adjustment::Markup(p) => Decimal::ONE + p / Decimal::ONE_HUNDRED,
+            Adjustment::Tiering { .. } => Decimal::ONE,
+        }
+    }
+}
+
+/// What a rule matches. Equal scopes in one plan are a configuration error.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum RuleScope {
+    Global,
+    /// Matches `line_item_product_code`.
+    Service {
+        service: String,
+    },
+    /// Matches `bill_billing_entity`.
+    BillingEntity {
+        billing_entity: String,
+    },
+    /// `service` plus `usage_type` and/or `operation` (at least one is set).
+    Sku {
+        service: String,
+        usage_type: Option<String>,
+        operation: Option<String>,
+    },
+}
+
+impl RuleScope {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RuleScope::Global => "global",
+            RuleScope::Service { .. } => "service",
+            RuleScope::BillingEntity { .. } => "billing-entity",
+            RuleScope::Sku { .. } => "sku",
+        }
+    }
+
+    /// Higher is more specific: sku 3 > service 2 > billing-entity 1 > global 0 (SPEC 5.2).
+    pub fn specificity(&self) -> u8 {
+        match self {
+            RuleScope::Global => 0,
+            RuleScope::BillingEntity { .. } => 1,
+            RuleScope::Service { .. } => 2,
+            RuleScope::Sku { .. } => 3,
+        }
+    }
+}
+
+impl fmt::Display for RuleScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleScope::Global => f.write_str("global"),
+            RuleScope::Service { service } => write!(f, "service {service}"),
+            RuleScope::BillingEntity { billing_entity } => {
+                write!(f, "billing-entity {billing_entity}")
+            }
+            RuleScope::Sku {
+                service,
+                usage_type,
+                operation,
+            } => {
+                write!(f, "sku {service}")?;
+                if let Some(u) = usage_type {
+                    write!(f, " usage-type {u}")?;
+                }
+                if let Some(o) = operation {
+                    write!(f, " operation {o}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How a rule changes the base. Percentages are in 0..=100 for discounts, >= 0 for markups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Adjustment {
+    Discount(Decimal),
+    Markup(Decimal),
+    /// Only `free_tier = true` (no change) validates today: removing the free tier needs public
+    /// price tiers, which CUR input lacks.
+    Tiering {
+        free_tier: bool,
+    },
+}
+
+impl Adjustment {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Adjustment::Discount(_) => "discount",
+            Adjustment::Markup(_) => "markup",
+            Adjustment::Tiering { .. } => "tiering",
+        }
+    }
+
+    /// The percentage of a discount or markup.
+    pub fn percent(&self) -> Option<Decimal> {
+        match self {
+            Adjustment::Discount(p) | Adjustment::Markup(p) => Some(*p),
+            Adjustment::Tiering { .. } => None,
+        }
+    }
+}
+
+/// A fee or credit added to a group's pro forma (SPEC 5.4). Amounts are USD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomLineItem {
+    pub name: String,
+    pub billing_group: String,
+    /// Defaults to the group's primary account.
+    pub account_id: String,
+    pub kind: CustomKind,
+    pub amount: CustomAmount,
+    /// First billing period, inclusive.
+    pub from: Period,
+    /// First billing period no longer charged; `None` recurs forever.
+    pub until: Option<Period>,
+    pub description: String,
+}
+
+impl CustomLineItem {
+    /// Whether the item is charged in `p`: `from <= p < until`.
+    pub fn active_in(&self, p: Period) -> bool {
+        self.from <= p && self.until.is_none_or(|until| p < until)
+    }
+}
+
+/// `type = "fee" | "credit"`: the kind decides the sign, amounts are always positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CustomKind {
+    Fee,
+    Credit,
+}
+
+impl CustomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomKind::Fee => "fee",
+            CustomKind::Credit => "credit",
+        }
+    }
+
+    /// `line_item_line_item_type` of the generated pro forma row.
+    pub fn line_item_type(self) -> &'static str {
+        match self {
+            CustomKind::Fee => "Fee",
+            CustomKind::Credit => "Credit",
+        }
+    }
+
+    /// +1 for fees, -1 for credits.
+    pub fn sign(self) -> Decimal {
+        match self {
+            CustomKind::Fee => Decimal::ONE,
+            CustomKind::Credit => Decimal::NEGATIVE_ONE,
+        }
+    }
+}
+
+/// A custom line item's amount, always > 0 (the kind gives the sign).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CustomAmount {
+    /// USD per billing period.
+    Flat(Decimal),
+    /// A percentage of the group's pro forma total before custom line items, plus the named
+    /// flat items of the same group.
+    Percent {
+        percent: Decimal,
+        base_includes: Vec<String>,
+        service: Option<ServiceFilter>,
+        exclude_savings_plan_negation: bool,
+    },
+}
+
+/// Restricts a percentage item's base by `line_item_product_code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ServiceFilter {
+    Is(String),
+    Not(String),
+}
+
+impl ServiceFilter {
+    pub fn matches(&self, product_code: &str) -> bool {
+        match self {
+            ServiceFilter::Is(s) => s == product_code,
+            ServiceFilter::Not(s) => s != product_code,
+        }
+    }
+}
+
+/// Customer tax added on invoices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaxProfile {
+    pub name: String,
+    pub label: String,
+    /// 0..=100; always 0 for reverse charge.
+    pub percent: Decimal,
+    pub reverse_charge: bool,
+}
+
+/// Everything wrong with a configuration, each problem with its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source_name: String,
+    pub problems: Vec<Problem>,
+}
+
+/// One problem: where (`file:line:col: key path`) and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        let s = if n == 1 { "" } else { "s" };
+        write!(
+            f,
+            "invalid configuration {} ({n} problem{s}):",
+            self.source_name
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let source_name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &source_name),
+        Err(e) => Err(ConfigError {
+            problems: vec![Problem {
+                location: source_name.clone(),
+                message: format!("cannot read the configuration file: {e}"),
+            }],
+            source_name,
+        }),
+    }
+}
+
+/// Parses and validates configuration text; `source_name` prefixes every error location.
+pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigError> {
+    let mut report = Report::new(text);
+    let read = raw::read(text, &mut report);
+    let mut config = validate::validate(read, &mut report);
+    report.finish(source_name)?;
+    config.hash = sha256_hex(text);
+    config.source_name = source_name.to_string();
+    Ok(config)
+}
+
+impl Config {
+    pub fn group(&self, name: &str) -> Option<&BillingGroup> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    pub fn plan(&self, name: &str) -> Option<&PricingPlan> {
+        self.plans.iter().find(|p| p.name == name)
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&PricingRule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    pub fn tax_profile(&self, name: &str) -> Option<&TaxProfile> {
+        self.tax_profiles.iter().find(|t| t.name == name)
+    }
+
+    /// The USD -> `currency` rate for period `p`; always 1 for USD.
+    pub fn fx_rate(&self, p: Period, currency: &str) -> Option<Decimal> {
+        if currency == USD {
+            return Some(Decimal::ONE);
+        }
+        self.fx.get(&p)?.get(currency).copied()
+    }
+
+    /// The rules of a plan, in the plan's order (names are validated, so none is missing).
+    pub fn plan_rules<'a>(
+        &'a self,
+        plan: &'a PricingPlan,
+    ) -> impl Iterator<Item = &'a PricingRule> {
+        plan.rules.iter().filter_map(|name| self.rule(name))
+    }
+
+    /// Custom line items charged to `group` in period `p`.
+    pub fn custom_items_in<'a>(
+        &'a self,
+        group: &'a str,
+        p: Period,
+    ) -> impl Iterator<Item = &'a CustomLineItem> {
+        self.custom_line_items
+            .iter()
+            .filter(move |c| c.billing_group == group && c.active_in(p))
+    }
+
+    /// Which periods get processed is only known at run time, so FX coverage is checked here:
+    /// every (non-USD group, period) without a rate is reported at once.
+    pub fn check_fx(&self, periods: &[Period]) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        for group in self.groups.iter().filter(|g| g.currency != USD) {
+            for &p in periods {
+                if self.fx_rate(p, &group.currency).is_none() {
+                    let currency = &group.currency;
+                    problems.push(Problem {
+                        location: format!(
+                            "{}: {} currency",
+                            self.source_name,
+                            item_path(validate::GROUP, &group.name)
+                        ),
+                        message: format!(
+                            "no FX rate from USD to {currency} for billing period {p}: add \
+                             `{currency} = \"<rate>\"` under [fx.\"{p}\"]"
+                        ),
+                    });
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                source_name: self.source_name.clone(),
+                problems,
+            })
+        }
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `[[section]] "name"`: how problems name an entry of an array of tables.
+fn item_path(section: &str, name: &str) -> String {
+    format!("[[{section}]] {name:?}")
+}
+
+/// Problems found so far, kept as byte offsets until they become `file:line:col` locations.
+struct Report<'t> {
+    text: &'t str,
+    issues: Vec<Issue>,
+}
+
+struct Issue {
+    offset: Option<usize>,
+    path: String,
+    message: String,
+}
+
+impl<'t> Report<'t> {
+    fn new(text: &'t str) -> Self {
+        Self {
+            text,
+            issues: Vec::new(),
+        }
+    }
+
+    /// A problem at byte `offset` of the text (or nowhere in particular).
+    fn add(&mut self, offset: Option<usize>, path: impl Into<String>, message: impl Into<String>) {
+        self.issues.push(Issue {
+            offset,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// A problem at a spanned value.
+    fn at<T>(
+        &mut self,
+        at: &toml::Spanned<T>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.add(Some(at.span().start), path, message);
+    }
+
+    fn count(&self) -> usize {
+        self.issues.len()
+    }
+
+    /// Problems in file order, so the list reads top to bottom like the file.
+    fn finish(mut self, source_name: &str) -> Result<(), ConfigError> {
+        if self.issues.is_empty() {
+            return Ok(());
+        }
+        self.issues.sort_by_key(|i| i.offset.unwrap_or(usize::MAX));
+        let problems = self
+            .issues
+            .into_iter()
+            .map(|issue| {
+                let mut location = source_name.to_string();
+                if let Some(offset) = issue.offset {
+                    let (line, col) = line_col(self.text, offset);
+                    location.push_str(&format!(":{line}:{col}"));
+                }
+                if !issue.path.is_empty() {
+                    location.push_str(": ");
+                    location.push_str(&issue.path);
+                }
+                Problem {
+                    location,
+                    message: issue.message,
+                }
+            })
+            .collect();
+        Err(ConfigError {
+            source_name: source_name.to_string(),
+            problems,
+        })
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Helpers shared by the tests of `raw` and `validate`.
+#[cfg(test)]
+mod testing {
+    /// Every problem of an invalid configuration, as `Display` prints them.
+    pub fn problems(text: &str) -> Vec<String> {
+        match super::parse(text, "billing.toml") {
+            Ok(_) => panic!("expected problems, the configuration parsed:\n{text}"),
+            Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// The one problem of a configuration that has exactly one (no follow-up noise).
+    pub fn only_problem(text: &str) -> String {
+        let problems = problems(text);
+        assert_eq!(
+            problems.len(),
+            1,
+            "expected exactly one problem, got {problems:#?}"
+        );
+        problems.into_iter().next().unwrap()
+    }
+
+    pub fn assert_contains(haystack: &str, needles: &[&str]) {
+        for needle in needles {
+            assert!(
+                haystack.contains(needle),
+                "{haystack:?} should contain {needle:?}"
+            );
+        }
+    }
+
+    pub fn valid(text: &str) -> super::Config {
+        super::parse(text, "billing.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One organization group on one plan with one global rule: tests append what they check.
+    pub const BASE: &str = r#"
+[[billing-group]]
+name = "acme"
+payer-account-id = "111111111111"
+pricing-plan = "standard"
+
+[[pricing-plan]]
+name = "standard"
+rules = ["all-5-off"]
+
+[[pricing-rule]]
+name = "all-5-off"
+scope = "global"
+type = "discount"
+percent = 5
+"#;
+
+    pub fn with(extra: &str) -> String {
+        format!("{BASE}\n{extra}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::testing::*;
+    use super::*;
+
+    /// SPEC §4's example, verbatim: the documented file must parse.
+    const SPEC_EXAMPLE: &str = r#"[io]                                   # optional defaults for --input/--output
+input  = "s3://cur-exports/acme-reseller/cur2"
+output = "s3://billing-out/rerate"
+
+[transfer]                             # the bill-transfer account (the reseller); optional
+account-id = "999999999999"
+name = "Example Reseller Ltd"
+
+[invoice]                              # issuer details and numbering
+issuer = { name = "Example Reseller Ltd", address = ["1 Main St", "Dublin"], tax-id = "IE123" }
+number-prefix = "ER"
+payment-terms-days = 30
+
+[[billing-group]]
+name = "acme"                          # [a-z0-9][a-z0-9_-]*; becomes a partition value and a path
+display-name = "ACME Corp"
+payer-account-id = "111111111111"      # a whole bill-source organization (Billing Transfer group)
+# accounts = ["222222222222"]          # …or an explicit list of linked accounts (standard group)
+primary-account-id = "111111111111"    # default: payer-account-id, else the first account
+pricing-plan = "reseller"
+currency = "EUR"                       # invoice currency, default "USD"
+tax-profile = "ie-vat"                 # optional
+bill-to = { name = "ACME Corp", address = ["2 High St", "Cork"], tax-id = "IE456" }
+
+[[pricing-plan]]
+name = "reseller"
+rules = ["all-5-off", "s3-10-off", "m5-markup"]
+credits = "drop"                       # drop | pass
+refunds = "drop"                       # drop | pass
+private-discounts = "drop"             # drop | pass (EdpDiscount, PrivateRateDiscount, RiVolumeDiscount, SppDiscount, DistributorDiscount)
+aws-tax = "drop"                       # drop | pass (AWS Tax lines; customer tax comes from tax-profile)
+support = "drop"                       # drop | pass (AWS Support charges)
+commitments = "group"                  # group | on-demand | pass (see 5.3)
+
+[[pricing-rule]]
+name = "all-5-off"
+scope = "global"                       # global | service | billing-entity | sku
+type = "discount"                      # discount | markup | tiering
+percent = 5
+
+[[pricing-rule]]
+name = "s3-10-off"
+scope = "service"
+service = "AmazonS3"                   # matches line_item_product_code
+type = "discount"
+percent = 10
+
+[[pricing-rule]]
+name = "m5-markup"
+scope = "sku"
+service = "AmazonEC2"
+usage-type = "USW2-BoxUsage:m5.large"  # usage-type and/or operation
+operation = "RunInstances"
+type = "markup"
+percent = 20
+
+[[custom-line-item]]
+name = "managed-service-fee"
+billing-group = "acme"
+account-id = "111111111111"            # default: the group's primary account
+type = "fee"                           # fee | credit
+flat = "500.00"                        # USD amount …
+# percent = 8                          # … or a percentage of a base (5.4)
+# base-includes = ["managed-service-fee"]   # flat items added to a percentage's base
+# service = { not = "AmazonS3" }       # or { is = "AmazonEC2" }: restricts the base
+# exclude-savings-plan-negation = true
+from = "2025-01"                       # first billing period, inclusive
+until = "2026-01"                      # optional, exclusive; absent = recurring
+description = "Managed services"
+
+[[tax-profile]]
+name = "ie-vat"
+label = "VAT"
+percent = 23
+# reverse-charge = true                # 0 % with the legal note printed on the invoice
+
+[fx."2025-11"]                         # USD -> invoice currency, per billing period
+EUR = "0.9210"
+GBP = "0.7890"
+"#;
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn period(s: &str) -> Period {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn spec_example_parses_into_the_documented_plan() {
+        let c = valid(SPEC_EXAMPLE);
+        assert_eq!(
+            c.io.input.as_deref(),
+            Some("s3://cur-exports/acme-reseller/cur2")
+        );
+        assert_eq!(c.io.output.as_deref(), Some("s3://billing-out/rerate"));
+        assert_eq!(
+            c.transfer,
+            Some(Transfer {
+                account_id: "999999999999".into(),
+                name: Some("Example Reseller Ltd".into())
+            })
+        );
+        assert_eq!(c.invoice.number_prefix, "ER");
+        assert_eq!(c.invoice.payment_terms_days, 30);
+        assert_eq!(
+            c.invoice.issuer,
+            Some(Party {
+                name: "Example Reseller Ltd".into(),
+                address: vec!["1 Main St".into(), "Dublin".into()],
+                tax_id: Some("IE123".into()),
+            })
+        );
+        assert_eq!(c.storage, StorageSettings::default());
+
+        let acme = c.group("acme").unwrap();
+        assert_eq!(acme.display_name, "ACME Corp");
+        assert_eq!(
+            acme.members,
+            Members::Organization {
+                payer_account_id: "111111111111".into()
+            }
+        );
+        assert_eq!(acme.primary_account_id, "111111111111");
+        assert_eq!(acme.pricing_plan, "reseller");
+        assert_eq!(acme.currency, "EUR");
+        assert_eq!(acme.tax_profile.as_deref(), Some("ie-vat"));
+        assert_eq!(
+            acme.bill_to.as_ref().unwrap().tax_id.as_deref(),
+            Some("IE456")
+        );
+
+        let plan = c.plan("reseller").unwrap();
+        assert_eq!(plan.rules, ["all-5-off", "s3-10-off", "m5-markup"]);
+        assert_eq!(plan.credits, Policy::Drop);
+        assert_eq!(plan.aws_tax, Policy::Drop);
+        assert_eq!(plan.commitments, CommitmentPolicy::Group);
+        assert_eq!(c.plan_rules(plan).count(), 3);
+
+        assert_eq!(c.rule("all-5-off").unwrap().scope, RuleScope::Global);
+        assert_eq!(
+            c.rule("all-5-off").unwrap().adjustment,
+            Adjustment::Discount(dec("5"))
+        );
+        assert_eq!(
+            c.rule("s3-10-off").unwrap().scope,
+            RuleScope::Service {
+                service: "AmazonS3".into()
+            }
+        );
+        let m5 = c.rule("m5-markup").unwrap();
+        assert_eq!(
+            m5.scope,
+            RuleScope::Sku {
+                service: "AmazonEC2".into(),
+                usage_type: Some("USW2-BoxUsage:m5.large".into()),
+                operation: Some("RunInstances".into()),
+            }
+        );
+        assert_eq!(m5.factor(), dec("1.2"));
+
+        let fee = &c.custom_line_items[0];
+        assert_eq!(fee.name, "managed-service-fee");
+        assert_eq!(fee.account_id, "111111111111");
+        assert_eq!(fee.kind, CustomKind::Fee);
+        assert_eq!(fee.amount, CustomAmount::Flat(dec("500.00")));
+        assert_eq!(
+            (fee.from, fee.until),
+            (period("2025-01"), Some(period("2026-01")))
+        );
+        assert_eq!(fee.description, "Managed services");
+
+        let vat = c.tax_profile("ie-vat").unwrap();
+        assert_eq!(
+            (vat.label.as_str(), vat.percent, vat.reverse_charge),
+            ("VAT", dec("23"), false)
+        );
+
+        assert_eq!(c.fx_rate(period("2025-11"), "EUR"), Some(dec("0.9210")));
+        assert_eq!(c.fx_rate(period("2025-11"), "GBP"), Some(dec("0.7890")));
+        assert_eq!(c.fx_rate(period("2025-10"), "EUR"), None);
+        assert_eq!(c.hash, sha256_hex(SPEC_EXAMPLE));
+        assert_eq!(c.source_name, "billing.toml");
+    }
+
+    #[test]
+    fn optional_sections_and_defaults() {
+        let c = valid(BASE);
+        assert_eq!(c.io, IoDefaults::default());
+        assert_eq!(c.transfer, None);
+        assert_eq!(c.invoice, InvoiceSettings::default());
+        assert_eq!(c.invoice.number_prefix, "INV");
+        assert_eq!(c.invoice.payment_terms_days, 30);
+        let acme = c.group("acme").unwrap();
+        assert_eq!(acme.display_name, "acme");
+        assert_eq!(acme.currency, USD);
+        assert_eq!(acme.primary_account_id, "111111111111");
+        assert_eq!(acme.tax_profile, None);
+        let plan = c.plan("standard").unwrap();
+        assert_eq!(
+            (
+                plan.credits,
+                plan.refunds,
+                plan.private_discounts,
+                plan.aws_tax,
+                plan.support
+            ),
+            (
+                Policy::Drop,
+                Policy::Drop,
+                Policy::Drop,
+                Policy::Drop,
+                Policy::Drop
+            )
+        );
+        assert_eq!(plan.commitments, CommitmentPolicy::Group);
+    }
+
+    #[test]
+    fn an_empty_file_is_a_valid_configuration_with_no_groups() {
+        let c = valid("");
+        assert!(c.groups.is_empty());
+        assert_eq!(
+            c.hash,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn hash_is_sha256_of_the_text() {
+        let c = valid(BASE);
+        assert_eq!(c.hash.len(), 64);
+        assert_eq!(c.hash, sha256_hex(BASE));
+        assert_ne!(c.hash, valid(&with("# a comment changes the hash")).hash);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_in_file_order() {
+        let text = r#"
+[[billing-group]]
+name = "Acme Corp"
+payer-account-id = "1111"
+pricing-plan = "resellr"
+currency = "eur"
+
+[[billing-group]]
+name = "globex"
+pricing-plan = "standard"
+
+[[pricing-plan]]
+name = "standard"
+rules = ["missing-rule"]
+
+[[pricing-rule]]
+name = "too-much"
+scope = "global"
+type = "discount"
+percent = 150
+"#;
+        let problems = problems(text);
+        assert_eq!(problems.len(), 7, "{problems:#?}");
+        assert_contains(
+            &problems[0],
+            &[
+                "billing.toml:3:8:",
+                "\"Acme Corp\" name",
+                "safe path segment",
+            ],
+        );
+        assert_contains(
+            &problems[1],
+            &["billing.toml:4:", "payer-account-id", "12 digits"],
+        );
+        assert_contains(
+            &problems[2],
+            &["billing.toml:5:", "unknown pricing plan \"resellr\""],
+        );
+        assert_contains(&problems[3], &["billing.toml:6:", "ISO 4217"]);
+        assert_contains(
+            &problems[4],
+            &[
+                "billing.toml:8:",
+                "[[billing-group]] \"globex\"",
+                "payer-account-id",
+            ],
+        );
+        assert_contains(
+            &problems[5],
+            &["billing.toml:14:", "unknown pricing rule \"missing-rule\""],
+        );
+        assert_contains(&problems[6], &["billing.toml:20:", "cannot exceed 100"]);
+    }
+
+    #[test]
+    fn error_display_lists_every_problem_on_its_own_line() {
+        let err = parse(
+            "[[billing-group]]\nname = \"acme\"\npricing-plan = \"nope\"\n",
+            "conf/billing.toml",
+        )
+        .unwrap_err();
+        assert_eq!(err.source_name, "conf/billing.toml");
+        let shown = err.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3, "{shown}");
+        assert_eq!(
+            lines[0],
+            "invalid configuration conf/billing.toml (2 problems):"
+        );
+        assert!(lines[1].starts_with("  conf/billing.toml:1:1: [[billing-group]] \"acme\": "));
+        assert!(lines[2].starts_with("  conf/billing.toml:3:16: [[billing-group]] \"acme\" pricing-plan: unknown pricing plan \"nope\""));
+    }
+
+    #[test]
+    fn factor_of_markup_discount_and_tiering() {
+        let rule = |adjustment| PricingRule {
+            name: "r".into(),
+            scope: RuleScope::Global,
+            adjustment,
+        };
+        assert_eq!(rule(Adjustment::Markup(dec("20"))).factor(), dec("1.2"));
+        assert_eq!(rule(Adjustment::Discount(dec("5"))).factor(), dec("0.95"));
+        assert_eq!(rule(Adjustment::Discount(dec("100"))).factor(), dec("0"));
+        assert_eq!(
+            rule(Adjustment::Discount(dec("12.345678"))).factor(),
+            dec("0.87654322")
+        );
+        assert_eq!(
+            rule(Adjustment::Tiering { free_tier: true }).factor(),
+            Decimal::ONE
+        );
+    }
+
+    #[test]
+    fn scope_names() {
+        assert_eq!(RuleScope::Global.as_str(), "global");
+        assert_eq!(
+            RuleScope::Service {
+                service: "S".into()
+            }
+            .as_str(),
+            "service"
+        );
+        assert_eq!(
+            RuleScope::BillingEntity {
+                billing_entity: "AWS".into()
+            }
+            .as_str(),
+            "billing-entity"
+        );
+        let sku = RuleScope::Sku {
+            service: "S".into(),
+            usage_type: None,
+            operation: Some("Op".into()),
+        };
+        assert_eq!(sku.as_str(), "sku");
+        assert!(
+            sku.specificity()
+                > RuleScope::Service {
+                    service: "S".into()
+                }
+                .specificity()
+        );
+    }
+
+    #[test]
+    fn custom_line_item_is_active_from_inclusive_until_exclusive() {
+        let c = valid(&with(
+            r#"
+[[custom-line-item]]
+name = "fee"
+billing-group = "acme"
+type = "fee"
+flat = 500
+from = "2025-01"
+
+[[custom-line-item]]
+name = "march-credit"
+billing-group = "acme"
+type = "credit"
+flat = 100
+from = "2025-03"
+until = "2025-04"
+"#,
+        ));
+        let fee = &c.custom_line_items[0];
+        let credit = &c.custom_line_items[1];
+        assert!(!fee.active_in(period("2024-12")));
+        assert!(fee.active_in(period("2025-01")));
+        assert!(fee.active_in(period("2030-06")));
+        assert!(!credit.active_in(period("2025-02")));
+        assert!(credit.active_in(period("2025-03")));
+        assert!(!credit.active_in(period("2025-04")));
+        assert_eq!(c.custom_items_in("acme", period("2025-03")).count(), 2);
+        assert_eq!(c.custom_items_in("acme", period("2025-04")).count(), 1);
+        assert_eq!(credit.kind.sign(), Decimal::NEGATIVE_ONE);
+    }
+
+    #[test]
+    fn fx_rate_is_one_for_usd() {
+        let c = valid(BASE);
+        assert_eq!(c.fx_rate(period("2025-11"), USD), Some(Decimal::ONE));
+        assert_eq!(c.fx_rate(period("2025-11"), "EUR"), None);
+    }
+
+    #[test]
+    fn check_fx_reports_every_missing_group_currency_period() {
+        let c = valid(
+            r#"
+[[billing-group]]
+name = "acme"
+payer-account-id = "111111111111"
+pricing-plan = "p"
+currency = "EUR"
+
+[[billing-group]]
+name = "globex"
+accounts = ["222222222222"]
+pricing-plan = "p"
+currency = "GBP"
+
+[[billing-group]]
+name = "initech"
+accounts = ["333333333333"]
+pricing-plan = "p"
+
+[[pricing-plan]]
+name = "p"
+
+[fx."2025-11"]
+EUR = "0.9210"
+GBP = 0.789
+"#,
+        );
+        assert_eq!(c.check_fx(&[period("2025-11")]), Ok(()));
+        assert_eq!(c.check_fx(&[]), Ok(()));
+        let err = c
+            .check_fx(&[period("2025-10"), period("2025-11"), period("2025-12")])
+            .unwrap_err();
+        let problems: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert_contains(
+            &problems[0],
+            &[
+                "billing.toml: [[billing-group]] \"acme\" currency",
+                "EUR",
+                "2025-10",
+                "[fx.\"2025-10\"]",
+            ],
+        );
+        assert_contains(&problems[1], &["\"acme\"", "2025-12"]);
+        assert_contains(&problems[2], &["\"globex\"", "GBP", "2025-10"]);
+        assert_contains(&problems[3], &["\"globex\"", "GBP", "2025-12"]);
+    }
+
+    #[test]
+    fn load_reads_a_file_and_names_it_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("billing.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let c = load(&path).unwrap();
+        assert_eq!(c.source_name, path.display().to_string());
+
+        std::fs::write(&path, "[[billing-group]]\nname = \"acme\"\n").unwrap();
+        let err = load(&path).unwrap_err();
+        assert!(
+            err.problems[0]
+                .location
+                .starts_with(&format!("{}:1:1", path.display())),
+            "{err}"
+        );
+
+        let missing = load(&dir.path().join("nope.toml")).unwrap_err();
+        assert_contains(&missing.to_string(), &["nope.toml", "cannot read"]);
+    }
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let text = "a = 1\nbé = \"x\"\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        assert_eq!(line_col(text, 10), (2, 4));
+        assert_eq!(line_col(text, 8), (2, 2)); // inside 'é': clamps to its start
+    }
+}

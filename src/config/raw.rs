@@ -1,0 +1,666 @@
+//! The raw serde model of `billing.toml`: exactly what the file says, before any check.
+//!
+//! The file is read one section (and one array entry) at a time, so a typo in the first group
+//! does not hide the problems in the groups, plans and rules after it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
+use toml::de::{DeArray, DeString, DeTable, DeValue, ValueDeserializer};
+
+use super::{CommitmentPolicy, CustomKind, Policy, Report};
+use crate::period::Period;
+
+/// Top-level keys holding arrays of tables (`[[billing-group]]` …), read entry by entry.
+const ARRAY_SECTIONS: [&str; 5] = [
+    "billing-group",
+    "pricing-plan",
+    "pricing-rule",
+    "custom-line-item",
+    "tax-profile",
+];
+
+/// The whole file. Every field is optional here; `validate` decides what is required.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawConfig {
+    pub io: Option<RawIo>,
+    pub transfer: Option<RawTransfer>,
+    pub invoice: Option<RawInvoice>,
+    pub storage: Option<RawStorage>,
+    #[serde(default)]
+    pub billing_group: Vec<Spanned<RawGroup>>,
+    #[serde(default)]
+    pub pricing_plan: Vec<Spanned<RawPlan>>,
+    #[serde(default)]
+    pub pricing_rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub custom_line_item: Vec<Spanned<RawCustomLineItem>>,
+    #[serde(default)]
+    pub tax_profile: Vec<Spanned<RawTaxProfile>>,
+    /// `[fx."YYYY-MM"]` tables of `CUR = rate`; keys are checked in `validate`.
+    #[serde(default)]
+    pub fx: BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<Scalar>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "an [io] table"
+)]
+pub(super) struct RawIo {
+    pub input: Option<Spanned<String>>,
+    pub output: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [transfer] table"
+)]
+pub(super) struct RawTransfer {
+    pub account_id: Spanned<Scalar>,
+    pub name: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "an [invoice] table"
+)]
+pub(super) struct RawInvoice {
+    pub issuer: Option<RawParty>,
+    pub number_prefix: Option<Spanned<String>>,
+    pub payment_terms_days: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [storage] table"
+)]
+pub(super) struct RawStorage {
+    pub endpoint: Option<Spanned<String>>,
+    pub region: Option<Spanned<String>>,
+    pub allow_http: Option<bool>,
+    pub virtual_hosted_style: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a party table { name = \"…\", address = [\"…\"], tax-id = \"…\" }"
+)]
+pub(super) struct RawParty {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub address: Vec<String>,
+    pub tax_id: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [[billing-group]] table"
+)]
+pub(super) struct RawGroup {
+    pub name: Spanned<String>,
+    pub display_name: Option<Spanned<String>>,
+    pub payer_account_id: Option<Spanned<Scalar>>,
+    pub accounts: Option<Spanned<Vec<Spanned<Scalar>>>>,
+    pub primary_account_id: Option<Spanned<Scalar>>,
+    pub pricing_plan: Spanned<String>,
+    pub currency: Option<Spanned<String>>,
+    pub tax_profile: Option<Spanned<String>>,
+    pub bill_to: Option<RawParty>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [[pricing-plan]] table"
+)]
+pub(super) struct RawPlan {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<String>>,
+    pub credits: Option<Policy>,
+    pub refunds: Option<Policy>,
+    pub private_discounts: Option<Policy>,
+    pub aws_tax: Option<Spanned<Policy>>,
+    pub support: Option<Policy>,
+    pub commitments: Option<CommitmentPolicy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum ScopeKind {
+    Global,
+    Service,
+    BillingEntity,
+    Sku,
+}
+
+impl ScopeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Global => "global",
+            ScopeKind::Service => "service",
+            ScopeKind::BillingEntity => "billing-entity",
+            ScopeKind::Sku => "sku",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum AdjustmentKind {
+    Discount,
+    Markup,
+    Tiering,
+}
+
+impl AdjustmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdjustmentKind::Discount => "discount",
+            AdjustmentKind::Markup => "markup",
+            AdjustmentKind::Tiering => "tiering",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [[pricing-rule]] table"
+)]
+pub(super) struct RawRule {
+    pub name: Spanned<String>,
+    pub scope: Spanned<ScopeKind>,
+    #[serde(rename = "type")]
+    pub kind: Spanned<AdjustmentKind>,
+    pub service: Option<Spanned<String>>,
+    pub billing_entity: Option<Spanned<String>>,
+    pub usage_type: Option<Spanned<String>>,
+    pub operation: Option<Spanned<String>>,
+    pub percent: Option<Spanned<Scalar>>,
+    pub free_tier: Option<Spanned<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [[custom-line-item]] table"
+)]
+pub(super) struct RawCustomLineItem {
+    pub name: Spanned<String>,
+    pub billing_group: Spanned<String>,
+    pub account_id: Option<Spanned<Scalar>>,
+    #[serde(rename = "type")]
+    pub kind: CustomKind,
+    pub flat: Option<Spanned<Scalar>>,
+    pub percent: Option<Spanned<Scalar>>,
+    pub base_includes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub service: Option<Spanned<RawServiceFilter>>,
+    pub exclude_savings_plan_negation: Option<Spanned<bool>>,
+    pub from: Spanned<Period>,
+    pub until: Option<Spanned<Period>>,
+    pub description: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "{ is = \"ServiceCode\" } or { not = \"ServiceCode\" }"
+)]
+pub(super) struct RawServiceFilter {
+    pub is: Option<Spanned<String>>,
+    pub not: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a [[tax-profile]] table"
+)]
+pub(super) struct RawTaxProfile {
+    pub name: Spanned<String>,
+    pub label: Option<Spanned<String>>,
+    pub percent: Option<Spanned<Scalar>>,
+    pub reverse_charge: Option<bool>,
+}
+
+/// A string or number as written. Numbers are kept apart from strings so that account ids
+/// written without quotes get a precise message, and so that decimals never go through `f64`:
+/// for a float, `validate` re-reads the literal text at the value's span.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Scalar {
+    Str(String),
+    Int(i128),
+    /// Only a marker that the literal is a TOML float; the value itself is never used.
+    Float,
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl Visitor<'_> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or a number")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Str(v.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+        Ok(Scalar::Str(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Int(v.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+        Ok(Scalar::Int(v.into()))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Scalar, E> {
+        Ok(Scalar::Int(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar, E> {
+        Ok(Scalar::Float)
+    }
+}
+
+impl RawConfig {
+    /// Merges a section read on its own. TOML forbids repeating a key, so nothing is overwritten.
+    fn absorb(&mut self, part: RawConfig) {
+        self.io = self.io.take().or(part.io);
+        self.transfer = self.transfer.take().or(part.transfer);
+        self.invoice = self.invoice.take().or(part.invoice);
+        self.storage = self.storage.take().or(part.storage);
+        self.billing_group.extend(part.billing_group);
+        self.pricing_plan.extend(part.pricing_plan);
+        self.pricing_rule.extend(part.pricing_rule);
+        self.custom_line_item.extend(part.custom_line_item);
+        self.tax_profile.extend(part.tax_profile);
+        self.fx.extend(part.fx);
+    }
+}
+
+/// The raw model plus what could not be read.
+#[derive(Debug, Default)]
+pub(super) struct Read {
+    pub raw: RawConfig,
+    /// `(section, name)` of array entries that failed to deserialize: references to them are
+    /// not reported a second time as unknown names.
+    pub broken: BTreeSet<(String, String)>,
+}
+
+/// Parses the TOML text into the raw model, reporting every syntax and shape problem.
+pub(super) fn read(text: &str, report: &mut Report) -> Read {
+    let (doc, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        // After a syntax error the recovered document is a guess: checking it would only add
+        // confusing follow-up problems, so report the syntax alone.
+        for e in errors {
+            report.add(e.span().map(|s| s.start), "", e.message());
+        }
+        return Read::default();
+    }
+    let mut read = Read::default();
+    for (key, value) in doc.into_inner() {
+        for piece in split(key, value) {
+            match RawConfig::deserialize(ValueDeserializer::from(piece.doc)) {
+                Ok(part) => read.raw.absorb(part),
+                Err(e) => {
+                    let offset = e.span().map_or(piece.offset, |s| s.start);
+                    report.add(Some(offset), piece.path, e.message());
+                    if let Some(name) = piece.name {
+                        read.broken.insert((piece.section, name));
+                    }
+                }
+            }
+        }
+    }
+    read
+}
+
+/// A one-key document holding one section, or one entry of an array section.
+struct Piece<'i> {
+    doc: Spanned<DeValue<'i>>,
+    path: String,
+    section: String,
+    name: Option<String>,
+    offset: usize,
+}
+
+fn split<'i>(key: Spanned<DeString<'i>>, value: Spanned<DeValue<'i>>) -> Vec<Piece<'i>> {
+    let section = key.get_ref().to_string();
+    let is_array = matches!(value.get_ref(), DeValue::Array(_));
+    if !(is_array && ARRAY_SECTIONS.contains(&section.as_str())) {
+        let offset = key.span().start;
+        let path = format!("[{section}]");
+        return vec![Piece {
+            doc: document(key, value),
+            path,
+            section,
+            name: None,
+            offset,
+        }];
+    }
+    let DeValue::Array(entries) = value.into_inner() else {
+        unreachable!("checked above")
+    };
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let name = entry_name(&entry);
+            let path = match &name {
+                Some(name) => super::item_path(&section, name),
+                None => format!("[[{section}]] #{}", i + 1),
+            };
+            let offset = entry.span().start;
+            let span = entry.span();
+            let mut one = DeArray::new();
+            one.push(entry);
+            let doc = document(key.clone(), Spanned::new(span, DeValue::Array(one)));
+            Piece {
+                doc,
+                path,
+                section: section.clone(),
+                name,
+                offset,
+            }
+        })
+        .collect()
+}
+
+/// `{ key = value }` as a document the `RawConfig` deserializer accepts.
+fn document<'i>(key: Spanned<DeString<'i>>, value: Spanned<DeValue<'i>>) -> Spanned<DeValue<'i>> {
+    let span = value.span();
+    let mut table = DeTable::new();
+    table.insert(key, value);
+    Spanned::new(span, DeValue::Table(table))
+}
+
+/// The `name` of an array entry, read before deserializing so that problems can name it.
+fn entry_name(entry: &Spanned<DeValue<'_>>) -> Option<String> {
+    Some(
+        entry
+            .get_ref()
+            .as_table()?
+            .get("name")?
+            .get_ref()
+            .as_str()?
+            .to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use rust_decimal::Decimal;
+
+    use super::super::testing::*;
+    use super::super::{Adjustment, CustomAmount};
+
+    fn rule_percent(literal: &str) -> Decimal {
+        let text = with(&format!(
+            "[[pricing-rule]]\nname = \"r\"\nscope = \"global\"\ntype = \"markup\"\npercent = {literal}\n"
+        ));
+        match valid(&text).rule("r").unwrap().adjustment {
+            Adjustment::Markup(p) => p,
+            ref other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn float_literals_are_read_exactly_never_through_f64() {
+        assert_eq!(rule_percent("7.15"), Decimal::from_str("7.15").unwrap());
+        assert_eq!(rule_percent("0.1").to_string(), "0.1");
+        assert_eq!(rule_percent("+2.5"), Decimal::from_str("2.5").unwrap());
+        assert_eq!(
+            rule_percent("1_000.5"),
+            Decimal::from_str("1000.5").unwrap()
+        );
+        assert_eq!(rule_percent("1.5e1"), Decimal::from_str("15").unwrap());
+        assert_eq!(rule_percent("25e-1"), Decimal::from_str("2.5").unwrap());
+        assert_eq!(
+            rule_percent("12.345678"),
+            Decimal::from_str("12.345678").unwrap()
+        );
+    }
+
+    #[test]
+    fn decimal_strings_and_integers_are_accepted() {
+        assert_eq!(rule_percent("\"7.5\""), Decimal::from_str("7.5").unwrap());
+        assert_eq!(rule_percent("20"), Decimal::from(20));
+        let c = valid(&with(
+            "[[custom-line-item]]\nname = \"f\"\nbilling-group = \"acme\"\ntype = \"fee\"\nflat = 1234.5678\nfrom = \"2025-01\"\n",
+        ));
+        assert_eq!(
+            c.custom_line_items[0].amount,
+            CustomAmount::Flat(Decimal::from_str("1234.5678").unwrap())
+        );
+    }
+
+    #[test]
+    fn non_numbers_are_rejected_with_their_location() {
+        let rule = |v: &str| {
+            with(&format!(
+                "[[pricing-rule]]\nname = \"r\"\nscope = \"global\"\ntype = \"markup\"\npercent = {v}\n"
+            ))
+        };
+        assert_contains(
+            &only_problem(&rule("\"7,5\"")),
+            &["\"r\" percent", "not a decimal number"],
+        );
+        assert_contains(
+            &only_problem(&rule("inf")),
+            &["\"r\" percent", "not a finite decimal"],
+        );
+        assert_contains(&only_problem(&rule("nan")), &["not a finite decimal"]);
+        assert_contains(
+            &only_problem(&rule("true")),
+            &["[[pricing-rule]] \"r\"", "expected a string or a number"],
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_line_and_the_expected_keys() {
+        let text = "[[billing-group]]\nname = \"acme\"\npayer-account-id = \"111111111111\"\npricing-plna = \"x\"\n";
+        let problem = only_problem(text);
+        assert_contains(
+            &problem,
+            &[
+                "billing.toml:4:1: [[billing-group]] \"acme\"",
+                "unknown field `pricing-plna`",
+                "`pricing-plan`",
+            ],
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_several_entries_are_all_reported() {
+        let text = r#"
+[[billing-group]]
+name = "acme"
+payer-account-id = "111111111111"
+pricing-plan = "p"
+colour = "red"
+
+[[billing-group]]
+name = "globex"
+accounts = ["222222222222"]
+pricing-plan = "p"
+size = 3
+
+[[pricing-plan]]
+name = "p"
+rule = ["x"]
+
+[storage]
+bucket = "b"
+"#;
+        let problems = problems(text);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert_contains(
+            &problems[0],
+            &[":6:1: [[billing-group]] \"acme\"", "`colour`"],
+        );
+        assert_contains(
+            &problems[1],
+            &[":12:1: [[billing-group]] \"globex\"", "`size`"],
+        );
+        assert_contains(&problems[2], &[":16:1: [[pricing-plan]] \"p\"", "`rule`"]);
+        assert_contains(&problems[3], &[":19:1: [storage]", "`bucket`"]);
+    }
+
+    #[test]
+    fn unknown_keys_in_inline_tables_are_errors() {
+        let text = with("[invoice]\nissuer = { name = \"R\", adress = [\"x\"] }\n");
+        assert_contains(
+            &only_problem(&text),
+            &["[invoice]", "unknown field `adress`", "`address`"],
+        );
+    }
+
+    #[test]
+    fn unknown_section_is_an_error() {
+        let problem = only_problem(&with("[[billing-groups]]\nname = \"x\"\n"));
+        assert_contains(
+            &problem,
+            &[
+                "[billing-groups]",
+                "unknown field `billing-groups`",
+                "`billing-group`",
+            ],
+        );
+        let problem = only_problem(&with("[output]\npath = \"x\"\n"));
+        assert_contains(&problem, &["unknown field `output`"]);
+    }
+
+    #[test]
+    fn a_section_of_the_wrong_shape_is_an_error() {
+        let problem = only_problem("[billing-group]\nname = \"acme\"\n");
+        assert_contains(&problem, &["billing.toml:", "[billing-group]", "sequence"]);
+    }
+
+    #[test]
+    fn missing_required_keys_are_reported() {
+        let problem = only_problem(
+            "[[billing-group]]\nname = \"acme\"\npayer-account-id = \"111111111111\"\n",
+        );
+        assert_contains(
+            &problem,
+            &["[[billing-group]] \"acme\"", "missing field `pricing-plan`"],
+        );
+        let problem = only_problem(&with(
+            "[[custom-line-item]]\nname = \"f\"\nbilling-group = \"acme\"\ntype = \"fee\"\nflat = 1\n",
+        ));
+        assert_contains(
+            &problem,
+            &["[[custom-line-item]] \"f\"", "missing field `from`"],
+        );
+        let problem = only_problem(&with(
+            "[[pricing-rule]]\nscope = \"global\"\ntype = \"markup\"\npercent = 1\n",
+        ));
+        assert_contains(&problem, &["[[pricing-rule]] #2", "missing field `name`"]);
+    }
+
+    #[test]
+    fn bad_enum_values_name_the_choices() {
+        let problem = only_problem(&with(
+            "[[pricing-plan]]\nname = \"p2\"\ncredits = \"keep\"\n",
+        ));
+        assert_contains(
+            &problem,
+            &[
+                "[[pricing-plan]] \"p2\"",
+                "unknown variant `keep`",
+                "`drop`",
+                "`pass`",
+            ],
+        );
+        let problem = only_problem(&with(
+            "[[pricing-plan]]\nname = \"p2\"\ncommitments = \"ondemand\"\n",
+        ));
+        assert_contains(&problem, &["`on-demand`"]);
+        let problem = only_problem(&with(
+            "[[pricing-rule]]\nname = \"r\"\nscope = \"region\"\ntype = \"markup\"\npercent = 1\n",
+        ));
+        assert_contains(&problem, &["unknown variant `region`", "`billing-entity`"]);
+    }
+
+    #[test]
+    fn bad_period_is_reported_at_its_line() {
+        let text = with(
+            "[[custom-line-item]]\nname = \"f\"\nbilling-group = \"acme\"\ntype = \"fee\"\nflat = 1\nfrom = \"2025-13\"\n",
+        );
+        let problem = only_problem(&text);
+        let line = text.lines().position(|l| l.starts_with("from")).unwrap() + 1;
+        assert_contains(
+            &problem,
+            &[
+                &format!("billing.toml:{line}:8:"),
+                "\"2025-13\" is not a billing period",
+            ],
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_with_their_location() {
+        let problems = problems("[[billing-group]]\nname = \"acme\npricing-plan = \"p\"\n");
+        assert!(!problems.is_empty());
+        assert_contains(&problems[0], &["billing.toml:2:"]);
+        let problem = only_problem("[io]\ninput = \"a\"\ninput = \"b\"\n");
+        assert_contains(&problem, &["billing.toml:3:", "duplicate key"]);
+    }
+
+    #[test]
+    fn a_broken_entry_is_not_reported_again_as_an_unknown_name() {
+        // The plan cannot be read (typo'd key); the group that uses it must not add a second,
+        // misleading "unknown pricing plan" problem.
+        let text = r#"
+[[billing-group]]
+name = "acme"
+payer-account-id = "111111111111"
+pricing-plan = "p"
+
+[[pricing-plan]]
+name = "p"
+credit = "pass"
+"#;
+        assert_contains(
+            &only_problem(text),
+            &["[[pricing-plan]] \"p\"", "unknown field `credit`"],
+        );
+    }
+}

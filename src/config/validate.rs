@@ -1,0 +1,2179 @@
+//! Checks the raw model and builds the validated [`Config`], reporting every problem at once.
+//!
+//! Each entry is checked on its own and kept only if it had no problem; references between
+//! entries are checked against every name the file defines (valid or not), so a broken plan is
+//! reported once, where it is defined, and not again by every group that uses it.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use toml::Spanned;
+
+use super::raw::{
+    AdjustmentKind, RawConfig, RawCustomLineItem, RawGroup, RawInvoice, RawIo, RawParty, RawPlan,
+    RawRule, RawServiceFilter, RawStorage, RawTaxProfile, RawTransfer, Read, Scalar, ScopeKind,
+};
+use super::{
+    Adjustment, BillingGroup, Config, CustomAmount, CustomKind, CustomLineItem, InvoiceSettings,
+    IoDefaults, Members, Party, Policy, PricingPlan, PricingRule, Report, RuleScope, ServiceFilter,
+    StorageSettings, TaxProfile, Transfer, UNASSIGNED, USD, item_path, line_col,
+};
+use crate::period::Period;
+
+pub(super) const GROUP: &str = "billing-group";
+pub(super) const PLAN: &str = "pricing-plan";
+pub(super) const RULE: &str = "pricing-rule";
+pub(super) const ITEM: &str = "custom-line-item";
+pub(super) const TAX: &str = "tax-profile";
+
+/// Rule factors `1 ± p/100` then have at most 8 decimal places: exact in Decimal(16, 8).
+const MAX_PERCENT_PLACES: u32 = 6;
+/// Money is Decimal128 with scale 10 in the engine (SPEC 5.5).
+const MAX_MONEY_PLACES: u32 = 10;
+const MAX_GROUP_NAME_LEN: usize = 64;
+const MAX_PAYMENT_TERMS_DAYS: i64 = 365;
+
+/// Builds the plan. With problems in `report`, the result is incomplete and must not be used.
+pub(super) fn validate(read: Read, r: &mut Report) -> Config {
+    let Read { raw, broken } = read;
+    let names = Names::collect(&raw, &broken);
+    let tax_profiles = tax_profiles(&raw.tax_profile, r);
+    let rules = rules(&raw.pricing_rule, r);
+    let plans = plans(&raw.pricing_plan, &rules, &names, r);
+    let groups = groups(&raw.billing_group, &raw.pricing_plan, &names, r);
+    let custom_line_items = custom_line_items(&raw.custom_line_item, &groups, &names, r);
+    let RawConfig {
+        io: raw_io,
+        transfer,
+        invoice,
+        storage,
+        fx: raw_fx,
+        ..
+    } = raw;
+    Config {
+        io: raw_io.map(|x| io(&x, r)).unwrap_or_default(),
+        transfer: transfer.and_then(|x| self::transfer(&x, r)),
+        invoice: invoice.map(|x| self::invoice(&x, r)).unwrap_or_default(),
+        storage: storage.map(|x| self::storage(&x, r)).unwrap_or_default(),
+        groups,
+        plans,
+        rules,
+        custom_line_items,
+        tax_profiles,
+        fx: fx(&raw_fx, r),
+        hash: String::new(),
+        source_name: String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and references
+
+/// Every name each array section defines, including entries that failed to read or validate.
+struct Names {
+    defined: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Names {
+    fn collect(raw: &RawConfig, broken: &BTreeSet<(String, String)>) -> Self {
+        fn names<'a, T: 'a>(
+            entries: &'a [Spanned<T>],
+            name: impl Fn(&T) -> &Spanned<String> + 'a,
+        ) -> impl Iterator<Item = String> + 'a {
+            entries
+                .iter()
+                .map(move |e| name(e.get_ref()).get_ref().clone())
+        }
+        let mut defined: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let sections: [(&str, Vec<String>); 5] = [
+            (GROUP, names(&raw.billing_group, |x| &x.name).collect()),
+            (PLAN, names(&raw.pricing_plan, |x| &x.name).collect()),
+            (RULE, names(&raw.pricing_rule, |x| &x.name).collect()),
+            (ITEM, names(&raw.custom_line_item, |x| &x.name).collect()),
+            (TAX, names(&raw.tax_profile, |x| &x.name).collect()),
+        ];
+        for (section, list) in sections {
+            defined.entry(section.to_string()).or_default().extend(list);
+        }
+        for (section, name) in broken {
+            defined
+                .entry(section.clone())
+                .or_default()
+                .insert(name.clone());
+        }
+        Self { defined }
+    }
+
+    fn defines(&self, section: &str, name: &str) -> bool {
+        self.defined
+            .get(section)
+            .is_some_and(|names| names.contains(name))
+    }
+
+    /// Reports a reference to a name the file does not define; true when it is defined.
+    fn check(&self, section: &str, name: &Spanned<String>, path: String, r: &mut Report) -> bool {
+        if self.defines(section, name.get_ref()) {
+            return true;
+        }
+        r.at(name, path, self.unknown(section, name.get_ref()));
+        false
+    }
+
+    /// `unknown pricing plan "resellr"; defined pricing plans: reseller`
+    fn unknown(&self, section: &str, name: &str) -> String {
+        let kind = section.replace('-', " ");
+        let defined = self.defined.get(section).filter(|d| !d.is_empty());
+        match defined {
+            None => format!("unknown {kind} {name:?}: the file defines no [[{section}]]"),
+            Some(defined) => {
+                const SHOWN: usize = 20;
+                let mut list = defined
+                    .iter()
+                    .take(SHOWN)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if defined.len() > SHOWN {
+                    list.push_str(&format!(" and {} more", defined.len() - SHOWN));
+                }
+                format!("unknown {kind} {name:?}; defined {kind}s: {list}")
+            }
+        }
+    }
+}
+
+/// Names already used in one section, to report duplicates with the line of the first.
+#[derive(Default)]
+struct Seen(BTreeMap<String, usize>);
+
+impl Seen {
+    fn check(&mut self, section: &str, name: &Spanned<String>, r: &mut Report) {
+        let path = format!("{} name", item_path(section, name.get_ref()));
+        if name.get_ref().trim().is_empty() {
+            r.at(name, path, "name must not be empty");
+            return;
+        }
+        match self.0.entry(name.get_ref().clone()) {
+            Entry::Vacant(e) => {
+                e.insert(name.span().start);
+            }
+            Entry::Occupied(e) => {
+                let (line, _) = line_col(r.text, *e.get());
+                let msg = format!(
+                    "duplicate name: another [[{section}]] named {:?} is defined on line {line}; \
+                     names must be unique",
+                    name.get_ref()
+                );
+                r.at(name, path, msg);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars
+
+/// A non-blank string.
+fn text(s: &Spanned<String>, path: String, r: &mut Report) -> Option<String> {
+    if s.get_ref().trim().is_empty() {
+        r.at(s, path, "must not be empty");
+        return None;
+    }
+    Some(s.get_ref().clone())
+}
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A 12-digit AWS account id, written as a string.
+fn account_id(s: &Spanned<Scalar>, path: String, r: &mut Report) -> Option<String> {
+    let msg = match s.get_ref() {
+        Scalar::Str(v) if is_account_id(v) => return Some(v.clone()),
+        Scalar::Str(v) => {
+            format!("{v:?} is not an AWS account id: expected 12 digits, e.g. \"012345678901\"")
+        }
+        // The number is what the user typed minus leading zeros, so suggest it zero-padded.
+        Scalar::Int(n) if (0..=999_999_999_999).contains(n) => format!(
+            "account ids must be quoted strings: write \"{n:012}\" (a bare number loses leading \
+             zeros)"
+        ),
+        Scalar::Int(n) => format!("{n} is not an AWS account id: expected 12 digits in quotes"),
+        Scalar::Float => "not an AWS account id: expected 12 digits in quotes".to_string(),
+    };
+    r.at(s, path, msg);
+    None
+}
+
+/// An exact decimal from a string, an integer, or a float literal re-read from the text.
+fn decimal(s: &Spanned<Scalar>, path: String, r: &mut Report) -> Option<Decimal> {
+    let parsed = match s.get_ref() {
+        Scalar::Str(v) => Decimal::from_str_exact(v.trim())
+            .map_err(|_| format!("{v:?} is not a decimal number: write e.g. \"7.5\" or 7.5")),
+        Scalar::Int(n) => Decimal::try_from_i128_with_scale(*n, 0)
+            .map_err(|_| format!("{n} is too large for a decimal")),
+        Scalar::Float => float_literal(r.text.get(s.span()).unwrap_or_default()),
+    };
+    parsed.map_err(|msg| r.at(s, path, msg)).ok()
+}
+
+/// TOML floats arrive in serde as `f64`; re-reading the literal keeps `7.15` exactly 7.15.
+fn float_literal(literal: &str) -> Result<Decimal, String> {
+    let digits: String = literal
+        .trim()
+        .trim_start_matches('+')
+        .chars()
+        .filter(|&c| c != '_')
+        .collect();
+    let parsed = match digits.split_once(['e', 'E']) {
+        // `from_scientific` parses its mantissa leniently: check first that it is exact.
+        Some((mantissa, _)) => {
+            Decimal::from_str_exact(mantissa).and_then(|_| Decimal::from_scientific(&digits))
+        }
+        None => Decimal::from_str_exact(&digits),
+    };
+    parsed.map_err(|_| {
+        format!("{literal} is not a finite decimal number that fits exactly; write e.g. \"7.5\"")
+    })
+}
+
+fn places(d: Decimal) -> u32 {
+    d.normalize().scale()
+}
+
+/// A percentage: not negative, at most [`MAX_PERCENT_PLACES`] decimal places.
+fn percent(s: &Spanned<Scalar>, path: String, r: &mut Report) -> Option<Decimal> {
+    let p = decimal(s, path.clone(), r)?;
+    if p < Decimal::ZERO {
+        r.at(s, path, format!("percentages cannot be negative (got {p})"));
+        return None;
+    }
+    if places(p) > MAX_PERCENT_PLACES {
+        let msg = format!(
+            "{p} has {} decimal places; percentages allow at most {MAX_PERCENT_PLACES} (this \
+             keeps rule factors exact)",
+            places(p)
+        );
+        r.at(s, path, msg);
+        return None;
+    }
+    Some(p.normalize())
+}
+
+fn is_currency(s: &str) -> bool {
+    s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+fn currency(s: &Spanned<String>, path: String, r: &mut Report) -> Option<String> {
+    if is_currency(s.get_ref()) {
+        return Some(s.get_ref().clone());
+    }
+    let msg = format!(
+        "{:?} is not an ISO 4217 currency code: expected 3 upper-case letters, e.g. \"EUR\"",
+        s.get_ref()
+    );
+    r.at(s, path, msg);
+    None
+}
+
+fn party(p: &RawParty, path: &str, r: &mut Report) -> Option<Party> {
+    let mark = r.count();
+    let name = text(&p.name, format!("{path} name"), r);
+    let tax_id = p
+        .tax_id
+        .as_ref()
+        .and_then(|t| text(t, format!("{path} tax-id"), r));
+    if r.count() > mark {
+        return None;
+    }
+    Some(Party {
+        name: name?,
+        address: p.address.clone(),
+        tax_id,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tax profiles
+
+fn tax_profiles(raws: &[Spanned<RawTaxProfile>], r: &mut Report) -> Vec<TaxProfile> {
+    let mut seen = Seen::default();
+    raws.iter()
+        .filter_map(|t| tax_profile(t, &mut seen, r))
+        .collect()
+}
+
+fn tax_profile(
+    raw: &Spanned<RawTaxProfile>,
+    seen: &mut Seen,
+    r: &mut Report,
+) -> Option<TaxProfile> {
+    let x = raw.get_ref();
+    let path = item_path(TAX, x.name.get_ref());
+    let mark = r.count();
+    seen.check(TAX, &x.name, r);
+    let label = match &x.label {
+        Some(label) => text(label, format!("{path} label"), r),
+        None => Some("Tax".to_string()),
+    };
+    let reverse_charge = x.reverse_charge.unwrap_or(false);
+    let percent = match &x.percent {
+        // Reverse charge: the customer self-assesses, the invoice carries 0 % and a legal note.
+        None if reverse_charge => Some(Decimal::ZERO),
+        None => {
+            let msg = "a tax profile needs `percent` (e.g. percent = 23), or reverse-charge = true \
+                       for a 0 % reverse-charge profile";
+            r.at(raw, path.clone(), msg);
+            None
+        }
+        Some(s) => percent(s, format!("{path} percent"), r).filter(|p| {
+            let msg = if reverse_charge && !p.is_zero() {
+                format!(
+                    "a reverse-charge profile charges 0 % (got {p}): set percent = 0 or remove it"
+                )
+            } else if *p > Decimal::ONE_HUNDRED {
+                format!("a tax rate cannot exceed 100 % (got {p})")
+            } else {
+                return true;
+            };
+            r.at(s, format!("{path} percent"), msg);
+            false
+        }),
+    };
+    if r.count() > mark {
+        return None;
+    }
+    Some(TaxProfile {
+        name: x.name.get_ref().clone(),
+        label: label?,
+        percent: percent?,
+        reverse_charge,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pricing rules
+
+fn rules(raws: &[Spanned<RawRule>], r: &mut Report) -> Vec<PricingRule> {
+    let mut seen = Seen::default();
+    raws.iter().filter_map(|x| rule(x, &mut seen, r)).collect()
+}
+
+fn rule(raw: &Spanned<RawRule>, seen: &mut Seen, r: &mut Report) -> Option<PricingRule> {
+    let x = raw.get_ref();
+    let path = item_path(RULE, x.name.get_ref());
+    let mark = r.count();
+    seen.check(RULE, &x.name, r);
+    let scope = rule_scope(x, &path, r);
+    let adjustment = adjustment(x, &path, r);
+    if r.count() > mark {
+        return None;
+    }
+    Some(PricingRule {
+        name: x.name.get_ref().clone(),
+        scope: scope?,
+        adjustment: adjustment?,
+    })
+}
+
+fn rule_scope(x: &RawRule, path: &str, r: &mut Report) -> Option<RuleScope> {
+    let kind = *x.scope.get_ref();
+    let allowed: &[&str] = match kind {
+        ScopeKind::Global => &[],
+        ScopeKind::Service => &["service"],
+        ScopeKind::BillingEntity => &["billing-entity"],
+        ScopeKind::Sku => &["service", "usage-type", "operation"],
+    };
+    let keys = [
+        ("service", &x.service, "scope = \"service\" or \"sku\""),
+        (
+            "billing-entity",
+            &x.billing_entity,
+            "scope = \"billing-entity\"",
+        ),
+        ("usage-type", &x.usage_type, "scope = \"sku\""),
+        ("operation", &x.operation, "scope = \"sku\""),
+    ];
+    for (key, value, fits) in keys {
+        if let Some(value) = value
+            && !allowed.contains(&key)
+        {
+            let msg = format!(
+                "`{key}` does not apply to a {} rule: use {fits}, or remove it",
+                kind.as_str()
+            );
+            r.at(value, format!("{path} {key}"), msg);
+        }
+    }
+
+    // A required key: reported at `scope`, which is what makes it required.
+    let required = |value: &Option<Spanned<String>>, key: &str, r: &mut Report| match value {
+        Some(v) => text(v, format!("{path} {key}"), r),
+        None => {
+            let msg = format!("a {} rule needs `{key} = \"…\"`", kind.as_str());
+            r.at(&x.scope, format!("{path} {key}"), msg);
+            None
+        }
+    };
+    match kind {
+        ScopeKind::Global => Some(RuleScope::Global),
+        ScopeKind::Service => Some(RuleScope::Service {
+            service: required(&x.service, "service", r)?,
+        }),
+        ScopeKind::BillingEntity => Some(RuleScope::BillingEntity {
+            billing_entity: required(&x.billing_entity, "billing-entity", r)?,
+        }),
+        ScopeKind::Sku => {
+            let service = required(&x.service, "service", r);
+            if x.usage_type.is_none() && x.operation.is_none() {
+                let msg = "a sku rule needs `usage-type` and/or `operation` (a rule for a whole \
+                           service is scope = \"service\")";
+                r.at(&x.scope, format!("{path} scope"), msg);
+            }
+            let usage_type = x
+                .usage_type
+                .as_ref()
+                .and_then(|v| text(v, format!("{path} usage-type"), r));
+            let operation = x
+                .operation
+                .as_ref()
+                .and_then(|v| text(v, format!("{path} operation"), r));
+            Some(RuleScope::Sku {
+                service: service?,
+                usage_type,
+                operation,
+            })
+        }
+    }
+}
+
+fn adjustment(x: &RawRule, path: &str, r: &mut Report) -> Option<Adjustment> {
+    let kind = *x.kind.get_ref();
+    match kind {
+        AdjustmentKind::Discount | AdjustmentKind::Markup => {
+            if let Some(free_tier) = &x.free_tier {
+                let msg = "`free-tier` only applies to type = \"tiering\"; remove it";
+                r.at(free_tier, format!("{path} free-tier"), msg);
+            }
+            let Some(raw_percent) = &x.percent else {
+                let msg = format!("a {} rule needs `percent`, e.g. percent = 5", kind.as_str());
+                r.at(&x.kind, format!("{path} percent"), msg);
+                return None;
+            };
+            let p = percent(raw_percent, format!("{path} percent"), r)?;
+            if kind == AdjustmentKind::Markup {
+                return Some(Adjustment::Markup(p));
+            }
+            if p > Decimal::ONE_HUNDRED {
+                let msg = format!("a discount cannot exceed 100 % (got {p})");
+                r.at(raw_percent, format!("{path} percent"), msg);
+                return None;
+            }
+            Some(Adjustment::Discount(p))
+        }
+        AdjustmentKind::Tiering => {
+            if let Some(p) = &x.percent {
+                let msg = "a tiering rule takes no `percent`: use type = \"discount\" or \
+                           \"markup\" for a percentage";
+                r.at(p, format!("{path} percent"), msg);
+            }
+            match &x.free_tier {
+                Some(free_tier) if !*free_tier.get_ref() => {
+                    let msg = "free-tier = false (removing the AWS free tier) needs public price \
+                               tiers, which CUR input lacks; remove the rule or set free-tier = true";
+                    r.at(free_tier, format!("{path} free-tier"), msg);
+                    None
+                }
+                _ => Some(Adjustment::Tiering { free_tier: true }),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pricing plans
+
+fn plans(
+    raws: &[Spanned<RawPlan>],
+    rules: &[PricingRule],
+    names: &Names,
+    r: &mut Report,
+) -> Vec<PricingPlan> {
+    let mut seen = Seen::default();
+    raws.iter()
+        .filter_map(|x| plan(x.get_ref(), rules, names, &mut seen, r))
+        .collect()
+}
+
+fn plan(
+    x: &RawPlan,
+    rules: &[PricingRule],
+    names: &Names,
+    seen: &mut Seen,
+    r: &mut Report,
+) -> Option<PricingPlan> {
+    let path = item_path(PLAN, x.name.get_ref());
+    let mark = r.count();
+    seen.check(PLAN, &x.name, r);
+    // Exactly one rule applies to a line: the most specific. Two rules with the same scope
+    // would both be "most specific", so the scope is each rule's key within a plan.
+    let mut by_scope: BTreeMap<&RuleScope, &str> = BTreeMap::new();
+    let mut listed = BTreeSet::new();
+    for name in &x.rules {
+        let rules_path = format!("{path} rules");
+        if !listed.insert(name.get_ref()) {
+            r.at(
+                name,
+                rules_path,
+                format!("rule {:?} is listed twice", name.get_ref()),
+            );
+            continue;
+        }
+        if !names.check(RULE, name, rules_path.clone(), r) {
+            continue;
+        }
+        // A defined but invalid rule has its own problem; it cannot be compared here.
+        let Some(rule) = rules.iter().find(|rule| rule.name == *name.get_ref()) else {
+            continue;
+        };
+        match by_scope.entry(&rule.scope) {
+            Entry::Vacant(e) => {
+                e.insert(&rule.name);
+            }
+            Entry::Occupied(e) => {
+                let msg = format!(
+                    "rules {:?} and {:?} both apply to {} in this plan; keep one (exactly one \
+                     rule applies to a line)",
+                    e.get(),
+                    rule.name,
+                    rule.scope
+                );
+                r.at(name, rules_path, msg);
+            }
+        }
+    }
+    if r.count() > mark {
+        return None;
+    }
+    Some(PricingPlan {
+        name: x.name.get_ref().clone(),
+        rules: x.rules.iter().map(|n| n.get_ref().clone()).collect(),
+        credits: x.credits.unwrap_or_default(),
+        refunds: x.refunds.unwrap_or_default(),
+        private_discounts: x.private_discounts.unwrap_or_default(),
+        aws_tax: x.aws_tax.as_ref().map(|p| *p.get_ref()).unwrap_or_default(),
+        support: x.support.unwrap_or_default(),
+        commitments: x.commitments.unwrap_or_default(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Billing groups
+
+/// Which group already claimed each account and each organization.
+#[derive(Default)]
+struct Owners {
+    accounts: BTreeMap<String, String>,
+    payers: BTreeMap<String, String>,
+}
+
+fn groups(
+    raws: &[Spanned<RawGroup>],
+    raw_plans: &[Spanned<RawPlan>],
+    names: &Names,
+    r: &mut Report,
+) -> Vec<BillingGroup> {
+    let mut seen = Seen::default();
+    let mut owners = Owners::default();
+    raws.iter()
+        .filter_map(|x| group(x, raw_plans, names, &mut seen, &mut owners, r))
+        .collect()
+}
+
+fn group(
+    raw: &Spanned<RawGroup>,
+    raw_plans: &[Spanned<RawPlan>],
+    names: &Names,
+    seen: &mut Seen,
+    owners: &mut Owners,
+    r: &mut Report,
+) -> Option<BillingGroup> {
+    let x = raw.get_ref();
+    let path = item_path(GROUP, x.name.get_ref());
+    let mark = r.count();
+    seen.check(GROUP, &x.name, r);
+    group_name(&x.name, &path, r);
+    let display_name = match &x.display_name {
+        Some(d) => text(d, format!("{path} display-name"), r),
+        None => Some(x.name.get_ref().clone()),
+    };
+    let members = members(raw, &path, owners, r);
+    let primary_account_id = primary_account(x, members.as_ref(), &path, r);
+    names.check(PLAN, &x.pricing_plan, format!("{path} pricing-plan"), r);
+    let currency = match &x.currency {
+        Some(c) => currency(c, format!("{path} currency"), r),
+        None => Some(USD.to_string()),
+    };
+    if let Some(tax_profile) = &x.tax_profile
+        && names.check(TAX, tax_profile, format!("{path} tax-profile"), r)
+    {
+        double_tax(x, tax_profile, raw_plans, &path, r);
+    }
+    let bill_to = x
+        .bill_to
+        .as_ref()
+        .and_then(|p| party(p, &format!("{path} bill-to"), r));
+    if r.count() > mark {
+        return None;
+    }
+    Some(BillingGroup {
+        name: x.name.get_ref().clone(),
+        display_name: display_name?,
+        members: members?,
+        primary_account_id: primary_account_id?,
+        pricing_plan: x.pricing_plan.get_ref().clone(),
+        currency: currency?,
+        tax_profile: x.tax_profile.as_ref().map(|t| t.get_ref().clone()),
+        bill_to,
+    })
+}
+
+/// Group names become partition values and folder names: they must not escape the output
+/// prefix nor collide with the reserved `_unassigned` group.
+fn group_name(name: &Spanned<String>, path: &str, r: &mut Report) {
+    let s = name.get_ref().as_str();
+    let msg = if s.is_empty() {
+        return; // reported by `Seen`
+    } else if s == UNASSIGNED {
+        format!("{UNASSIGNED:?} is reserved for rows that belong to no group; pick another name")
+    } else if s.len() > MAX_GROUP_NAME_LEN {
+        format!(
+            "the name is {} characters long; at most {MAX_GROUP_NAME_LEN} are allowed",
+            s.len()
+        )
+    } else if is_safe_segment(s) {
+        return;
+    } else {
+        format!(
+            "{s:?} is not a safe path segment: use lower-case ASCII letters, digits, `-` and `_`, \
+             starting with a letter or digit (it becomes a partition value and a folder name)"
+        )
+    };
+    r.at(name, format!("{path} name"), msg);
+}
+
+fn is_safe_segment(s: &str) -> bool {
+    let lower_or_digit = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let mut bytes = s.as_bytes().iter();
+    bytes.next().is_some_and(lower_or_digit)
+        && bytes.all(|b| lower_or_digit(b) || *b == b'-' || *b == b'_')
+}
+
+fn members(
+    raw: &Spanned<RawGroup>,
+    path: &str,
+    owners: &mut Owners,
+    r: &mut Report,
+) -> Option<Members> {
+    let x = raw.get_ref();
+    let group = x.name.get_ref();
+    match (&x.payer_account_id, &x.accounts) {
+        (None, None) => {
+            let msg = "a billing group needs `payer-account-id = \"…\"` (a whole organization) \
+                       or `accounts = [\"…\"]` (a list of linked accounts)";
+            r.at(raw, path, msg);
+            None
+        }
+        (Some(_), Some(accounts)) => {
+            let msg = "set either payer-account-id (a whole organization) or accounts (a list of \
+                       linked accounts), not both";
+            r.at(accounts, format!("{path} accounts"), msg);
+            None
+        }
+        (Some(payer), None) => {
+            let id = account_id(payer, format!("{path} payer-account-id"), r)?;
+            if let Some(other) = owners.payers.get(&id) {
+                let msg = format!(
+                    "organization {id} is already billed to group {other:?}; a payer account \
+                     belongs to one group"
+                );
+                r.at(payer, format!("{path} payer-account-id"), msg);
+                return None;
+            }
+            owners.payers.insert(id.clone(), group.clone());
+            Some(Members::Organization {
+                payer_account_id: id,
+            })
+        }
+        (None, Some(accounts)) => {
+            let accounts_path = format!("{path} accounts");
+            if accounts.get_ref().is_empty() {
+                let msg = "accounts is empty: list at least one 12-digit account id";
+                r.at(accounts, accounts_path, msg);
+                return None;
+            }
+            let mut ids: Vec<String> = Vec::new();
+            for account in accounts.get_ref() {
+                let Some(id) = account_id(account, accounts_path.clone(), r) else {
+                    continue;
+                };
+                let msg = if ids.contains(&id) {
+                    format!("account {id} is listed twice")
+                } else if let Some(other) = owners.accounts.get(&id) {
+                    format!(
+                        "account {id} is already in group {other:?}; an account belongs to one \
+                         group"
+                    )
+                } else {
+                    ids.push(id);
+                    continue;
+                };
+                r.at(account, accounts_path.clone(), msg);
+            }
+            for id in &ids {
+                owners.accounts.insert(id.clone(), group.clone());
+            }
+            Some(Members::Accounts(ids))
+        }
+    }
+}
+
+fn primary_account(
+    x: &RawGroup,
+    members: Option<&Members>,
+    path: &str,
+    r: &mut Report,
+) -> Option<String> {
+    let Some(raw) = &x.primary_account_id else {
+        return match members? {
+            Members::Organization { payer_account_id } => Some(payer_account_id.clone()),
+            Members::Accounts(ids) => ids.first().cloned(),
+        };
+    };
+    let field = format!("{path} primary-account-id");
+    let id = account_id(raw, field.clone(), r)?;
+    if let Some(Members::Accounts(ids)) = members
+        && !ids.contains(&id)
+    {
+        let msg = format!(
+            "primary account {id} is not one of the group's accounts ({})",
+            ids.join(", ")
+        );
+        r.at(raw, field, msg);
+        return None;
+    }
+    Some(id)
+}
+
+/// AWS's own tax passed through plus customer tax from a profile would tax the customer twice.
+fn double_tax(
+    x: &RawGroup,
+    tax_profile: &Spanned<String>,
+    raw_plans: &[Spanned<RawPlan>],
+    path: &str,
+    r: &mut Report,
+) {
+    let plan = raw_plans
+        .iter()
+        .map(|p| p.get_ref())
+        .find(|p| p.name.get_ref() == x.pricing_plan.get_ref());
+    let Some(aws_tax) = plan.and_then(|p| p.aws_tax.as_ref()) else {
+        return;
+    };
+    if *aws_tax.get_ref() != Policy::Pass {
+        return;
+    }
+    let (line, _) = line_col(r.text, aws_tax.span().start);
+    let msg = format!(
+        "plan {:?} passes AWS tax through (aws-tax = \"pass\", line {line}) and this group adds \
+         customer tax from tax-profile {:?}: the customer would be taxed twice; set aws-tax = \
+         \"drop\" or remove tax-profile",
+        x.pricing_plan.get_ref(),
+        tax_profile.get_ref()
+    );
+    r.at(tax_profile, format!("{path} tax-profile"), msg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom line items
+
+/// What `base-includes` may name: each item's group and whether it is a flat amount.
+type Catalog<'a> = BTreeMap<&'a str, (&'a str, bool)>;
+
+fn custom_line_items(
+    raws: &[Spanned<RawCustomLineItem>],
+    groups: &[BillingGroup],
+    names: &Names,
+    r: &mut Report,
+) -> Vec<CustomLineItem> {
+    let catalog: Catalog = raws
+        .iter()
+        .map(|c| c.get_ref())
+        .map(|c| {
+            (
+                c.name.get_ref().as_str(),
+                (c.billing_group.get_ref().as_str(), c.flat.is_some()),
+            )
+        })
+        .collect();
+    let mut seen = Seen::default();
+    raws.iter()
+        .filter_map(|x| custom_line_item(x, groups, names, &catalog, &mut seen, r))
+        .collect()
+}
+
+fn custom_line_item(
+    raw: &Spanned<RawCustomLineItem>,
+    groups: &[BillingGroup],
+    names: &Names,
+    catalog: &Catalog,
+    seen: &mut Seen,
+    r: &mut Report,
+) -> Option<CustomLineItem> {
+    let x = raw.get_ref();
+    let path = item_path(ITEM, x.name.get_ref());
+    let mark = r.count();
+    seen.check(ITEM, &x.name, r);
+    names.check(GROUP, &x.billing_group, format!("{path} billing-group"), r);
+    let group = groups.iter().find(|g| g.name == *x.billing_group.get_ref());
+    let account_id = match &x.account_id {
+        Some(a) => account_id(a, format!("{path} account-id"), r),
+        None => group.map(|g| g.primary_account_id.clone()),
+    };
+    let amount = custom_amount(raw, catalog, names, &path, r);
+    let (from, until) = (*x.from.get_ref(), x.until.as_ref().map(|u| *u.get_ref()));
+    if let Some(raw_until) = &x.until
+        && *raw_until.get_ref() <= from
+    {
+        let msg = format!(
+            "until ({}) must be after from ({from}): until is the first period no longer charged",
+            raw_until.get_ref()
+        );
+        r.at(raw_until, format!("{path} until"), msg);
+    }
+    let description = match &x.description {
+        Some(d) => text(d, format!("{path} description"), r),
+        None => Some(x.name.get_ref().clone()),
+    };
+    if r.count() > mark {
+        return None;
+    }
+    Some(CustomLineItem {
+        name: x.name.get_ref().clone(),
+        billing_group: x.billing_group.get_ref().clone(),
+        account_id: account_id?,
+        kind: x.kind,
+        amount: amount?,
+        from,
+        until,
+        description: description?,
+    })
+}
+
+fn custom_amount(
+    raw: &Spanned<RawCustomLineItem>,
+    catalog: &Catalog,
+    names: &Names,
+    path: &str,
+    r: &mut Report,
+) -> Option<CustomAmount> {
+    let x = raw.get_ref();
+    match (&x.flat, &x.percent) {
+        (Some(_), Some(p)) => {
+            let msg = "set either flat (an amount) or percent (a percentage of a base), not both";
+            r.at(p, format!("{path} percent"), msg);
+            None
+        }
+        (None, None) => {
+            let msg = "a custom line item needs `flat = \"500.00\"` (USD per period) or \
+                       `percent = 8` (of the group's pro forma total)";
+            r.at(raw, path, msg);
+            None
+        }
+        (Some(flat), None) => flat_amount(x, flat, path, r).map(CustomAmount::Flat),
+        (None, Some(p)) => percent_amount(x, p, catalog, names, path, r),
+    }
+}
+
+fn flat_amount(
+    x: &RawCustomLineItem,
+    flat: &Spanned<Scalar>,
+    path: &str,
+    r: &mut Report,
+) -> Option<Decimal> {
+    let percent_only = [
+        ("base-includes", x.base_includes.as_ref().map(|v| v.span())),
+        ("service", x.service.as_ref().map(|v| v.span())),
+        (
+            "exclude-savings-plan-negation",
+            x.exclude_savings_plan_negation.as_ref().map(|v| v.span()),
+        ),
+    ];
+    for (key, span) in percent_only {
+        if let Some(span) = span {
+            let msg = format!("`{key}` only applies to percentage items (percent = …); remove it");
+            r.add(Some(span.start), format!("{path} {key}"), msg);
+        }
+    }
+    let field = format!("{path} flat");
+    let amount = decimal(flat, field.clone(), r)?;
+    let msg = if amount <= Decimal::ZERO {
+        format!("flat must be greater than 0 (got {amount}); type = \"credit\" makes it negative")
+    } else if places(amount) > MAX_MONEY_PLACES {
+        format!("{amount} has more than {MAX_MONEY_PLACES} decimal places")
+    } else {
+        return Some(amount);
+    };
+    r.at(flat, field, msg);
+    None
+}
+
+fn percent_amount(
+    x: &RawCustomLineItem,
+    raw_percent: &Spanned<Scalar>,
+    catalog: &Catalog,
+    names: &Names,
+    path: &str,
+    r: &mut Report,
+) -> Option<CustomAmount> {
+    let mark = r.count();
+    let field = format!("{path} percent");
+    let percent = percent(raw_percent, field.clone(), r).filter(|p| {
+        let msg = if p.is_zero() {
+            "percent must be greater than 0".to_string()
+        } else if x.kind == CustomKind::Credit && *p > Decimal::ONE_HUNDRED {
+            format!("a credit cannot exceed 100 % of its base (got {p})")
+        } else {
+            return true;
+        };
+        r.at(raw_percent, field.clone(), msg);
+        false
+    });
+    let base_includes = match &x.base_includes {
+        Some(list) => base_includes(x, list.get_ref(), catalog, names, path, r),
+        None => Vec::new(),
+    };
+    let service = x.service.as_ref().and_then(|f| service_filter(f, path, r));
+    if r.count() > mark {
+        return None;
+    }
+    Some(CustomAmount::Percent {
+        percent: percent?,
+        base_includes,
+        service,
+        exclude_savings_plan_negation: x
+            .exclude_savings_plan_negation
+            .as_ref()
+            .is_some_and(|v| *v.get_ref()),
+    })
+}
+
+/// Flat items of the same group whose amounts join a percentage item's base.
+fn base_includes(
+    x: &RawCustomLineItem,
+    list: &[Spanned<String>],
+    catalog: &Catalog,
+    names: &Names,
+    path: &str,
+    r: &mut Report,
+) -> Vec<String> {
+    let field = format!("{path} base-includes");
+    let mut included = Vec::new();
+    for name in list {
+        let n = name.get_ref().as_str();
+        let msg = if included.iter().any(|i| i == n) {
+            format!("{n:?} is listed twice")
+        } else if let Some(&(group, is_flat)) = catalog.get(n) {
+            if group != x.billing_group.get_ref() {
+                format!(
+                    "{n:?} belongs to billing group {group:?}, not {:?}: a base can only include \
+                     the same group's items",
+                    x.billing_group.get_ref()
+                )
+            } else if !is_flat {
+                format!("{n:?} is a percentage item; base-includes names flat items only")
+            } else {
+                included.push(n.to_string());
+                continue;
+            }
+        } else if names.defines(ITEM, n) {
+            continue; // defined but unreadable: reported where it is defined
+        } else {
+            names.unknown(ITEM, n)
+        };
+        r.at(name, field.clone(), msg);
+    }
+    included
+}
+
+fn service_filter(
+    f: &Spanned<RawServiceFilter>,
+    path: &str,
+    r: &mut Report,
+) -> Option<ServiceFilter> {
+    let field = format!("{path} service");
+    match (&f.get_ref().is, &f.get_ref().not) {
+        (Some(is), None) => text(is, format!("{field} is"), r).map(ServiceFilter::Is),
+        (None, Some(not)) => text(not, format!("{field} not"), r).map(ServiceFilter::Not),
+        _ => {
+            let msg =
+                "service takes exactly one of { is = \"AmazonEC2\" } or { not = \"AmazonS3\" }";
+            r.at(f, field, msg);
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FX rates
+
+type RawFx = BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<Scalar>>>;
+
+fn fx(raw: &RawFx, r: &mut Report) -> BTreeMap<Period, BTreeMap<String, Decimal>> {
+    let mut fx = BTreeMap::new();
+    for (period_key, rates) in raw {
+        let path = format!("[fx.{:?}]", period_key.get_ref());
+        let period = match period_key.get_ref().parse::<Period>() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                r.at(period_key, path.clone(), e.to_string());
+                None
+            }
+        };
+        let mut valid = BTreeMap::new();
+        for (code, rate) in rates {
+            let field = format!("{path} {}", code.get_ref());
+            let code = currency(code, field.clone(), r);
+            let Some(value) = decimal(rate, field.clone(), r) else {
+                continue;
+            };
+            let msg = if value <= Decimal::ZERO {
+                format!("FX rates must be greater than 0 (got {value})")
+            } else if code.as_deref() == Some(USD) && value != Decimal::ONE {
+                format!("the USD rate is always 1 (got {value}); remove it")
+            } else {
+                if let Some(code) = code {
+                    valid.insert(code, value);
+                }
+                continue;
+            };
+            r.at(rate, field, msg);
+        }
+        if let Some(period) = period {
+            fx.insert(period, valid);
+        }
+    }
+    fx
+}
+
+// ---------------------------------------------------------------------------------------------
+// Singleton sections
+
+fn io(x: &RawIo, r: &mut Report) -> IoDefaults {
+    IoDefaults {
+        input: x
+            .input
+            .as_ref()
+            .and_then(|v| text(v, "[io] input".into(), r)),
+        output: x
+            .output
+            .as_ref()
+            .and_then(|v| text(v, "[io] output".into(), r)),
+    }
+}
+
+fn transfer(x: &RawTransfer, r: &mut Report) -> Option<Transfer> {
+    let account_id = account_id(&x.account_id, "[transfer] account-id".into(), r);
+    let name = x
+        .name
+        .as_ref()
+        .and_then(|v| text(v, "[transfer] name".into(), r));
+    Some(Transfer {
+        account_id: account_id?,
+        name,
+    })
+}
+
+fn invoice(x: &RawInvoice, r: &mut Report) -> InvoiceSettings {
+    let defaults = InvoiceSettings::default();
+    let issuer = x
+        .issuer
+        .as_ref()
+        .and_then(|p| party(p, "[invoice] issuer", r));
+    let number_prefix = match &x.number_prefix {
+        Some(prefix) => number_prefix(prefix, r).unwrap_or(defaults.number_prefix),
+        None => defaults.number_prefix,
+    };
+    let payment_terms_days = match &x.payment_terms_days {
+        Some(days) => match u32::try_from(*days.get_ref()) {
+            Ok(d) if i64::from(d) <= MAX_PAYMENT_TERMS_DAYS => d,
+            _ => {
+                let msg = format!(
+                    "payment terms of {} days: expected 0 to {MAX_PAYMENT_TERMS_DAYS}",
+                    days.get_ref()
+                );
+                r.at(days, "[invoice] payment-terms-days", msg);
+                defaults.payment_terms_days
+            }
+        },
+        None => defaults.payment_terms_days,
+    };
+    InvoiceSettings {
+        issuer,
+        number_prefix,
+        payment_terms_days,
+    }
+}
+
+/// Invoice numbers are `<prefix>-<YYYYMM>-<group>`: keep the prefix one visible token.
+fn number_prefix(prefix: &Spanned<String>, r: &mut Report) -> Option<String> {
+    let p = prefix.get_ref();
+    if !p.is_empty()
+        && p.chars()
+            .all(|c| c.is_ascii_graphic() && c != '/' && c != '\\')
+    {
+        return Some(p.clone());
+    }
+    let msg = format!(
+        "{p:?} cannot start invoice numbers: use visible ASCII characters without spaces or \
+         slashes, e.g. \"INV\""
+    );
+    r.at(prefix, "[invoice] number-prefix", msg);
+    None
+}
+
+fn storage(x: &RawStorage, r: &mut Report) -> StorageSettings {
+    let endpoint = x
+        .endpoint
+        .as_ref()
+        .and_then(|e| endpoint(e, x.allow_http, r));
+    StorageSettings {
+        endpoint,
+        region: x
+            .region
+            .as_ref()
+            .and_then(|v| text(v, "[storage] region".into(), r)),
+        allow_http: x.allow_http,
+        virtual_hosted_style: x.virtual_hosted_style,
+    }
+}
+
+fn endpoint(e: &Spanned<String>, allow_http: Option<bool>, r: &mut Report) -> Option<String> {
+    let msg = match url::Url::parse(e.get_ref()) {
+        Ok(u) if u.scheme() == "https" => return Some(e.get_ref().clone()),
+        Ok(u) if u.scheme() == "http" && allow_http != Some(false) => {
+            return Some(e.get_ref().clone());
+        }
+        Ok(u) if u.scheme() == "http" => {
+            "the endpoint uses http:// but allow-http = false: use https:// or allow-http = true"
+                .to_string()
+        }
+        Ok(u) => format!(
+            "unsupported endpoint scheme {:?}: use http:// or https://",
+            u.scheme()
+        ),
+        Err(err) => format!(
+            "{:?} is not a URL ({err}): e.g. \"http://127.0.0.1:9000\"",
+            e.get_ref()
+        ),
+    };
+    r.at(e, "[storage] endpoint", msg);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::super::testing::*;
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    /// BASE plus a rule `r` with the given body lines (after `name`).
+    fn rule(body: &str) -> String {
+        with(&format!("[[pricing-rule]]\nname = \"r\"\n{body}\n"))
+    }
+
+    /// BASE plus a custom line item `item` of group acme with the given body lines.
+    fn item(body: &str) -> String {
+        with(&format!(
+            "[[custom-line-item]]\nname = \"item\"\nbilling-group = \"acme\"\n{body}\n"
+        ))
+    }
+
+    fn group(body: &str) -> String {
+        with(&format!(
+            "[[billing-group]]\nname = \"globex\"\npricing-plan = \"standard\"\n{body}\n"
+        ))
+    }
+
+    // --- accounts and membership -------------------------------------------------------------
+
+    #[test]
+    fn an_account_in_two_groups_is_an_error() {
+        let text = with(
+            r#"
+[[billing-group]]
+name = "globex"
+accounts = ["222222222222", "333333333333"]
+pricing-plan = "standard"
+
+[[billing-group]]
+name = "initech"
+accounts = ["444444444444", "333333333333"]
+pricing-plan = "standard"
+"#,
+        );
+        assert_contains(
+            &only_problem(&text),
+            &[
+                "[[billing-group]] \"initech\" accounts",
+                "account 333333333333 is already in group \"globex\"",
+            ],
+        );
+    }
+
+    #[test]
+    fn one_payer_in_two_groups_is_an_error() {
+        let text = group("payer-account-id = \"111111111111\"");
+        assert_contains(
+            &only_problem(&text),
+            &[
+                "\"globex\" payer-account-id",
+                "organization 111111111111 is already billed to group \"acme\"",
+            ],
+        );
+    }
+
+    #[test]
+    fn an_account_group_may_carve_a_linked_account_out_of_an_organization() {
+        // SPEC 5.1: an explicit account wins over an organization, so this is not an overlap.
+        valid(&group("accounts = [\"111111111111\"]"));
+    }
+
+    #[test]
+    fn a_group_needs_exactly_one_of_payer_and_accounts() {
+        assert_contains(
+            &only_problem(&group("")),
+            &[
+                "[[billing-group]] \"globex\"",
+                "needs `payer-account-id",
+                "or `accounts",
+            ],
+        );
+        assert_contains(
+            &only_problem(&group(
+                "payer-account-id = \"555555555555\"\naccounts = [\"666666666666\"]",
+            )),
+            &["\"globex\" accounts", "either payer-account-id", "not both"],
+        );
+    }
+
+    #[test]
+    fn an_empty_accounts_list_is_an_error() {
+        assert_contains(
+            &only_problem(&group("accounts = []")),
+            &["\"globex\" accounts", "accounts is empty"],
+        );
+    }
+
+    #[test]
+    fn an_account_listed_twice_in_one_group_is_an_error() {
+        let text = group("accounts = [\"222222222222\", \"222222222222\"]");
+        assert_contains(
+            &only_problem(&text),
+            &["account 222222222222 is listed twice"],
+        );
+    }
+
+    #[test]
+    fn account_ids_are_twelve_digit_strings() {
+        for bad in [
+            "\"1234\"",
+            "\"1111111111111\"",
+            "\"11111111111a\"",
+            "\"\"",
+            "\" 11111111111\"",
+            "\"１１１１１１１１１１１１\"",
+        ] {
+            let text = group(&format!("payer-account-id = {bad}"));
+            assert_contains(
+                &only_problem(&text),
+                &["payer-account-id", "expected 12 digits"],
+            );
+        }
+        valid(&group("payer-account-id = \"012345678901\""));
+    }
+
+    #[test]
+    fn an_unquoted_account_id_says_to_quote_it_and_keeps_leading_zeros() {
+        let text = group("accounts = [12345678901]");
+        assert_contains(
+            &only_problem(&text),
+            &["must be quoted strings", "write \"012345678901\""],
+        );
+        assert_contains(
+            &only_problem(&group("payer-account-id = 1.5")),
+            &["expected 12 digits in quotes"],
+        );
+    }
+
+    #[test]
+    fn primary_account_defaults_to_the_payer_or_the_first_account() {
+        let c = valid(&group("accounts = [\"333333333333\", \"222222222222\"]"));
+        assert_eq!(
+            c.group("globex").unwrap().primary_account_id,
+            "333333333333"
+        );
+        assert_eq!(
+            c.group("globex").unwrap().members,
+            Members::Accounts(vec!["333333333333".into(), "222222222222".into()])
+        );
+        let c = valid(&group(
+            "accounts = [\"333333333333\", \"222222222222\"]\nprimary-account-id = \"222222222222\"",
+        ));
+        assert_eq!(
+            c.group("globex").unwrap().primary_account_id,
+            "222222222222"
+        );
+    }
+
+    #[test]
+    fn primary_account_of_an_account_group_must_be_one_of_its_accounts() {
+        let text = group("accounts = [\"333333333333\"]\nprimary-account-id = \"444444444444\"");
+        assert_contains(
+            &only_problem(&text),
+            &[
+                "primary-account-id",
+                "444444444444 is not one of the group's accounts (333333333333)",
+            ],
+        );
+        let text = group("payer-account-id = \"555555555555\"\nprimary-account-id = \"5\"");
+        assert_contains(&only_problem(&text), &["primary-account-id", "12 digits"]);
+    }
+
+    // --- names ----------------------------------------------------------------------------------
+
+    #[test]
+    fn duplicate_names_are_errors_in_every_section() {
+        let cases = [
+            (
+                "billing-group",
+                "[[billing-group]]\nname = \"acme\"\naccounts = [\"222222222222\"]\npricing-plan = \"standard\"\n",
+            ),
+            ("pricing-plan", "[[pricing-plan]]\nname = \"standard\"\n"),
+            (
+                "pricing-rule",
+                "[[pricing-rule]]\nname = \"all-5-off\"\nscope = \"global\"\ntype = \"markup\"\npercent = 1\n",
+            ),
+            (
+                "tax-profile",
+                "[[tax-profile]]\nname = \"vat\"\npercent = 20\n[[tax-profile]]\nname = \"vat\"\npercent = 21\n",
+            ),
+            (
+                "custom-line-item",
+                "[[custom-line-item]]\nname = \"f\"\nbilling-group = \"acme\"\ntype = \"fee\"\nflat = 1\nfrom = \"2025-01\"\n\
+                 [[custom-line-item]]\nname = \"f\"\nbilling-group = \"acme\"\ntype = \"fee\"\nflat = 2\nfrom = \"2025-01\"\n",
+            ),
+        ];
+        for (section, extra) in cases {
+            let problem = only_problem(&with(extra));
+            assert_contains(
+                &problem,
+                &[
+                    &format!("[[{section}]]"),
+                    "duplicate name",
+                    "defined on line",
+                ],
+            );
+        }
+    }
+
+    #[test]
+    fn group_names_must_be_safe_path_segments() {
+        let long = "a".repeat(65);
+        for bad in [
+            "../etc",
+            "Acme",
+            "a b",
+            "a/b",
+            "-acme",
+            "acme.corp",
+            "café",
+            long.as_str(),
+        ] {
+            let text = with(&format!(
+                "[[billing-group]]\nname = {bad:?}\naccounts = [\"222222222222\"]\npricing-plan = \"standard\"\n"
+            ));
+            let problem = only_problem(&text);
+            assert!(
+                problem.contains("safe path segment") || problem.contains("at most 64"),
+                "{bad}: {problem}"
+            );
+        }
+        let long = "b".repeat(64);
+        for good in ["acme", "0acme_x-1", "a", long.as_str()] {
+            valid(&with(&format!(
+                "[[billing-group]]\nname = {good:?}\naccounts = [\"222222222222\"]\npricing-plan = \"standard\"\n"
+            )));
+        }
+    }
+
+    #[test]
+    fn unassigned_is_a_reserved_group_name() {
+        let text = with(
+            "[[billing-group]]\nname = \"_unassigned\"\naccounts = [\"222222222222\"]\npricing-plan = \"standard\"\n",
+        );
+        assert_contains(&only_problem(&text), &["\"_unassigned\" is reserved"]);
+    }
+
+    #[test]
+    fn empty_names_are_errors() {
+        assert_contains(
+            &only_problem(&with("[[pricing-plan]]\nname = \"\"\n")),
+            &["name must not be empty"],
+        );
+    }
+
+    // --- references -----------------------------------------------------------------------------
+
+    #[test]
+    fn unknown_plan_lists_the_defined_plans() {
+        let text = group("payer-account-id = \"555555555555\"").replace(
+            "name = \"globex\"\npricing-plan = \"standard\"",
+            "name = \"globex\"\npricing-plan = \"standrd\"",
+        );
+        assert_contains(
+            &only_problem(&text),
+            &[
+                "\"globex\" pricing-plan",
+                "unknown pricing plan \"standrd\"; defined pricing plans: standard",
+            ],
+        );
+    }
+
+    #[test]
+    fn unknown_rule_in_a_plan_is_an_error() {
+        let text = with("[[pricing-plan]]\nname = \"p2\"\nrules = [\"all-5-of\"]\n");
+        assert_contains(
+            &only_problem(&text),
+            &[
+                "[[pricing-plan]] \"p2\" rules",
+                "unknown pricing rule \"all-5-of\"; defined pricing rules: all-5-off",
+            ],
+        );
+    }
+
+    #[test]
+    fn unknown_group_of_a_custom_line_item_is_an_error() {
+        let text = with(
+            "[[custom-line-item]]\nname = \"f\"\nbilling-group = \"acm\"\ntype = \"fee\"\nflat = 1\nfrom = \"2025-01\"\n",
+        );
+        assert_contains(
+            &only_problem(&text),
+            &[
+                "billing-group",
+                "unknown billing group \"acm\"; defined billing groups: acme",
+            ],
+        );
+    }
+
+    #[test]
+    fn unknown_tax_profile_is_an_error() {
+        let text = group("payer-account-id = \"555555555555\"\ntax-profile = \"vat\"");
+        assert_contains(
+            &only_problem(&text),
+            &[
+                "\"globex\" tax-profile",
+                "unknown tax profile \"vat\"",
+                "defines no [[tax-profile]]",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_rule_listed_twice_in_a_plan_is_an_error() {
+        let text =
+            with("[[pricing-plan]]\nname = \"p2\"\nrules = [\"all-5-off\", \"all-5-off\"]\n");
+        assert_contains(
+            &only_problem(&text),
+            &["rule \"all-5-off\" is listed twice"],
+        );
+    }
+
+    // --- rules ----------------------------------------------------------------------------------
+
+    #[test]
+    fn two_rules_with_the_same_scope_and_key_in_one_plan_are_an_error() {
+        let plan_with = |rules: &str| {
+            with(&format!(
+                r#"
+[[pricing-rule]]
+name = "a"
+scope = "service"
+service = "AmazonS3"
+type = "discount"
+percent = 10
+
+[[pricing-rule]]
+name = "b"
+scope = "service"
+service = "AmazonS3"
+type = "markup"
+percent = 10
+
+[[pricing-rule]]
+name = "sku-1"
+scope = "sku"
+service = "AmazonEC2"
+usage-type = "BoxUsage"
+type = "markup"
+percent = 1
+
+[[pricing-rule]]
+name = "sku-2"
+scope = "sku"
+service = "AmazonEC2"
+usage-type = "BoxUsage"
+type = "markup"
+percent = 2
+
+[[pricing-rule]]
+name = "sku-3"
+scope = "sku"
+service = "AmazonEC2"
+usage-type = "BoxUsage"
+operation = "RunInstances"
+type = "markup"
+percent = 3
+
+[[pricing-rule]]
+name = "entity"
+scope = "billing-entity"
+billing-entity = "AWS Marketplace"
+type = "markup"
+percent = 3
+
+[[pricing-rule]]
+name = "global-2"
+scope = "global"
+type = "markup"
+percent = 3
+
+[[pricing-plan]]
+name = "p2"
+rules = {rules}
+"#
+            ))
+        };
+        assert_contains(
+            &only_problem(&plan_with(r#"["a", "b"]"#)),
+            &[
+                "[[pricing-plan]] \"p2\" rules",
+                "rules \"a\" and \"b\" both apply to service AmazonS3",
+            ],
+        );
+        assert_contains(
+            &only_problem(&plan_with(r#"["all-5-off", "global-2"]"#)),
+            &["rules \"all-5-off\" and \"global-2\" both apply to global"],
+        );
+        assert_contains(
+            &only_problem(&plan_with(r#"["sku-1", "sku-2"]"#)),
+            &["both apply to sku AmazonEC2 usage-type BoxUsage"],
+        );
+        // Different keys (or the same key in different plans) are fine.
+        valid(&plan_with(
+            r#"["a", "sku-1", "sku-3", "entity", "global-2"]"#,
+        ));
+    }
+
+    #[test]
+    fn service_scope_needs_service() {
+        assert_contains(
+            &only_problem(&rule("scope = \"service\"\ntype = \"markup\"\npercent = 1")),
+            &["\"r\" service", "a service rule needs `service = \"…\"`"],
+        );
+    }
+
+    #[test]
+    fn billing_entity_scope_needs_billing_entity() {
+        assert_contains(
+            &only_problem(&rule(
+                "scope = \"billing-entity\"\ntype = \"markup\"\npercent = 1",
+            )),
+            &["\"r\" billing-entity", "needs `billing-entity = \"…\"`"],
+        );
+        let c = valid(&rule(
+            "scope = \"billing-entity\"\nbilling-entity = \"AWS Marketplace\"\ntype = \"markup\"\npercent = 1",
+        ));
+        assert_eq!(
+            c.rule("r").unwrap().scope,
+            RuleScope::BillingEntity {
+                billing_entity: "AWS Marketplace".into()
+            }
+        );
+    }
+
+    #[test]
+    fn sku_rule_needs_service_and_usage_type_or_operation() {
+        assert_contains(
+            &only_problem(&rule(
+                "scope = \"sku\"\nservice = \"AmazonEC2\"\ntype = \"markup\"\npercent = 1",
+            )),
+            &["\"r\" scope", "needs `usage-type` and/or `operation`"],
+        );
+        assert_contains(
+            &only_problem(&rule(
+                "scope = \"sku\"\noperation = \"RunInstances\"\ntype = \"markup\"\npercent = 1",
+            )),
+            &["\"r\" service", "a sku rule needs `service"],
+        );
+        let c = valid(&rule(
+            "scope = \"sku\"\nservice = \"AmazonEC2\"\noperation = \"RunInstances\"\ntype = \"markup\"\npercent = 1",
+        ));
+        assert_eq!(
+            c.rule("r").unwrap().scope,
+            RuleScope::Sku {
+                service: "AmazonEC2".into(),
+                usage_type: None,
+                operation: Some("RunInstances".into())
+            }
+        );
+    }
+
+    #[test]
+    fn keys_that_do_not_belong_to_the_scope_are_errors() {
+        assert_contains(
+            &only_problem(&rule(
+                "scope = \"global\"\nusage-type = \"BoxUsage\"\ntype = \"markup\"\npercent = 1",
+            )),
+            &[
+                "\"r\" usage-type",
+                "`usage-type` does not apply to a global rule",
+                "scope = \"sku\"",
+            ],
+        );
+        assert_contains(
+            &only_problem(&rule(
+                "scope = \"service\"\nservice = \"AmazonS3\"\nbilling-entity = \"AWS\"\ntype = \"markup\"\npercent = 1",
+            )),
+            &["`billing-entity` does not apply to a service rule"],
+        );
+        assert_contains(
+            &only_problem(&rule(
+                "scope = \"billing-entity\"\nbilling-entity = \"AWS\"\nservice = \"AmazonS3\"\ntype = \"markup\"\npercent = 1",
+            )),
+            &["`service` does not apply to a billing-entity rule"],
+        );
+        assert_contains(
+            &only_problem(&rule(
+                "scope = \"sku\"\nservice = \"AmazonS3\"\noperation = \"Get\"\nbilling-entity = \"AWS\"\ntype = \"markup\"\npercent = 1",
+            )),
+            &["`billing-entity` does not apply to a sku rule"],
+        );
+    }
+
+    #[test]
+    fn negative_percentages_are_errors() {
+        for kind in ["discount", "markup"] {
+            let text = rule(&format!(
+                "scope = \"global\"\ntype = \"{kind}\"\npercent = -5"
+            ));
+            assert_contains(
+                &only_problem(&text),
+                &["\"r\" percent", "cannot be negative (got -5)"],
+            );
+        }
+        let text = rule("scope = \"global\"\ntype = \"discount\"\npercent = \"-0.5\"");
+        assert_contains(&only_problem(&text), &["cannot be negative"]);
+    }
+
+    #[test]
+    fn a_discount_above_100_percent_is_an_error() {
+        let text = rule("scope = \"global\"\ntype = \"discount\"\npercent = 100.5");
+        assert_contains(
+            &only_problem(&text),
+            &["a discount cannot exceed 100 % (got 100.5)"],
+        );
+        let c = valid(&rule(
+            "scope = \"global\"\ntype = \"discount\"\npercent = 100",
+        ));
+        assert_eq!(c.rule("r").unwrap().factor(), Decimal::ZERO);
+        // A markup has no upper bound.
+        let c = valid(&rule(
+            "scope = \"global\"\ntype = \"markup\"\npercent = 250",
+        ));
+        assert_eq!(c.rule("r").unwrap().factor(), dec("3.5"));
+    }
+
+    #[test]
+    fn discount_and_markup_need_a_percent() {
+        for kind in ["discount", "markup"] {
+            let text = rule(&format!("scope = \"global\"\ntype = \"{kind}\""));
+            assert_contains(
+                &only_problem(&text),
+                &["\"r\" percent", &format!("a {kind} rule needs `percent`")],
+            );
+        }
+    }
+
+    #[test]
+    fn tiering_defaults_to_free_tier_and_rejects_removing_it() {
+        let c = valid(&rule("scope = \"global\"\ntype = \"tiering\""));
+        assert_eq!(
+            c.rule("r").unwrap().adjustment,
+            Adjustment::Tiering { free_tier: true }
+        );
+        assert_eq!(c.rule("r").unwrap().factor(), Decimal::ONE);
+        valid(&rule(
+            "scope = \"global\"\ntype = \"tiering\"\nfree-tier = true",
+        ));
+        assert_contains(
+            &only_problem(&rule(
+                "scope = \"global\"\ntype = \"tiering\"\nfree-tier = false",
+            )),
+            &[
+                "\"r\" free-tier",
+                "needs public price tiers, which CUR input lacks",
+            ],
+        );
+        assert_contains(
+            &only_problem(&rule("scope = \"global\"\ntype = \"tiering\"\npercent = 5")),
+            &["a tiering rule takes no `percent`"],
+        );
+        assert_contains(
+            &only_problem(&rule(
+                "scope = \"global\"\ntype = \"markup\"\npercent = 5\nfree-tier = true",
+            )),
+            &["`free-tier` only applies to type = \"tiering\""],
+        );
+    }
+
+    #[test]
+    fn percentages_have_at_most_six_decimal_places() {
+        let text = rule("scope = \"global\"\ntype = \"markup\"\npercent = \"1.2345678\"");
+        assert_contains(
+            &only_problem(&text),
+            &["1.2345678 has 7 decimal places", "at most 6"],
+        );
+        let c = valid(&rule(
+            "scope = \"global\"\ntype = \"markup\"\npercent = \"1.234567\"",
+        ));
+        assert_eq!(c.rule("r").unwrap().factor(), dec("1.01234567"));
+        // Trailing zeros do not count.
+        let c = valid(&rule(
+            "scope = \"global\"\ntype = \"markup\"\npercent = \"5.00000000\"",
+        ));
+        assert_eq!(
+            c.rule("r").unwrap().adjustment,
+            Adjustment::Markup(dec("5"))
+        );
+    }
+
+    // --- custom line items ----------------------------------------------------------------------
+
+    #[test]
+    fn custom_line_item_defaults() {
+        let c = valid(&item(
+            "type = \"fee\"\nflat = \"500.00\"\nfrom = \"2025-01\"",
+        ));
+        let fee = &c.custom_line_items[0];
+        assert_eq!(fee.account_id, "111111111111");
+        assert_eq!(fee.description, "item");
+        assert_eq!(fee.until, None);
+        assert_eq!(fee.amount, CustomAmount::Flat(dec("500.00")));
+    }
+
+    #[test]
+    fn custom_line_item_needs_exactly_one_of_flat_and_percent() {
+        assert_contains(
+            &only_problem(&item(
+                "type = \"fee\"\nflat = 1\npercent = 2\nfrom = \"2025-01\"",
+            )),
+            &["\"item\" percent", "either flat", "not both"],
+        );
+        assert_contains(
+            &only_problem(&item("type = \"fee\"\nfrom = \"2025-01\"")),
+            &["[[custom-line-item]] \"item\"", "needs `flat"],
+        );
+    }
+
+    #[test]
+    fn flat_amounts_are_positive_the_type_gives_the_sign() {
+        for bad in ["0", "-5", "\"-0.01\""] {
+            assert_contains(
+                &only_problem(&item(&format!(
+                    "type = \"credit\"\nflat = {bad}\nfrom = \"2025-01\""
+                ))),
+                &[
+                    "\"item\" flat",
+                    "must be greater than 0",
+                    "type = \"credit\"",
+                ],
+            );
+        }
+        assert_contains(
+            &only_problem(&item(
+                "type = \"fee\"\nflat = \"0.00000000001\"\nfrom = \"2025-01\"",
+            )),
+            &["more than 10 decimal places"],
+        );
+    }
+
+    #[test]
+    fn percentage_only_keys_are_errors_on_flat_items() {
+        let text = item(
+            "type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\nbase-includes = []\nservice = { is = \"AmazonEC2\" }\nexclude-savings-plan-negation = true",
+        );
+        let problems = problems(&text);
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert_contains(
+            &problems[0],
+            &["\"item\" base-includes", "only applies to percentage items"],
+        );
+        assert_contains(&problems[1], &["\"item\" service"]);
+        assert_contains(&problems[2], &["\"item\" exclude-savings-plan-negation"]);
+    }
+
+    fn percent_items(extra: &str) -> String {
+        with(&format!(
+            r#"
+[[billing-group]]
+name = "globex"
+accounts = ["222222222222"]
+pricing-plan = "standard"
+
+[[custom-line-item]]
+name = "fee"
+billing-group = "acme"
+type = "fee"
+flat = "500"
+from = "2025-01"
+
+[[custom-line-item]]
+name = "globex-fee"
+billing-group = "globex"
+type = "fee"
+flat = "100"
+from = "2025-01"
+
+[[custom-line-item]]
+name = "pct"
+billing-group = "acme"
+type = "fee"
+from = "2025-01"
+{extra}
+"#
+        ))
+    }
+
+    #[test]
+    fn percentage_items_read_base_includes_and_service_filter() {
+        let c = valid(&percent_items(
+            "percent = 8\nbase-includes = [\"fee\"]\nservice = { not = \"AmazonS3\" }\nexclude-savings-plan-negation = true",
+        ));
+        assert_eq!(
+            c.custom_line_items[2].amount,
+            CustomAmount::Percent {
+                percent: dec("8"),
+                base_includes: vec!["fee".into()],
+                service: Some(ServiceFilter::Not("AmazonS3".into())),
+                exclude_savings_plan_negation: true,
+            }
+        );
+        let c = valid(&percent_items(
+            "percent = \"2.5\"\nservice = { is = \"AmazonEC2\" }",
+        ));
+        let CustomAmount::Percent {
+            service,
+            exclude_savings_plan_negation,
+            ..
+        } = &c.custom_line_items[2].amount
+        else {
+            panic!()
+        };
+        assert_eq!(service, &Some(ServiceFilter::Is("AmazonEC2".into())));
+        assert!(!exclude_savings_plan_negation);
+    }
+
+    #[test]
+    fn base_includes_names_flat_items_of_the_same_group() {
+        assert_contains(
+            &only_problem(&percent_items(
+                "percent = 8\nbase-includes = [\"globex-fee\"]",
+            )),
+            &[
+                "\"pct\" base-includes",
+                "\"globex-fee\" belongs to billing group \"globex\", not \"acme\"",
+            ],
+        );
+        assert_contains(
+            &only_problem(&percent_items("percent = 8\nbase-includes = [\"pct\"]")),
+            &["\"pct\" is a percentage item"],
+        );
+        assert_contains(
+            &only_problem(&percent_items("percent = 8\nbase-includes = [\"fe\"]")),
+            &["unknown custom line item \"fe\"; defined custom line items: fee, globex-fee, pct"],
+        );
+        assert_contains(
+            &only_problem(&percent_items(
+                "percent = 8\nbase-includes = [\"fee\", \"fee\"]",
+            )),
+            &["\"fee\" is listed twice"],
+        );
+    }
+
+    #[test]
+    fn service_filter_takes_exactly_one_of_is_and_not() {
+        assert_contains(
+            &only_problem(&percent_items(
+                "percent = 8\nservice = { is = \"A\", not = \"B\" }",
+            )),
+            &["\"pct\" service", "exactly one of"],
+        );
+        assert_contains(
+            &only_problem(&percent_items("percent = 8\nservice = {}")),
+            &["exactly one of"],
+        );
+        assert_contains(
+            &only_problem(&percent_items("percent = 8\nservice = { isnt = \"A\" }")),
+            &["unknown field `isnt`"],
+        );
+    }
+
+    #[test]
+    fn percentage_items_are_positive_and_credits_at_most_100() {
+        assert_contains(
+            &only_problem(&percent_items("percent = 0")),
+            &["percent must be greater than 0"],
+        );
+        assert_contains(
+            &only_problem(&percent_items("percent = -3")),
+            &["cannot be negative"],
+        );
+        let credit = percent_items("percent = 101").replace(
+            "name = \"pct\"\nbilling-group = \"acme\"\ntype = \"fee\"",
+            "name = \"pct\"\nbilling-group = \"acme\"\ntype = \"credit\"",
+        );
+        assert_contains(&only_problem(&credit), &["a credit cannot exceed 100 %"]);
+        valid(&percent_items("percent = 150"));
+    }
+
+    #[test]
+    fn until_must_be_after_from() {
+        for until in ["2025-01", "2024-12"] {
+            let text = item(&format!(
+                "type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\nuntil = \"{until}\""
+            ));
+            assert_contains(
+                &only_problem(&text),
+                &["\"item\" until", "must be after from (2025-01)"],
+            );
+        }
+        valid(&item(
+            "type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\nuntil = \"2025-02\"",
+        ));
+    }
+
+    #[test]
+    fn custom_line_item_account_id_is_twelve_digits() {
+        let text = item("type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\naccount-id = \"12\"");
+        assert_contains(&only_problem(&text), &["\"item\" account-id", "12 digits"]);
+        let c = valid(&item(
+            "type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\naccount-id = \"999999999999\"",
+        ));
+        assert_eq!(c.custom_line_items[0].account_id, "999999999999");
+    }
+
+    // --- currencies, FX, taxes ------------------------------------------------------------------
+
+    #[test]
+    fn currency_is_three_upper_case_letters() {
+        for bad in ["eur", "EURO", "E1R", ""] {
+            let text = group(&format!(
+                "payer-account-id = \"555555555555\"\ncurrency = {bad:?}"
+            ));
+            assert_contains(
+                &only_problem(&text),
+                &["\"globex\" currency", "not an ISO 4217 currency code"],
+            );
+        }
+    }
+
+    #[test]
+    fn fx_tables_are_checked() {
+        let text = with(
+            "[fx.\"2025-13\"]\nEUR = \"0.9\"\n\n[fx.\"2025-11\"]\neur = 1\nGBP = 0\nJPY = \"-150\"\nUSD = \"0.5\"\nCHF = \"abc\"\n",
+        );
+        let problems = problems(&text);
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+        assert_contains(&problems[0], &["[fx.\"2025-13\"]", "not a billing period"]);
+        assert_contains(&problems[1], &["[fx.\"2025-11\"] eur", "ISO 4217"]);
+        assert_contains(&problems[2], &["[fx.\"2025-11\"] GBP", "greater than 0"]);
+        assert_contains(&problems[3], &["JPY", "greater than 0"]);
+        assert_contains(&problems[4], &["USD", "always 1"]);
+        assert_contains(&problems[5], &["CHF", "not a decimal number"]);
+        let c = valid(&with("[fx.\"2025-11\"]\nUSD = 1\nJPY = 150.25\n"));
+        assert_eq!(
+            c.fx_rate("2025-11".parse().unwrap(), "JPY"),
+            Some(dec("150.25"))
+        );
+    }
+
+    #[test]
+    fn aws_tax_pass_with_a_tax_profile_is_an_error() {
+        let text = r#"
+[[billing-group]]
+name = "acme"
+payer-account-id = "111111111111"
+pricing-plan = "p"
+tax-profile = "vat"
+
+[[pricing-plan]]
+name = "p"
+aws-tax = "pass"
+
+[[tax-profile]]
+name = "vat"
+percent = 20
+"#;
+        assert_contains(
+            &only_problem(text),
+            &[
+                "\"acme\" tax-profile",
+                "plan \"p\" passes AWS tax through (aws-tax = \"pass\", line 10)",
+                "taxed twice",
+            ],
+        );
+        valid(&text.replace("aws-tax = \"pass\"", "aws-tax = \"drop\""));
+        valid(&text.replace("tax-profile = \"vat\"\n\n", "\n"));
+    }
+
+    #[test]
+    fn tax_profile_percent_is_0_to_100_and_required_unless_reverse_charge() {
+        let tax = |body: &str| with(&format!("[[tax-profile]]\nname = \"t\"\n{body}\n"));
+        assert_contains(
+            &only_problem(&tax("percent = 101")),
+            &["\"t\" percent", "cannot exceed 100"],
+        );
+        assert_contains(&only_problem(&tax("percent = -1")), &["cannot be negative"]);
+        assert_contains(
+            &only_problem(&tax("label = \"VAT\"")),
+            &["[[tax-profile]] \"t\"", "needs `percent`"],
+        );
+        assert_contains(
+            &only_problem(&tax("percent = 5\nreverse-charge = true")),
+            &["reverse-charge profile charges 0 %"],
+        );
+        let c = valid(&tax("reverse-charge = true"));
+        assert_eq!(
+            c.tax_profile("t"),
+            Some(&TaxProfile {
+                name: "t".into(),
+                label: "Tax".into(),
+                percent: Decimal::ZERO,
+                reverse_charge: true
+            })
+        );
+        valid(&tax("percent = 0\nreverse-charge = true"));
+        assert_eq!(
+            valid(&tax("percent = 7.7"))
+                .tax_profile("t")
+                .unwrap()
+                .percent,
+            dec("7.7")
+        );
+    }
+
+    // --- singleton sections ---------------------------------------------------------------------
+
+    #[test]
+    fn transfer_account_is_twelve_digits() {
+        let text = with("[transfer]\naccount-id = \"99\"\n");
+        assert_contains(
+            &only_problem(&text),
+            &["[transfer] account-id", "12 digits"],
+        );
+        let text = with("[transfer]\naccount-id = 999999999999\n");
+        assert_contains(
+            &only_problem(&text),
+            &["[transfer] account-id", "write \"999999999999\""],
+        );
+    }
+
+    #[test]
+    fn payment_terms_are_0_to_365_days() {
+        for bad in ["400", "-1"] {
+            let text = with(&format!("[invoice]\npayment-terms-days = {bad}\n"));
+            assert_contains(
+                &only_problem(&text),
+                &["[invoice] payment-terms-days", "expected 0 to 365"],
+            );
+        }
+        assert_eq!(
+            valid(&with("[invoice]\npayment-terms-days = 0\n"))
+                .invoice
+                .payment_terms_days,
+            0
+        );
+        assert_eq!(
+            valid(&with("[invoice]\npayment-terms-days = 365\n"))
+                .invoice
+                .payment_terms_days,
+            365
+        );
+    }
+
+    #[test]
+    fn invoice_number_prefix_is_one_visible_token() {
+        for bad in ["", "E R", "a/b"] {
+            let text = with(&format!("[invoice]\nnumber-prefix = {bad:?}\n"));
+            assert_contains(&only_problem(&text), &["[invoice] number-prefix"]);
+        }
+    }
+
+    #[test]
+    fn storage_and_io_sections() {
+        let c = valid(&with(
+            "[io]\ninput = \"file:///cur\"\n\n[storage]\nendpoint = \"http://127.0.0.1:9000\"\nregion = \"us-east-1\"\nallow-http = true\nvirtual-hosted-style = false\n",
+        ));
+        assert_eq!(c.io.input.as_deref(), Some("file:///cur"));
+        assert_eq!(c.io.output, None);
+        assert_eq!(
+            c.storage,
+            StorageSettings {
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                region: Some("us-east-1".into()),
+                allow_http: Some(true),
+                virtual_hosted_style: Some(false),
+            }
+        );
+        assert_contains(
+            &only_problem(&with(
+                "[storage]\nendpoint = \"http://minio:9000\"\nallow-http = false\n",
+            )),
+            &["[storage] endpoint", "allow-http = false"],
+        );
+        assert_contains(
+            &only_problem(&with("[storage]\nendpoint = \"minio:9000\"\n")),
+            &["[storage] endpoint"],
+        );
+        assert_contains(
+            &only_problem(&with("[io]\noutput = \"\"\n")),
+            &["[io] output", "must not be empty"],
+        );
+    }
+
+    #[test]
+    fn an_invalid_rule_is_reported_once_not_again_by_its_plan() {
+        let text = BASE.replace("percent = 5", "percent = 500");
+        assert_contains(
+            &only_problem(&text),
+            &["\"all-5-off\" percent", "cannot exceed 100"],
+        );
+    }
+}

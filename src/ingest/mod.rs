@@ -1,0 +1,279 @@
+//! Finds CUR Parquet files, checks each file's columns, and presents them all as one normalized
+//! CUR 2.0 table (`cur_schema()`), whatever mix of CUR 2.0 and legacy files the input holds.
+
+pub mod columns;
+pub mod string_map;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::functions::expr_fn::{nullif, to_char};
+use datafusion::logical_expr::{ScalarUDF, cast};
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectMeta;
+use serde::Serialize;
+
+use self::columns::{CUR2_COLUMNS, FLATTENED_MAPS, Kind, REQUIRED};
+use crate::error::{Error, Result};
+use crate::storage::Location;
+
+/// One input file as the run manifest records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputFile {
+    pub url: String,
+    pub size: u64,
+    pub e_tag: Option<String>,
+}
+
+/// Files sharing one physical schema: read by one scan, normalized by one projection.
+struct SchemaGroup {
+    schema: SchemaRef,
+    files: Vec<usize>,
+}
+
+/// The discovered input: every CUR file under the input location, checked and grouped.
+pub struct Input {
+    pub location: Location,
+    pub files: Vec<InputFile>,
+    groups: Vec<SchemaGroup>,
+}
+
+impl Input {
+    /// Lists `*.parquet` under `location` (skipping `_`/`.` folders such as `_delta_log`),
+    /// reads every footer and checks required columns and types.
+    pub async fn discover(ctx: &SessionContext, location: &Location) -> Result<Input> {
+        let metas = list_parquet(location).await?;
+        if metas.is_empty() {
+            return Err(Error::NoInputFiles { location: location.to_string() });
+        }
+        let state = ctx.state();
+        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+        let schemas: Vec<SchemaRef> = futures::stream::iter(&metas)
+            .map(|meta| {
+                let (state, format) = (&state, &format);
+                async move {
+                    let url = location.url_of(&meta.location).to_string();
+                    let schema = format
+                        .infer_schema(state, &location.store, std::slice::from_ref(meta))
+                        .await
+                        .map_err(|e| match e {
+                            DataFusionError::ObjectStore(source) => Error::Storage { location: url.clone(), source: *source },
+                            other => Error::CorruptFile { file: url.clone(), reason: other.to_string() },
+                        })?;
+                    check_columns(&url, &schema)?;
+                    Ok::<_, Error>(schema)
+                }
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+
+        let files: Vec<InputFile> = metas
+            .iter()
+            .map(|m| InputFile { url: location.url_of(&m.location).to_string(), size: m.size, e_tag: m.e_tag.clone() })
+            .collect();
+        let mut groups: Vec<SchemaGroup> = Vec::new();
+        for (i, schema) in schemas.into_iter().enumerate() {
+            match groups.iter_mut().find(|g| g.schema.fields() == schema.fields()) {
+                Some(g) => g.files.push(i),
+                None => groups.push(SchemaGroup { schema, files: vec![i] }),
+            }
+        }
+        tracing::info!(files = files.len(), schemas = groups.len(), location = %location, "discovered input");
+        Ok(Input { location: location.clone(), files, groups })
+    }
+
+    /// All input rows as one normalized CUR 2.0 table with a `billing_period` (`YYYY-MM`).
+    pub fn table(&self, ctx: &SessionContext) -> Result<DataFrame> {
+        let mut union: Option<DataFrame> = None;
+        for group in &self.groups {
+            let df = self.scan(ctx, group, &group.files)?;
+            union = Some(match union {
+                None => df,
+                Some(u) => u.union(df)?,
+            });
+        }
+        Ok(union.expect("discover() finds at least one file"))
+    }
+
+    /// One file alone, normalized the same way: used to say which file a bad row came from.
+    pub fn file_table(&self, ctx: &SessionContext, file: usize) -> Result<DataFrame> {
+        let group = self.groups.iter().find(|g| g.files.contains(&file)).expect("every file is in a group");
+        self.scan(ctx, group, &[file])
+    }
+
+    fn scan(&self, ctx: &SessionContext, group: &SchemaGroup, files: &[usize]) -> Result<DataFrame> {
+        let urls = files
+            .iter()
+            .map(|&i| ListingTableUrl::parse(&self.files[i].url))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let state = ctx.state();
+        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+        let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(group.schema.clone());
+        let df = ctx.read_table(Arc::new(ListingTable::try_new(config)?))?;
+        let df = df.select(normalize(&group.schema)?)?;
+        let period = to_char(col("bill_billing_period_start_date"), lit("%Y-%m")).alias("billing_period");
+        let mut exprs: Vec<Expr> = CUR2_COLUMNS.iter().map(|(n, _)| col(*n)).collect();
+        exprs.push(period);
+        Ok(df.select(exprs)?)
+    }
+}
+
+async fn list_parquet(location: &Location) -> Result<Vec<ObjectMeta>> {
+    let listed: Vec<ObjectMeta> = location
+        .store
+        .list(Some(&location.prefix))
+        .try_collect()
+        .await
+        .or_else(|e| match e {
+            object_store::Error::NotFound { .. } => Ok(Vec::new()),
+            e => Err(location.storage_error(e)),
+        })?;
+    let mut metas: Vec<ObjectMeta> = listed
+        .into_iter()
+        .filter(|m| {
+            let rel = m.location.prefix_match(&location.prefix).map(|parts| parts.collect::<Vec<_>>()).unwrap_or_default();
+            m.location.as_ref().ends_with(".parquet")
+                && !rel.iter().any(|p| p.as_ref().starts_with('_') || p.as_ref().starts_with('.'))
+        })
+        .collect();
+    metas.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(metas)
+}
+
+/// Required columns present; every known column of a type we can read as its kind.
+fn check_columns(file: &str, schema: &Schema) -> Result<()> {
+    for required in REQUIRED {
+        if schema.field_with_name(required).is_err() {
+            return Err(Error::MissingColumn { file: file.to_string(), column: required.to_string() });
+        }
+    }
+    for field in schema.fields() {
+        let Some(kind) = columns::kind_of(field.name()) else { continue };
+        if !readable_as(field.name(), kind, field.data_type()) {
+            return Err(Error::WrongType {
+                file: file.to_string(),
+                column: field.name().clone(),
+                found: field.data_type().to_string(),
+                expected: expected_type(field.name(), kind).to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn is_string(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_string(v),
+        _ => false,
+    }
+}
+
+fn is_number(t: &DataType) -> bool {
+    t.is_numeric() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+}
+
+/// Account ids must stay strings: as numbers they lose their leading zeros.
+fn must_be_string(name: &str) -> bool {
+    name.ends_with("_account_id") || name == "identity_line_item_id" || name == "line_item_line_item_type"
+}
+
+fn readable_as(name: &str, kind: Kind, t: &DataType) -> bool {
+    match kind {
+        Kind::Text if must_be_string(name) => is_string(t),
+        Kind::Text => is_string(t) || is_number(t) || matches!(t, DataType::Boolean | DataType::Timestamp(..)),
+        Kind::Money | Kind::Rate | Kind::Quantity => is_number(t) || is_string(t),
+        Kind::Timestamp => matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) || is_string(t),
+        Kind::TextMap | Kind::MoneyMap => matches!(t, DataType::Map(..)),
+    }
+}
+
+fn expected_type(name: &str, kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text if must_be_string(name) => "a string",
+        Kind::Text => "a string",
+        Kind::Money | Kind::Rate => "a number or a decimal string",
+        Kind::Quantity => "a number",
+        Kind::Timestamp => "a timestamp",
+        Kind::TextMap => "map<string,string>",
+        Kind::MoneyMap => "map<string,double>",
+    }
+}
+
+/// One expression per catalog column, turning this physical schema into the CUR 2.0 shape.
+fn normalize(schema: &Schema) -> Result<Vec<Expr>> {
+    let string_map = ScalarUDF::from(string_map::StringMap::default());
+    CUR2_COLUMNS
+        .iter()
+        .map(|&(name, kind)| {
+            let target = kind.data_type();
+            let expr = match schema.field_with_name(name) {
+                Ok(field) => read_as(name, kind, field.data_type(), target),
+                Err(_) => match flattened_entries(schema, name) {
+                    Some(entries) if !entries.is_empty() => string_map.call(entries),
+                    _ => Expr::Literal(ScalarValue::try_from(&target)?, None),
+                },
+            };
+            Ok(expr.alias(name))
+        })
+        .collect()
+}
+
+fn read_as(name: &str, kind: Kind, found: &DataType, target: DataType) -> Expr {
+    let c = col(name);
+    // Legacy CUR writes blanks as "": they are nulls.
+    let blank_to_null = |e: Expr| nullif(cast(e, DataType::Utf8), lit(""));
+    match kind {
+        Kind::Text => blank_to_null(c),
+        Kind::TextMap | Kind::MoneyMap if found == &target => c,
+        Kind::TextMap | Kind::MoneyMap => cast(c, target),
+        _ if is_string(found) => cast(blank_to_null(c), target),
+        _ if found == &target => c,
+        _ => cast(c, target),
+    }
+}
+
+/// For a map column a legacy file flattened (`product_*`, …): `'key', column` pairs, in the
+/// file's column order, for every column of that prefix that is not itself a CUR 2.0 column.
+fn flattened_entries(schema: &Schema, map: &str) -> Option<Vec<Expr>> {
+    let (_, prefix) = FLATTENED_MAPS.iter().find(|(m, _)| *m == map)?;
+    let entries = schema
+        .fields()
+        .iter()
+        .filter(|f| columns::kind_of(f.name()).is_none())
+        .filter_map(|f| f.name().strip_prefix(prefix).map(|key| (key.to_string(), f.name().clone())))
+        .flat_map(|(key, column)| [lit(key), cast(col(column), DataType::Utf8)])
+        .collect();
+    Some(entries)
+}
+
+/// Periods in the input with their row counts, from the data itself.
+pub async fn periods(cur: &DataFrame) -> Result<BTreeMap<String, u64>> {
+    use datafusion::functions_aggregate::expr_fn::count;
+    let batches = cur
+        .clone()
+        .aggregate(vec![col("billing_period")], vec![count(lit(1)).alias("rows")])?
+        .collect()
+        .await?;
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let p = arrow::array::AsArray::as_string::<i32>(b.column(0));
+        let n = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(b.column(1));
+        for i in 0..b.num_rows() {
+            let key = if arrow::array::Array::is_null(p, i) { String::new() } else { p.value(i).to_string() };
+            out.insert(key, n.value(i) as u64);
+        }
+    }
+    Ok(out)
+}

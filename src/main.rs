@@ -1,0 +1,93 @@
+//! The `rerate` binary: parse arguments, start logging, call the library, map the outcome to an
+//! exit code (0 ok, 1 input or config to fix, 2 environment: retry).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rerate::cli::{Cli, Command};
+use rerate::config::StorageSettings;
+use rerate::sample::{SampleOptions, write_sample};
+use rerate::storage::Location;
+use rerate::{Error, Result, error_chain, explain, run, validate};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("rerate=info,warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Run { config, input, output, periods, strict, json } => {
+            let opts = run::RunOptions { config, input, output, periods, strict };
+            let summary = run::run(&opts).await?;
+            if json {
+                print_json(&summary)?;
+            } else {
+                for p in &summary.periods {
+                    eprintln!(
+                        "{}: {} rows, billable {} USD, pro forma {} USD ({} groups)",
+                        p.period,
+                        p.input_rows,
+                        p.control.billable_total,
+                        p.control.proforma_total,
+                        p.groups.len()
+                    );
+                }
+                eprintln!("outputs in {} (run {})", summary.output, summary.run_id);
+            }
+        }
+        Command::Validate { config, input, json } => {
+            let summary = validate::validate(&config, input.as_deref()).await?;
+            if json {
+                print_json(&summary)?;
+            } else {
+                eprintln!("config ok: {} billing groups", summary.billing_groups.len());
+                if let Some(input) = &summary.input {
+                    eprintln!("input ok: {} files under {input}", summary.files);
+                    for (period, rows) in &summary.periods {
+                        eprintln!("  {period}: {rows} rows");
+                    }
+                }
+            }
+        }
+        Command::Explain { config, input, line_item_id, json } => {
+            let rows = explain::explain(&config, input.as_deref(), &line_item_id).await?;
+            if json {
+                print_json(&rows)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                for r in &rows {
+                    writeln!(out, "{}", r.narrative())?;
+                }
+            }
+        }
+        Command::Sample { output, rows, seed, periods, rows_per_file } => {
+            let location = Location::parse(&output, &StorageSettings::default())?;
+            let periods = if periods.is_empty() { SampleOptions::default().periods } else { periods };
+            let opts = SampleOptions { rows, seed, periods, rows_per_file };
+            let summary = write_sample(location.store.clone(), &location.prefix, &opts).await?;
+            eprintln!("wrote {} rows in {} files under {location} (unblended total {} USD)", summary.rows, summary.files.len(), summary.unblended_total);
+        }
+    }
+    Ok(())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::Io(e.into()))?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Custom line items (SPEC §5.4): flat and percentage fees and credits per group and period,
+//! computed from the period's pro forma accounting and appended to pro forma as CUR rows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Decimal128Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
+use arrow::datatypes::SchemaRef;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Serialize;
+
+use super::{AccountRow, treatment};
+use crate::config::{Config, CustomAmount, CustomLineItem, Members};
+use crate::error::Result;
+use crate::ingest::columns::{MONEY_PRECISION, MONEY_SCALE};
+use crate::period::Period;
+
+/// Product code of custom line item rows in pro forma.
+pub const PRODUCT_CODE: &str = "CustomLineItem";
+
+/// One custom line item's amount for one period, in USD (negative for credits).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomCharge {
+    pub name: String,
+    pub billing_group: String,
+    pub account_id: String,
+    pub line_item_type: &'static str,
+    pub description: String,
+    pub amount: Decimal,
+}
+
+/// The charges of every item active in `period`, in config order.
+pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Vec<CustomCharge> {
+    let active: Vec<&CustomLineItem> = config.custom_line_items.iter().filter(|i| i.active_in(period)).collect();
+    let flat: HashMap<(&str, &str), Decimal> = active
+        .iter()
+        .filter_map(|i| match i.amount {
+            CustomAmount::Flat(a) => Some(((i.billing_group.as_str(), i.name.as_str()), i.kind.sign() * a)),
+            CustomAmount::Percent { .. } => None,
+        })
+        .collect();
+    active
+        .iter()
+        .map(|item| {
+            let amount = match &item.amount {
+                CustomAmount::Flat(_) => flat[&(item.billing_group.as_str(), item.name.as_str())],
+                CustomAmount::Percent { percent, base_includes, service, exclude_savings_plan_negation } => {
+                    let usage: Decimal = accounting
+                        .iter()
+                        .filter(|r| r.billing_group == item.billing_group)
+                        .filter(|r| r.treatment == treatment::RERATE || r.treatment == treatment::PASS)
+                        .filter(|r| service.as_ref().is_none_or(|s| s.matches(r.product_code.as_deref().unwrap_or(""))))
+                        .filter(|r| !(*exclude_savings_plan_negation && r.line_item_type == "SavingsPlanNegation"))
+                        .map(|r| r.proforma_cost)
+                        .sum();
+                    // A named flat item that is not active this period adds nothing.
+                    let included: Decimal = base_includes
+                        .iter()
+                        .filter_map(|n| flat.get(&(item.billing_group.as_str(), n.as_str())))
+                        .sum();
+                    let raw = (usage + included) * percent / Decimal::ONE_HUNDRED;
+                    // Stored at the money scale; invoices round once more, to the currency.
+                    item.kind.sign() * raw.round_dp_with_strategy(MONEY_SCALE as u32, RoundingStrategy::MidpointAwayFromZero)
+                }
+            };
+            CustomCharge {
+                name: item.name.clone(),
+                billing_group: item.billing_group.clone(),
+                account_id: item.account_id.clone(),
+                line_item_type: item.kind.line_item_type(),
+                description: item.description.clone(),
+                amount,
+            }
+        })
+        .collect()
+}
+
+/// The charges as pro forma rows (`schema` is the pro forma table's).
+pub fn rows(config: &Config, period: Period, charges: &[CustomCharge], schema: &SchemaRef) -> Result<RecordBatch> {
+    let n = charges.len();
+    let text = |f: &dyn Fn(&CustomCharge) -> Option<String>| -> ArrayRef {
+        Arc::new(charges.iter().map(f).collect::<StringArray>())
+    };
+    let start = period.first_day().and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
+    let end = period.end_exclusive().and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
+    let at = |t: i64| -> ArrayRef { Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC")) };
+    let money: ArrayRef = Arc::new(
+        charges
+            .iter()
+            .map(|c| {
+                let mut a = c.amount;
+                a.rescale(MONEY_SCALE as u32);
+                Some(a.mantissa())
+            })
+            .collect::<Decimal128Array>()
+            .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?,
+    );
+    let payer = |c: &CustomCharge| {
+        config.group(&c.billing_group).and_then(|g| match &g.members {
+            Members::Organization { payer_account_id } => Some(payer_account_id.clone()),
+            Members::Accounts(_) => None,
+        })
+    };
+    let plan = |c: &CustomCharge| config.group(&c.billing_group).map(|g| g.pricing_plan.clone());
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| -> ArrayRef {
+            match field.name().as_str() {
+                "identity_line_item_id" => text(&|c| Some(format!("custom:{period}:{}:{}", c.billing_group, c.name))),
+                "identity_time_interval" => text(&|_| {
+                    Some(format!("{}T00:00:00Z/{}T00:00:00Z", period.first_day(), period.end_exclusive()))
+                }),
+                "bill_billing_period_start_date" | "line_item_usage_start_date" => at(start),
+                "bill_billing_period_end_date" | "line_item_usage_end_date" => at(end),
+                "bill_payer_account_id" => text(&payer),
+                "line_item_usage_account_id" => text(&|c| Some(c.account_id.clone())),
+                "line_item_line_item_type" => text(&|c| Some(c.line_item_type.to_string())),
+                "line_item_product_code" => text(&|_| Some(PRODUCT_CODE.to_string())),
+                "line_item_line_item_description" => text(&|c| Some(c.description.clone())),
+                "line_item_currency_code" | "pricing_currency" => text(&|_| Some("USD".to_string())),
+                "line_item_usage_type" | "line_item_operation" => text(&|c| Some(c.name.clone())),
+                "line_item_usage_amount" => Arc::new(Float64Array::from(vec![1.0; n])),
+                "line_item_unblended_cost" | "line_item_net_unblended_cost" | "line_item_blended_cost" => money.clone(),
+                "billing_period" => text(&|_| Some(period.to_string())),
+                "billing_group" => text(&|c| Some(c.billing_group.clone())),
+                "pricing_plan" => text(&plan),
+                _ => new_null_array(field.data_type(), n),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}

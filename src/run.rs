@@ -1,0 +1,349 @@
+//! `rerate run`: every selected period, one after the other, from input to committed tables
+//! and a run manifest. A failing period leaves earlier periods' outputs committed and its own
+//! untouched.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use datafusion::prelude::{DataFrame, SessionContext, col, lit};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::config::{Config, UNASSIGNED};
+use crate::error::{Error, Result};
+use crate::ingest::{self, Input, InputFile};
+use crate::period::Period;
+use crate::price::custom::{self, CustomCharge};
+use crate::price::{self, AccountRow, treatment};
+use crate::progress::Progress;
+use crate::storage::Location;
+use crate::write::delta::{self, TableCommit};
+use crate::write::manifest;
+use crate::{engine, margin};
+
+/// What `rerate run` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub input: Option<String>,
+    pub output: Option<String>,
+    pub periods: Vec<Period>,
+    pub strict: bool,
+}
+
+/// The run summary: printed by `--json` and written as `runs/<run-id>.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub version: &'static str,
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: u128,
+    pub config: ConfigRef,
+    pub input: InputRef,
+    pub output: String,
+    pub periods: Vec<PeriodSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigRef {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputRef {
+    pub url: String,
+    pub files: Vec<InputFile>,
+}
+
+/// One period: where every input row went, control totals, and the commits.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodSummary {
+    pub period: Period,
+    pub input_rows: u64,
+    /// Σ line_item_unblended_cost of the input (USD).
+    pub input_cost: Decimal,
+    pub groups: Vec<GroupSummary>,
+    pub unassigned: Unassigned,
+    pub custom_line_items: Vec<CustomCharge>,
+    pub control: ControlTotals,
+    pub tables: Vec<TableCommit>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupSummary {
+    pub billing_group: String,
+    pub rows: u64,
+    pub billable_cost: Decimal,
+    pub proforma_cost: Decimal,
+    /// rows and billable amount per treatment and charge class, e.g. `drop:credits`.
+    pub by_reason: BTreeMap<String, Tally>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tally {
+    pub rows: u64,
+    pub billable_cost: Decimal,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Unassigned {
+    pub rows: u64,
+    pub billable_cost: Decimal,
+    pub accounts: Vec<String>,
+}
+
+/// The identities a finance team checks: nothing lost, nothing unexplained.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ControlTotals {
+    pub billable_rows_written: u64,
+    pub billable_total: Decimal,
+    pub proforma_rows_written: u64,
+    pub rerated_total: Decimal,
+    pub passed_total: Decimal,
+    pub custom_total: Decimal,
+    /// rerated + passed + custom.
+    pub proforma_total: Decimal,
+    pub dropped_total: Decimal,
+}
+
+/// Runs the job; the manifest is written whether it succeeds or fails.
+pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let config = crate::load_config(&opts.config)?;
+    let input = Location::parse(opts.input.as_deref().or(config.io.input.as_deref()).ok_or(Error::NoInput)?, &config.storage)?;
+    let output =
+        Location::parse(opts.output.as_deref().or(config.io.output.as_deref()).ok_or(Error::NoOutput)?, &config.storage)?;
+    let run_id = format!("{}-{}", started_at.format("%Y%m%dT%H%M%SZ"), &config.hash[..8]);
+    let mut summary = RunSummary {
+        run_id,
+        version: env!("CARGO_PKG_VERSION"),
+        status: "failed",
+        error: None,
+        started_at,
+        finished_at: started_at,
+        duration_ms: 0,
+        config: ConfigRef { path: opts.config.display().to_string(), sha256: config.hash.clone() },
+        input: InputRef { url: input.to_string(), files: Vec::new() },
+        output: output.to_string(),
+        periods: Vec::new(),
+    };
+    let result = run_periods(opts, &config, &input, &output, &mut summary).await;
+    summary.finished_at = Utc::now();
+    summary.duration_ms = clock.elapsed().as_millis();
+    match &result {
+        Ok(()) => summary.status = "succeeded",
+        Err(e) => summary.error = Some(crate::error_chain(e)),
+    }
+    // A run that failed before touching the input (bad config, no files) leaves no manifest.
+    if result.is_ok() || !summary.input.files.is_empty() {
+        if let Err(e) = manifest::write(&output, &summary).await {
+            return Err(result.err().unwrap_or(e));
+        }
+    }
+    result.map(|()| summary)
+}
+
+async fn run_periods(
+    opts: &RunOptions,
+    config: &Config,
+    input: &Location,
+    output: &Location,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let ctx = engine::new_context()?;
+    engine::register(&ctx, input);
+    engine::register(&ctx, output);
+    price::tables::register(&ctx, config)?;
+
+    let progress = Progress::new();
+    let step = progress.step("reading input");
+    let discovered = Input::discover(&ctx, input).instrument(info_span!("ingest")).await?;
+    summary.input.files = discovered.files.clone();
+    let cur = discovered.table(&ctx)?;
+    let found = ingest::periods(&cur).await?;
+    step.finish();
+    let periods = select_periods(&found, &opts.periods)?;
+    config.check_fx(&periods)?;
+    info!(periods = ?periods.iter().map(|p| p.to_string()).collect::<Vec<_>>(), "processing");
+
+    for period in periods {
+        let span = info_span!("period", %period);
+        let s = run_period(&ctx, config, &discovered, cur.clone(), period, output, opts.strict, &progress)
+            .instrument(span)
+            .await?;
+        summary.periods.push(s);
+    }
+    Ok(())
+}
+
+/// Every requested period must be in the input; none requested means all found.
+fn select_periods(found: &BTreeMap<String, u64>, requested: &[Period]) -> Result<Vec<Period>> {
+    if let Some(rows) = found.get("") {
+        return Err(Error::MissingPeriod { rows: *rows });
+    }
+    let available: Vec<Period> = found.keys().filter_map(|k| k.parse().ok()).collect();
+    if requested.is_empty() {
+        return Ok(available);
+    }
+    let mut out = Vec::new();
+    for p in requested {
+        if !available.contains(p) {
+            let found = available.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+            return Err(Error::PeriodNotInInput { period: *p, found });
+        }
+        if !out.contains(p) {
+            out.push(*p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_period(
+    ctx: &SessionContext,
+    config: &Config,
+    input: &Input,
+    cur: DataFrame,
+    period: Period,
+    output: &Location,
+    strict: bool,
+    progress: &Progress,
+) -> Result<PeriodSummary> {
+    let step = progress.step(&format!("{period}: re-rating"));
+    let cur = cur.filter(col("billing_period").eq(lit(period.to_string())))?;
+    let rated = price::rated(ctx, cur).await?;
+    let accounting = price::accounting(ctx).await?;
+    check_line_item_types(ctx, input, period, &accounting).await?;
+    let unassigned = unassigned(&accounting);
+    if unassigned.rows > 0 {
+        if strict {
+            return Err(Error::Unassigned { period, rows: unassigned.rows, accounts: unassigned.accounts.join(", ") });
+        }
+        warn!(rows = unassigned.rows, accounts = ?unassigned.accounts, "rows in no billing group kept in billable as _unassigned");
+    }
+    let charges = custom::charges(config, period, &accounting);
+    let margin_lines = margin::lines(&accounting, &charges);
+    step.finish();
+
+    let step = progress.step(&format!("{period}: writing billable"));
+    let billable = delta::replace_period(ctx, output, "billable", price::billable(rated.clone())?, period).await?;
+    step.finish();
+    let input_rows: u64 = accounting.iter().map(|r| r.rows).sum();
+    if billable.rows != input_rows {
+        return Err(Error::AccountingMismatch { period, input: input_rows, written: billable.rows });
+    }
+
+    let step = progress.step(&format!("{period}: writing pro forma"));
+    let proforma = price::proforma(rated)?;
+    let custom_rows = custom::rows(config, period, &charges, &proforma.schema().inner().clone())?;
+    let proforma = proforma.union(ctx.read_batch(custom_rows)?)?;
+    let proforma = delta::replace_period(ctx, output, "proforma", proforma, period).await?;
+    let margin = ctx.read_batch(margin::batch(period, &margin_lines)?)?;
+    let margin = delta::replace_period(ctx, output, "margin", margin, period).await?;
+    step.finish();
+
+    let summary = summarize(period, &accounting, unassigned, charges, vec![billable, proforma, margin]);
+    info!(
+        rows = summary.input_rows,
+        billable = %summary.control.billable_total,
+        proforma = %summary.control.proforma_total,
+        "period committed"
+    );
+    Ok(summary)
+}
+
+/// Every row's line item type must be one the policy table knows; otherwise name the file.
+async fn check_line_item_types(ctx: &SessionContext, input: &Input, period: Period, accounting: &[AccountRow]) -> Result<()> {
+    let Some(bad) = accounting.iter().find(|r| r.treatment == treatment::UNKNOWN) else { return Ok(()) };
+    let kind = bad.line_item_type.clone();
+    let type_matches = if kind.is_empty() {
+        col("line_item_line_item_type").is_null()
+    } else {
+        col("line_item_line_item_type").eq(lit(kind.clone()))
+    };
+    for (i, file) in input.files.iter().enumerate() {
+        let rows = input
+            .file_table(ctx, i)?
+            .filter(col("billing_period").eq(lit(period.to_string())).and(type_matches.clone()))?
+            .count()
+            .await?;
+        if rows > 0 {
+            let kind = if kind.is_empty() { "(null)".to_string() } else { kind };
+            return Err(Error::UnknownLineItemType { kind, file: file.url.clone(), rows: rows as u64 });
+        }
+    }
+    unreachable!("an unknown line item type counted in the period comes from some file")
+}
+
+fn unassigned(accounting: &[AccountRow]) -> Unassigned {
+    let mut u = Unassigned::default();
+    for r in accounting.iter().filter(|r| r.billing_group == UNASSIGNED) {
+        u.rows += r.rows;
+        u.billable_cost += r.billable_cost;
+        if let Some(a) = &r.unassigned_account {
+            if !u.accounts.contains(a) {
+                u.accounts.push(a.clone());
+            }
+        }
+    }
+    u.accounts.sort();
+    u
+}
+
+fn summarize(
+    period: Period,
+    accounting: &[AccountRow],
+    unassigned: Unassigned,
+    custom_line_items: Vec<CustomCharge>,
+    tables: Vec<TableCommit>,
+) -> PeriodSummary {
+    let mut groups: BTreeMap<&str, GroupSummary> = BTreeMap::new();
+    let mut control = ControlTotals::default();
+    for r in accounting {
+        let g = groups.entry(&r.billing_group).or_insert_with(|| GroupSummary {
+            billing_group: r.billing_group.clone(),
+            ..Default::default()
+        });
+        g.rows += r.rows;
+        g.billable_cost += r.billable_cost;
+        g.proforma_cost += r.proforma_cost;
+        let tally = g.by_reason.entry(format!("{}:{}", r.treatment, r.charge_class)).or_default();
+        tally.rows += r.rows;
+        tally.billable_cost += r.billable_cost;
+        control.billable_total += r.billable_cost;
+        match r.treatment.as_str() {
+            treatment::RERATE => control.rerated_total += r.proforma_cost,
+            treatment::PASS => control.passed_total += r.proforma_cost,
+            treatment::DROP => control.dropped_total += r.billable_cost,
+            _ => {}
+        }
+    }
+    for c in &custom_line_items {
+        control.custom_total += c.amount;
+        if let Some(g) = groups.get_mut(c.billing_group.as_str()) {
+            g.proforma_cost += c.amount;
+        }
+    }
+    control.proforma_total = control.rerated_total + control.passed_total + control.custom_total;
+    control.billable_rows_written = tables.iter().find(|t| t.table == "billable").map_or(0, |t| t.rows);
+    control.proforma_rows_written = tables.iter().find(|t| t.table == "proforma").map_or(0, |t| t.rows);
+    PeriodSummary {
+        period,
+        input_rows: accounting.iter().map(|r| r.rows).sum(),
+        input_cost: control.billable_total,
+        groups: groups.into_values().collect(),
+        unassigned,
+        custom_line_items,
+        control,
+        tables,
+    }
+}

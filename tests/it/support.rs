@@ -1,0 +1,89 @@
+//! Shared test plumbing: CUR fixtures from CSV, running the job, reading its Delta outputs.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::logical_expr::cast;
+use datafusion::prelude::{CsvReadOptions, SessionContext, col};
+use rerate::ingest::columns::{Kind, kind_of, timestamp_type};
+use rerate::run::{RunOptions, RunSummary};
+use rerate::storage::Location;
+
+/// Writes `csv` (a header of CUR 2.0 column names) as CUR Parquet with AWS's physical types:
+/// costs as doubles, rates as strings, timestamps as timestamps.
+pub async fn csv_to_cur_parquet(csv: &Path, out_file: &Path) {
+    let ctx = SessionContext::new();
+    let header = std::fs::read_to_string(csv).unwrap().lines().next().unwrap().to_string();
+    let names: Vec<&str> = header.split(',').collect();
+    let schema = Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect::<Vec<_>>());
+    let df = ctx
+        .read_csv(csv.to_str().unwrap(), CsvReadOptions::new().schema(&schema).file_extension(".csv"))
+        .await
+        .unwrap();
+    let exprs = names.iter().map(|n| {
+        let physical = match kind_of(n).unwrap_or_else(|| panic!("{n} is not a CUR 2.0 column")) {
+            Kind::Money | Kind::Quantity => DataType::Float64,
+            Kind::Timestamp => timestamp_type(),
+            _ => DataType::Utf8,
+        };
+        cast(col(*n), physical).alias(*n)
+    });
+    let df = df.select(exprs.collect::<Vec<_>>()).unwrap();
+    std::fs::create_dir_all(out_file.parent().unwrap()).unwrap();
+    df.write_parquet(out_file.to_str().unwrap(), DataFrameWriteOptions::new().with_single_file_output(true), None)
+        .await
+        .unwrap();
+}
+
+pub async fn run(config: &Path, input: &Path, output: &Path) -> rerate::Result<RunSummary> {
+    let opts = RunOptions {
+        config: config.to_path_buf(),
+        input: Some(input.display().to_string()),
+        output: Some(output.display().to_string()),
+        ..Default::default()
+    };
+    rerate::run::run(&opts).await
+}
+
+/// A session with the run's Delta tables registered as `billable`, `proforma`, `margin`.
+pub async fn outputs(output: &Path) -> SessionContext {
+    let ctx = rerate::engine::new_context().unwrap();
+    let location = Location::parse(output.to_str().unwrap(), &Default::default()).unwrap();
+    for name in ["billable", "proforma", "margin"] {
+        let mut table = rerate::write::delta::open(&location.child(&[name])).unwrap();
+        table.load().await.unwrap();
+        let provider = table.table_provider().await.unwrap();
+        ctx.register_table(name, provider).unwrap();
+    }
+    ctx
+}
+
+/// Query results as rows of display strings (null as "NULL").
+pub async fn query(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
+    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap();
+    rows(&batches)
+}
+
+pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let f: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+        for r in 0..b.num_rows() {
+            out.push(f.iter().map(|f| f.value(r).to_string()).collect());
+        }
+    }
+    out
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn shared_realdata() -> PathBuf {
+    repo().join("../shared/realdata")
+}
+

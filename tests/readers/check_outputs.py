@@ -1,0 +1,93 @@
+"""Open a run's outputs with the readers data engineers use (deltalake, DuckDB, Polars, PyArrow,
+pandas) and check that every one of them sees the totals the run summary reports.
+
+usage: python3 tests/readers/check_outputs.py OUTPUT_DIR SUMMARY_JSON
+"""
+
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+
+out, summary_path = Path(sys.argv[1]), Path(sys.argv[2])
+summary = json.loads(summary_path.read_text())
+failures = []
+
+
+def expect(what, found, wanted):
+    ok = Decimal(str(found)) == Decimal(str(wanted))
+    print(f"{'ok  ' if ok else 'FAIL'} {what}: {found} (expected {wanted})")
+    if not ok:
+        failures.append(what)
+
+
+billable_rows = sum(p["control"]["billable_rows_written"] for p in summary["periods"])
+input_rows = sum(p["input_rows"] for p in summary["periods"])
+billable_total = sum(Decimal(p["control"]["billable_total"]) for p in summary["periods"])
+proforma_rows = sum(p["control"]["proforma_rows_written"] for p in summary["periods"])
+proforma_total = sum(Decimal(p["control"]["proforma_total"]) for p in summary["periods"])
+expect("summary: billable rows = input rows", billable_rows, input_rows)
+
+tables = {name: DeltaTable(str(out / name)) for name in ("billable", "proforma", "margin")}
+
+# deltalake + PyArrow: the schema notebooks will see.
+billable = tables["billable"].to_pyarrow_table()
+schema = billable.schema
+for name in ("line_item_unblended_cost", "pricing_public_on_demand_cost", "line_item_unblended_rate"):
+    t = schema.field(name).type
+    if not pa.types.is_decimal(t):
+        failures.append(f"{name} is {t}, not decimal")
+for name in ("line_item_usage_start_date", "bill_billing_period_start_date"):
+    t = schema.field(name).type
+    if not (pa.types.is_timestamp(t) and t.unit == "us" and t.tz == "UTC"):
+        failures.append(f"{name} is {t}, not timestamp[us, tz=UTC]")
+for name in ("line_item_usage_account_id", "line_item_line_item_type"):
+    t = schema.field(name).type
+    if t != pa.string():
+        failures.append(f"{name} is {t}, not a plain string")
+if not pa.types.is_map(schema.field("product").type):
+    failures.append(f"product is {schema.field('product').type}, not a map")
+expect("pyarrow: billable rows", billable.num_rows, input_rows)
+expect("pyarrow: billable total", pa.compute.sum(billable["line_item_unblended_cost"]).as_py(), billable_total)
+
+# pandas
+proforma_pd = tables["proforma"].to_pandas()
+expect("pandas: pro forma rows", len(proforma_pd), proforma_rows)
+expect("pandas: pro forma total", sum(proforma_pd["line_item_unblended_cost"].dropna()), proforma_total)
+
+# Polars
+proforma_pl = pl.read_delta(str(out / "proforma"))
+expect("polars: pro forma total", proforma_pl["line_item_unblended_cost"].sum(), proforma_total)
+margin_pl = pl.read_delta(str(out / "margin"))
+expect("polars: margin = pro forma - billable",
+       margin_pl["margin"].sum(), margin_pl["proforma_cost"].sum() - margin_pl["billable_cost"].sum())
+
+# DuckDB over the files of the current Delta version (no extension download needed).
+con = duckdb.connect()
+for name, table in tables.items():
+    files = [str(out / name / f) for f in table.files()]
+    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({files!r}, hive_partitioning = true)")
+rows, total = con.execute("SELECT count(*), sum(line_item_unblended_cost) FROM billable").fetchone()
+expect("duckdb: billable rows", rows, input_rows)
+expect("duckdb: billable total", total, billable_total)
+(total,) = con.execute("SELECT sum(line_item_unblended_cost) FROM proforma").fetchone()
+expect("duckdb: pro forma total", total, proforma_total)
+(leaks,) = con.execute(
+    "SELECT count(*) FROM proforma WHERE bill_invoice_id IS NOT NULL OR discount IS NOT NULL"
+).fetchone()
+expect("duckdb: pro forma rows with billable-only columns", leaks, 0)
+
+# pyarrow.dataset straight on the partitioned files, as Spark would read them.
+dataset = ds.dataset([str(out / "margin" / f) for f in tables["margin"].files()], format="parquet", partitioning="hive")
+expect("pyarrow.dataset: margin rows", dataset.count_rows(), len(margin_pl))
+
+if failures:
+    print(f"\n{len(failures)} reader check(s) failed: {failures}")
+    sys.exit(1)
+print("\nall reader checks passed")
