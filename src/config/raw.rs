@@ -328,7 +328,15 @@ pub(super) fn read(text: &str, report: &mut Report) -> Read {
         // After a syntax error the recovered document is a guess: checking it would only add
         // confusing follow-up problems, so report the syntax alone.
         for e in errors {
-            report.add(e.span().map(|s| s.start), "", e.message());
+            let span = e.span();
+            let mut message = e.message().to_string();
+            // Some parser messages ("duplicate key") do not say which text they mean.
+            let found = span.clone().and_then(|s| text.get(s));
+            if let Some(found) = found.filter(|f| (1..=40).contains(&f.len()) && !f.contains('\n'))
+            {
+                message.push_str(&format!(" (`{found}`)"));
+            }
+            report.add(span.map(|s| s.start), "", message);
         }
         return Read::default();
     }
@@ -641,7 +649,7 @@ bucket = "b"
         assert!(!problems.is_empty());
         assert_contains(&problems[0], &["billing.toml:2:"]);
         let problem = only_problem("[io]\ninput = \"a\"\ninput = \"b\"\n");
-        assert_contains(&problem, &["billing.toml:3:", "duplicate key"]);
+        assert_contains(&problem, &["billing.toml:3:1:", "duplicate key (`input`)"]);
     }
 
     #[test]

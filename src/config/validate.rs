@@ -1416,7 +1416,7 @@ pricing-plan = "standard"
             );
         }
         let long = "b".repeat(64);
-        for good in ["acme", "0acme_x-1", "a", long.as_str()] {
+        for good in ["acme2", "0acme_x-1", "a", long.as_str()] {
             valid(&with(&format!(
                 "[[billing-group]]\nname = {good:?}\naccounts = [\"222222222222\"]\npricing-plan = \"standard\"\n"
             )));

@@ -71,7 +71,7 @@ expect("polars: margin = pro forma - billable",
 # DuckDB over the files of the current Delta version (no extension download needed).
 con = duckdb.connect()
 for name, table in tables.items():
-    files = [str(out / name / f) for f in table.files()]
+    files = table.file_uris()
     con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({files!r}, hive_partitioning = true)")
 rows, total = con.execute("SELECT count(*), sum(line_item_unblended_cost) FROM billable").fetchone()
 expect("duckdb: billable rows", rows, input_rows)
@@ -84,7 +84,7 @@ expect("duckdb: pro forma total", total, proforma_total)
 expect("duckdb: pro forma rows with billable-only columns", leaks, 0)
 
 # pyarrow.dataset straight on the partitioned files, as Spark would read them.
-dataset = ds.dataset([str(out / "margin" / f) for f in tables["margin"].files()], format="parquet", partitioning="hive")
+dataset = ds.dataset(tables["margin"].file_uris(), format="parquet", partitioning="hive")
 expect("pyarrow.dataset: margin rows", dataset.count_rows(), len(margin_pl))
 
 if failures:
