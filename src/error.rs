@@ -16,7 +16,10 @@ pub enum Error {
     Config(#[from] ConfigError),
 
     #[error("cannot read config file {path}: {source}")]
-    ConfigFile { path: PathBuf, source: std::io::Error },
+    ConfigFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("no input given: pass --input URL or set [io] input in the config")]
     NoInput,
@@ -30,20 +33,33 @@ pub enum Error {
     #[error("no CUR Parquet files (*.parquet) found under {location}")]
     NoInputFiles { location: String },
 
-    #[error("{file}: not a readable Parquet file ({reason}); re-export it or remove it from the input")]
+    #[error(
+        "{file}: not a readable Parquet file ({reason}); re-export it or remove it from the input"
+    )]
     CorruptFile { file: String, reason: String },
 
-    #[error("{file}: required column {column:?} is missing (SPEC §3 lists the required CUR columns)")]
+    #[error(
+        "{file}: required column {column:?} is missing (SPEC §3 lists the required CUR columns)"
+    )]
     MissingColumn { file: String, column: String },
 
     #[error("{file}: column {column:?} has type {found}, expected {expected}")]
-    WrongType { file: String, column: String, found: String, expected: String },
+    WrongType {
+        file: String,
+        column: String,
+        found: String,
+        expected: String,
+    },
 
     #[error(
         "{file}: unknown line item type {kind:?} in {rows} row(s); rerate handles every CUR line item \
          type explicitly, so a new AWS type must be added to its policy table before re-rating"
     )]
-    UnknownLineItemType { kind: String, file: String, rows: u64 },
+    UnknownLineItemType {
+        kind: String,
+        file: String,
+        rows: u64,
+    },
 
     #[error(
         "{rows} input row(s) have no bill_billing_period_start_date, so their billing period is unknown"
@@ -57,13 +73,23 @@ pub enum Error {
         "period {period}: {rows} row(s) from account(s) {accounts} belong to no billing group \
          (--strict); add the accounts or their payer to a [[billing-group]]"
     )]
-    Unassigned { period: Period, rows: u64, accounts: String },
+    Unassigned {
+        period: Period,
+        rows: u64,
+        accounts: String,
+    },
 
     #[error("line item id {0:?} not found in the input")]
     LineItemNotFound(String),
 
-    #[error("period {period}: billable output holds {written} rows but the input has {input}: refusing to continue")]
-    AccountingMismatch { period: Period, input: u64, written: u64 },
+    #[error(
+        "period {period}: billable output holds {written} rows but the input has {input}: refusing to continue"
+    )]
+    AccountingMismatch {
+        period: Period,
+        input: u64,
+        written: u64,
+    },
 
     #[error("amount {value} is too large to account exactly (more than 28 significant digits)")]
     AmountOverflow { value: String },
@@ -72,19 +98,31 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
 
     #[error("storage error at {location}: {source}")]
-    Storage { location: String, source: object_store::Error },
+    Storage {
+        location: String,
+        source: Box<object_store::Error>,
+    },
 
     #[error("Delta table {table}: {source}")]
-    Delta { table: String, source: deltalake::DeltaTableError },
+    Delta {
+        table: String,
+        source: Box<deltalake::DeltaTableError>,
+    },
 
     #[error("query engine: {0}")]
-    Engine(#[from] DataFusionError),
+    Engine(Box<DataFusionError>),
 
     #[error(transparent)]
     Sample(#[from] crate::sample::SampleError),
 
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<DataFusionError> for Error {
+    fn from(e: DataFusionError) -> Self {
+        Error::Engine(Box::new(e))
+    }
 }
 
 impl Error {
@@ -104,11 +142,17 @@ impl Error {
 
 fn engine_exit_code(e: &DataFusionError) -> i32 {
     match e {
-        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) | DataFusionError::ResourcesExhausted(_) => 2,
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => engine_exit_code(inner),
+        DataFusionError::ObjectStore(_)
+        | DataFusionError::IoError(_)
+        | DataFusionError::ResourcesExhausted(_) => 2,
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            engine_exit_code(inner)
+        }
         DataFusionError::Shared(inner) => engine_exit_code(inner),
         DataFusionError::External(inner) => {
-            if inner.downcast_ref::<object_store::Error>().is_some() || inner.downcast_ref::<std::io::Error>().is_some() {
+            if inner.downcast_ref::<object_store::Error>().is_some()
+                || inner.downcast_ref::<std::io::Error>().is_some()
+            {
                 2
             } else if let Some(df) = inner.downcast_ref::<DataFusionError>() {
                 engine_exit_code(df)

@@ -51,7 +51,10 @@ pub struct Explanation {
 
 impl Explanation {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A few sentences a billing engineer can read.
@@ -72,7 +75,11 @@ impl Explanation {
         if let Some(plan) = self.get("pricing_plan") {
             out.push_str(&format!("  plan:      {plan}\n"));
         }
-        out.push_str(&format!("  policy:    {} ({})\n", g("treatment"), g("charge_class")));
+        out.push_str(&format!(
+            "  policy:    {} ({})\n",
+            g("treatment"),
+            g("charge_class")
+        ));
         if let Some(owner) = self.get("commitment_owner") {
             out.push_str(&format!(
                 "  commitment owner: account {owner} (group {})\n",
@@ -82,14 +89,20 @@ impl Explanation {
         let candidates: Vec<String> = FIELDS
             .iter()
             .filter(|f| f.starts_with("rule_"))
-            .filter_map(|f| self.get(f).map(|r| format!("{r} ({})", f.trim_start_matches("rule_").replace('_', "-"))))
+            .filter_map(|f| {
+                self.get(f)
+                    .map(|r| format!("{r} ({})", f.trim_start_matches("rule_").replace('_', "-")))
+            })
             .collect();
         if g("treatment") == "rerate" {
             match candidates.split_first() {
                 Some((won, beaten)) => {
                     out.push_str(&format!("  rule:      {won}, factor {}\n", g("factor")));
                     if !beaten.is_empty() {
-                        out.push_str(&format!("  beaten:    {} (less specific; rules never stack)\n", beaten.join(", ")));
+                        out.push_str(&format!(
+                            "  beaten:    {} (less specific; rules never stack)\n",
+                            beaten.join(", ")
+                        ));
                     }
                 }
                 None => out.push_str("  rule:      none matched: the base is charged as is\n"),
@@ -101,12 +114,20 @@ impl Explanation {
                 g("line_item_unblended_cost")
             ));
         }
-        out.push_str(&format!("  billable:  {}\n  pro forma: {}\n", g("line_item_unblended_cost"), g("proforma_cost")));
+        out.push_str(&format!(
+            "  billable:  {}\n  pro forma: {}\n",
+            g("line_item_unblended_cost"),
+            g("proforma_cost")
+        ));
         out
     }
 }
 
-pub async fn explain(config_path: &Path, input: Option<&str>, line_item_id: &str) -> Result<Vec<Explanation>> {
+pub async fn explain(
+    config_path: &Path,
+    input: Option<&str>,
+    line_item_id: &str,
+) -> Result<Vec<Explanation>> {
     let config = crate::load_config(config_path)?;
     let url = input.or(config.io.input.as_deref()).ok_or(Error::NoInput)?;
     let location = Location::parse(url, &config.storage)?;
@@ -114,7 +135,9 @@ pub async fn explain(config_path: &Path, input: Option<&str>, line_item_id: &str
     engine::register(&ctx, &location);
     price::tables::register(&ctx, &config)?;
     let discovered = Input::discover(&ctx, &location).await?;
-    let cur = discovered.table(&ctx)?.filter(col("identity_line_item_id").eq(lit(line_item_id)))?;
+    let cur = discovered
+        .table(&ctx)?
+        .filter(col("identity_line_item_id").eq(lit(line_item_id)))?;
     let rated = price::rated(&ctx, cur).await?;
     let batches = rated.select_columns(FIELDS)?.collect().await?;
     let options = FormatOptions::default();

@@ -25,7 +25,10 @@ use std::path::Path;
 
 /// Reads and validates a `billing.toml`.
 pub fn load_config(path: &Path) -> Result<config::Config> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(config::parse(&text, &path.display().to_string())?)
 }
 

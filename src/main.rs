@@ -14,12 +14,18 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("rerate=info,warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("rerate=info,warn")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(dispatch(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -31,26 +37,47 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Run { config, input, output, periods, strict, json } => {
-            let opts = run::RunOptions { config, input, output, periods, strict };
+        Command::Run {
+            config,
+            input,
+            output,
+            periods,
+            strict,
+            json,
+        } => {
+            let opts = run::RunOptions {
+                config,
+                input,
+                output,
+                periods,
+                strict,
+            };
             let summary = run::run(&opts).await?;
             if json {
                 print_json(&summary)?;
             } else {
                 for p in &summary.periods {
                     eprintln!(
-                        "{}: {} rows, billable {} USD, pro forma {} USD ({} groups)",
+                        "{}: {} rows, billable {} USD, pro forma {} USD, {} groups, {} rows unassigned",
                         p.period,
                         p.input_rows,
-                        p.control.billable_total,
-                        p.control.proforma_total,
-                        p.groups.len()
+                        p.control.billable_total.round_dp(2),
+                        p.control.proforma_total.round_dp(2),
+                        p.groups
+                            .iter()
+                            .filter(|g| g.billing_group != rerate::config::UNASSIGNED)
+                            .count(),
+                        p.unassigned.rows,
                     );
                 }
                 eprintln!("outputs in {} (run {})", summary.output, summary.run_id);
             }
         }
-        Command::Validate { config, input, json } => {
+        Command::Validate {
+            config,
+            input,
+            json,
+        } => {
             let summary = validate::validate(&config, input.as_deref()).await?;
             if json {
                 print_json(&summary)?;
@@ -64,7 +91,12 @@ async fn dispatch(command: Command) -> Result<()> {
                 }
             }
         }
-        Command::Explain { config, input, line_item_id, json } => {
+        Command::Explain {
+            config,
+            input,
+            line_item_id,
+            json,
+        } => {
             let rows = explain::explain(&config, input.as_deref(), &line_item_id).await?;
             if json {
                 print_json(&rows)?;
@@ -75,12 +107,32 @@ async fn dispatch(command: Command) -> Result<()> {
                 }
             }
         }
-        Command::Sample { output, rows, seed, periods, rows_per_file } => {
+        Command::Sample {
+            output,
+            rows,
+            seed,
+            periods,
+            rows_per_file,
+        } => {
             let location = Location::parse(&output, &StorageSettings::default())?;
-            let periods = if periods.is_empty() { SampleOptions::default().periods } else { periods };
-            let opts = SampleOptions { rows, seed, periods, rows_per_file };
+            let periods = if periods.is_empty() {
+                SampleOptions::default().periods
+            } else {
+                periods
+            };
+            let opts = SampleOptions {
+                rows,
+                seed,
+                periods,
+                rows_per_file,
+            };
             let summary = write_sample(location.store.clone(), &location.prefix, &opts).await?;
-            eprintln!("wrote {} rows in {} files under {location} (unblended total {} USD)", summary.rows, summary.files.len(), summary.unblended_total);
+            eprintln!(
+                "wrote {} rows in {} files under {location} (unblended total {} USD)",
+                summary.rows,
+                summary.files.len(),
+                summary.unblended_total
+            );
         }
     }
     Ok(())

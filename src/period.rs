@@ -32,7 +32,10 @@ impl Period {
 
     /// The period containing `date`.
     pub fn of(date: NaiveDate) -> Self {
-        Self { year: date.year(), month: date.month() }
+        Self {
+            year: date.year(),
+            month: date.month(),
+        }
     }
 
     pub fn first_day(self) -> NaiveDate {
@@ -41,9 +44,15 @@ impl Period {
 
     pub fn next(self) -> Self {
         if self.month == 12 {
-            Self { year: self.year + 1, month: 1 }
+            Self {
+                year: self.year + 1,
+                month: 1,
+            }
         } else {
-            Self { year: self.year, month: self.month + 1 }
+            Self {
+                year: self.year,
+                month: self.month + 1,
+            }
         }
     }
 
@@ -99,14 +108,29 @@ mod tests {
         let p: Period = "2025-11".parse().unwrap();
         assert_eq!(p.to_string(), "2025-11");
         assert_eq!(p.next().to_string(), "2025-12");
-        assert_eq!("2025-12".parse::<Period>().unwrap().next().to_string(), "2026-01");
+        assert_eq!(
+            "2025-12".parse::<Period>().unwrap().next().to_string(),
+            "2026-01"
+        );
         assert_eq!(p.compact(), "202511");
-        assert_eq!(p.end_exclusive(), NaiveDate::from_ymd_opt(2025, 12, 1).unwrap());
+        assert_eq!(
+            p.end_exclusive(),
+            NaiveDate::from_ymd_opt(2025, 12, 1).unwrap()
+        );
     }
 
     #[test]
     fn rejects_malformed_periods() {
-        for bad in ["2025-13", "2025-00", "25-11", "2025-1", "2025/11", "", "2025-11-01", "２０２５-11"] {
+        for bad in [
+            "2025-13",
+            "2025-00",
+            "25-11",
+            "2025-1",
+            "2025/11",
+            "",
+            "2025-11-01",
+            "２０２５-11",
+        ] {
             assert!(bad.parse::<Period>().is_err(), "{bad} should be rejected");
         }
     }

@@ -16,13 +16,17 @@ pub struct Step {
 
 impl Progress {
     pub fn new() -> Self {
-        Self { enabled: std::io::stderr().is_terminal() }
+        Self {
+            enabled: std::io::stderr().is_terminal(),
+        }
     }
 
     pub fn step(&self, message: &str) -> Step {
         let bar = self.enabled.then(|| {
             let bar = ProgressBar::new_spinner().with_message(message.to_string());
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("static template"),
+            );
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });

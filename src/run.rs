@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::{Config, UNASSIGNED};
 use crate::error::{Error, Result};
@@ -118,10 +118,25 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
     let started_at = Utc::now();
     let clock = Instant::now();
     let config = crate::load_config(&opts.config)?;
-    let input = Location::parse(opts.input.as_deref().or(config.io.input.as_deref()).ok_or(Error::NoInput)?, &config.storage)?;
-    let output =
-        Location::parse(opts.output.as_deref().or(config.io.output.as_deref()).ok_or(Error::NoOutput)?, &config.storage)?;
-    let run_id = format!("{}-{}", started_at.format("%Y%m%dT%H%M%SZ"), &config.hash[..8]);
+    let input = Location::parse(
+        opts.input
+            .as_deref()
+            .or(config.io.input.as_deref())
+            .ok_or(Error::NoInput)?,
+        &config.storage,
+    )?;
+    let output = Location::parse(
+        opts.output
+            .as_deref()
+            .or(config.io.output.as_deref())
+            .ok_or(Error::NoOutput)?,
+        &config.storage,
+    )?;
+    let run_id = format!(
+        "{}-{}",
+        started_at.format("%Y%m%dT%H%M%SZ"),
+        &config.hash[..8]
+    );
     let mut summary = RunSummary {
         run_id,
         version: env!("CARGO_PKG_VERSION"),
@@ -130,8 +145,14 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         started_at,
         finished_at: started_at,
         duration_ms: 0,
-        config: ConfigRef { path: opts.config.display().to_string(), sha256: config.hash.clone() },
-        input: InputRef { url: input.to_string(), files: Vec::new() },
+        config: ConfigRef {
+            path: opts.config.display().to_string(),
+            sha256: config.hash.clone(),
+        },
+        input: InputRef {
+            url: input.to_string(),
+            files: Vec::new(),
+        },
         output: output.to_string(),
         periods: Vec::new(),
     };
@@ -143,10 +164,10 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary> {
         Err(e) => summary.error = Some(crate::error_chain(e)),
     }
     // A run that failed before touching the input (bad config, no files) leaves no manifest.
-    if result.is_ok() || !summary.input.files.is_empty() {
-        if let Err(e) = manifest::write(&output, &summary).await {
-            return Err(result.err().unwrap_or(e));
-        }
+    if (result.is_ok() || !summary.input.files.is_empty())
+        && let Err(e) = manifest::write(&output, &summary).await
+    {
+        return Err(result.err().unwrap_or(e));
     }
     result.map(|()| summary)
 }
@@ -165,7 +186,9 @@ async fn run_periods(
 
     let progress = Progress::new();
     let step = progress.step("reading input");
-    let discovered = Input::discover(&ctx, input).instrument(info_span!("ingest")).await?;
+    let discovered = Input::discover(&ctx, input)
+        .instrument(info_span!("ingest"))
+        .await?;
     summary.input.files = discovered.files.clone();
     let cur = discovered.table(&ctx)?;
     let found = ingest::periods(&cur).await?;
@@ -176,9 +199,18 @@ async fn run_periods(
 
     for period in periods {
         let span = info_span!("period", %period);
-        let s = run_period(&ctx, config, &discovered, cur.clone(), period, output, opts.strict, &progress)
-            .instrument(span)
-            .await?;
+        let s = run_period(
+            &ctx,
+            config,
+            &discovered,
+            cur.clone(),
+            period,
+            output,
+            opts.strict,
+            &progress,
+        )
+        .instrument(span)
+        .await?;
         summary.periods.push(s);
     }
     Ok(())
@@ -196,7 +228,11 @@ fn select_periods(found: &BTreeMap<String, u64>, requested: &[Period]) -> Result
     let mut out = Vec::new();
     for p in requested {
         if !available.contains(p) {
-            let found = available.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+            let found = available
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(Error::PeriodNotInInput { period: *p, found });
         }
         if !out.contains(p) {
@@ -226,7 +262,11 @@ async fn run_period(
     let unassigned = unassigned(&accounting);
     if unassigned.rows > 0 {
         if strict {
-            return Err(Error::Unassigned { period, rows: unassigned.rows, accounts: unassigned.accounts.join(", ") });
+            return Err(Error::Unassigned {
+                period,
+                rows: unassigned.rows,
+                accounts: unassigned.accounts.join(", "),
+            });
         }
         warn!(rows = unassigned.rows, accounts = ?unassigned.accounts, "rows in no billing group kept in billable as _unassigned");
     }
@@ -235,11 +275,22 @@ async fn run_period(
     step.finish();
 
     let step = progress.step(&format!("{period}: writing billable"));
-    let billable = delta::replace_period(ctx, output, "billable", price::billable(rated.clone())?, period).await?;
+    let billable = delta::replace_period(
+        ctx,
+        output,
+        "billable",
+        price::billable(rated.clone())?,
+        period,
+    )
+    .await?;
     step.finish();
     let input_rows: u64 = accounting.iter().map(|r| r.rows).sum();
     if billable.rows != input_rows {
-        return Err(Error::AccountingMismatch { period, input: input_rows, written: billable.rows });
+        return Err(Error::AccountingMismatch {
+            period,
+            input: input_rows,
+            written: billable.rows,
+        });
     }
 
     let step = progress.step(&format!("{period}: writing pro forma"));
@@ -251,7 +302,13 @@ async fn run_period(
     let margin = delta::replace_period(ctx, output, "margin", margin, period).await?;
     step.finish();
 
-    let summary = summarize(period, &accounting, unassigned, charges, vec![billable, proforma, margin]);
+    let summary = summarize(
+        period,
+        &accounting,
+        unassigned,
+        charges,
+        vec![billable, proforma, margin],
+    );
     info!(
         rows = summary.input_rows,
         billable = %summary.control.billable_total,
@@ -262,8 +319,18 @@ async fn run_period(
 }
 
 /// Every row's line item type must be one the policy table knows; otherwise name the file.
-async fn check_line_item_types(ctx: &SessionContext, input: &Input, period: Period, accounting: &[AccountRow]) -> Result<()> {
-    let Some(bad) = accounting.iter().find(|r| r.treatment == treatment::UNKNOWN) else { return Ok(()) };
+async fn check_line_item_types(
+    ctx: &SessionContext,
+    input: &Input,
+    period: Period,
+    accounting: &[AccountRow],
+) -> Result<()> {
+    let Some(bad) = accounting
+        .iter()
+        .find(|r| r.treatment == treatment::UNKNOWN)
+    else {
+        return Ok(());
+    };
     let kind = bad.line_item_type.clone();
     let type_matches = if kind.is_empty() {
         col("line_item_line_item_type").is_null()
@@ -273,12 +340,24 @@ async fn check_line_item_types(ctx: &SessionContext, input: &Input, period: Peri
     for (i, file) in input.files.iter().enumerate() {
         let rows = input
             .file_table(ctx, i)?
-            .filter(col("billing_period").eq(lit(period.to_string())).and(type_matches.clone()))?
+            .filter(
+                col("billing_period")
+                    .eq(lit(period.to_string()))
+                    .and(type_matches.clone()),
+            )?
             .count()
             .await?;
         if rows > 0 {
-            let kind = if kind.is_empty() { "(null)".to_string() } else { kind };
-            return Err(Error::UnknownLineItemType { kind, file: file.url.clone(), rows: rows as u64 });
+            let kind = if kind.is_empty() {
+                "(null)".to_string()
+            } else {
+                kind
+            };
+            return Err(Error::UnknownLineItemType {
+                kind,
+                file: file.url.clone(),
+                rows: rows as u64,
+            });
         }
     }
     unreachable!("an unknown line item type counted in the period comes from some file")
@@ -289,10 +368,10 @@ fn unassigned(accounting: &[AccountRow]) -> Unassigned {
     for r in accounting.iter().filter(|r| r.billing_group == UNASSIGNED) {
         u.rows += r.rows;
         u.billable_cost += r.billable_cost;
-        if let Some(a) = &r.unassigned_account {
-            if !u.accounts.contains(a) {
-                u.accounts.push(a.clone());
-            }
+        if let Some(a) = &r.unassigned_account
+            && !u.accounts.contains(a)
+        {
+            u.accounts.push(a.clone());
         }
     }
     u.accounts.sort();
@@ -309,14 +388,19 @@ fn summarize(
     let mut groups: BTreeMap<&str, GroupSummary> = BTreeMap::new();
     let mut control = ControlTotals::default();
     for r in accounting {
-        let g = groups.entry(&r.billing_group).or_insert_with(|| GroupSummary {
-            billing_group: r.billing_group.clone(),
-            ..Default::default()
-        });
+        let g = groups
+            .entry(&r.billing_group)
+            .or_insert_with(|| GroupSummary {
+                billing_group: r.billing_group.clone(),
+                ..Default::default()
+            });
         g.rows += r.rows;
         g.billable_cost += r.billable_cost;
         g.proforma_cost += r.proforma_cost;
-        let tally = g.by_reason.entry(format!("{}:{}", r.treatment, r.charge_class)).or_default();
+        let tally = g
+            .by_reason
+            .entry(format!("{}:{}", r.treatment, r.charge_class))
+            .or_default();
         tally.rows += r.rows;
         tally.billable_cost += r.billable_cost;
         control.billable_total += r.billable_cost;
@@ -334,8 +418,14 @@ fn summarize(
         }
     }
     control.proforma_total = control.rerated_total + control.passed_total + control.custom_total;
-    control.billable_rows_written = tables.iter().find(|t| t.table == "billable").map_or(0, |t| t.rows);
-    control.proforma_rows_written = tables.iter().find(|t| t.table == "proforma").map_or(0, |t| t.rows);
+    control.billable_rows_written = tables
+        .iter()
+        .find(|t| t.table == "billable")
+        .map_or(0, |t| t.rows);
+    control.proforma_rows_written = tables
+        .iter()
+        .find(|t| t.table == "proforma")
+        .map_or(0, |t| t.rows);
     PeriodSummary {
         period,
         input_rows: accounting.iter().map(|r| r.rows).sum(),

@@ -13,8 +13,10 @@
 //! ungrouped 888888888888). A Compute Savings Plan owned by 222222222222 covers EC2 in acme's
 //! three accounts; a Reserved Instance owned by 444444444444 covers m5.xlarge in 555555555555.
 //! Every line item type of SPEC 5.3 except the rare RiVolumeDiscount, DistributorDiscount and
-//! SavingsPlanUpfrontFee appears in every period (the monthly ones once per period, in the
-//! first file).
+//! SavingsPlanUpfrontFee appears in every period of a few thousand rows or more: the monthly
+//! lines (commitment fees, support, subscription, taxes, credits, a refund) open the period's
+//! first file, then come hourly usage events of one line, or two where a discount, negation or
+//! covered usage goes with it. About 70 % of the lines are Usage.
 //!
 //! The physical format follows what AWS writes, because those are the details that break
 //! readers: timestamps are INT96, rates are 10-decimal strings, costs are doubles, `product`,
@@ -123,7 +125,11 @@ pub async fn write_sample(
 ) -> Result<SampleSummary, SampleError> {
     let plan = Arc::new(Plan::new(prefix, opts)?);
     let width = rayon::current_num_threads().max(1);
-    let waves: Vec<Vec<usize>> = (0..plan.jobs.len()).collect::<Vec<_>>().chunks(width).map(<[usize]>::to_vec).collect();
+    let waves: Vec<Vec<usize>> = (0..plan.jobs.len())
+        .collect::<Vec<_>>()
+        .chunks(width)
+        .map(<[usize]>::to_vec)
+        .collect();
 
     let mut rendered: Vec<Option<Rendered>> = (0..plan.jobs.len()).map(|_| None).collect();
     let mut in_flight = None;
@@ -138,10 +144,22 @@ pub async fn write_sample(
         upload(&store, &plan, join(last).await, &mut rendered).await?;
     }
 
-    let rendered: Vec<Rendered> = rendered.into_iter().map(|r| r.expect("every job was rendered")).collect();
-    let mut summary = SampleSummary { files: Vec::new(), manifests: Vec::new(), rows: 0, unblended_total: Decimal::ZERO };
+    let rendered: Vec<Rendered> = rendered
+        .into_iter()
+        .map(|r| r.expect("every job was rendered"))
+        .collect();
+    let mut summary = SampleSummary {
+        files: Vec::new(),
+        manifests: Vec::new(),
+        rows: 0,
+        unblended_total: Decimal::ZERO,
+    };
     for (period_index, period) in plan.periods.iter().enumerate() {
-        let jobs: Vec<&Job> = plan.jobs.iter().filter(|j| j.period == period_index).collect();
+        let jobs: Vec<&Job> = plan
+            .jobs
+            .iter()
+            .filter(|j| j.period == period_index)
+            .collect();
         let files: Vec<String> = jobs.iter().map(|j| j.path.to_string()).collect();
         let rows: u64 = jobs.iter().map(|j| j.rows).sum();
         let path = prefix
@@ -168,7 +186,9 @@ const ROW_GROUP_ROWS: u64 = 128 * 1024;
 
 async fn join<T>(handle: tokio::task::JoinHandle<T>) -> T {
     // A panic while rendering is a bug in this module: surface it as the panic it is.
-    handle.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    handle
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 async fn upload(
@@ -180,7 +200,9 @@ async fn upload(
     let wave = wave?;
     let puts = wave.into_iter().map(|mut file| async move {
         let bytes = std::mem::take(&mut file.bytes);
-        put(store, &plan.jobs[file.job].path, bytes).await.map(|()| file)
+        put(store, &plan.jobs[file.job].path, bytes)
+            .await
+            .map(|()| file)
     });
     for file in futures::future::try_join_all(puts).await? {
         let job = file.job;
@@ -194,7 +216,10 @@ async fn put(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Vec<u8>) -> Resul
         .put(path, PutPayload::from(bytes))
         .await
         .map(|_| ())
-        .map_err(|source| SampleError::Store { path: path.to_string(), source })
+        .map_err(|source| SampleError::Store {
+            path: path.to_string(),
+            source,
+        })
 }
 
 /// A manifest like the one AWS Data Exports writes beside each period's data.
@@ -264,7 +289,10 @@ impl Plan {
             return Err(SampleError::NoPeriods);
         }
         let catalog = Catalog::new();
-        let periods: Vec<PeriodInfo> = periods.into_iter().map(|p| PeriodInfo::new(p, opts.seed, opts.rows, &catalog)).collect();
+        let periods: Vec<PeriodInfo> = periods
+            .into_iter()
+            .map(|p| PeriodInfo::new(p, opts.seed, opts.rows))
+            .collect();
 
         let mut jobs = Vec::new();
         for (index, period) in periods.iter().enumerate() {
@@ -277,14 +305,36 @@ impl Plan {
                     .join("data")
                     .join(format!("BILLING_PERIOD={}", period.period))
                     .join(format!("{REPORT_NAME}-{:05}.snappy.parquet", file + 1));
-                let rows = opts.rows.saturating_sub(first_ordinal).min(opts.rows_per_file);
-                jobs.push(Job { period: index, file, first_ordinal, rows, path });
+                let rows = opts
+                    .rows
+                    .saturating_sub(first_ordinal)
+                    .min(opts.rows_per_file);
+                jobs.push(Job {
+                    period: index,
+                    file,
+                    first_ordinal,
+                    rows,
+                    path,
+                });
             }
         }
 
         let columns = columns();
-        let schema = Arc::new(parquet_schema(&columns).map_err(|source| SampleError::Parquet { path: prefix.to_string(), source })?);
-        Ok(Self { catalog, periods, jobs, columns, schema, props: writer_properties(), seed: opts.seed })
+        let schema = Arc::new(
+            parquet_schema(&columns).map_err(|source| SampleError::Parquet {
+                path: prefix.to_string(),
+                source,
+            })?,
+        );
+        Ok(Self {
+            catalog,
+            periods,
+            jobs,
+            columns,
+            schema,
+            props: writer_properties(),
+            seed: opts.seed,
+        })
     }
 
     fn render_wave(&self, jobs: &[usize]) -> Result<Vec<Rendered>, SampleError> {
@@ -294,12 +344,25 @@ impl Plan {
     fn render_file(&self, index: usize) -> Result<Rendered, SampleError> {
         let job = &self.jobs[index];
         let period = &self.periods[job.period];
-        let ctx = Ctx { cat: &self.catalog, period };
-        let parquet = |source| SampleError::Parquet { path: job.path.to_string(), source };
+        let ctx = Ctx {
+            cat: &self.catalog,
+            period,
+        };
+        let parquet = |source| SampleError::Parquet {
+            path: job.path.to_string(),
+            source,
+        };
 
-        let seed = mix(mix(self.seed ^ period.code.wrapping_mul(0xA24B_AED4_963E_E407)) ^ (job.file + 1).wrapping_mul(GOLDEN));
+        let seed = mix(
+            mix(self.seed ^ period.code.wrapping_mul(0xA24B_AED4_963E_E407))
+                ^ (job.file + 1).wrapping_mul(GOLDEN),
+        );
         let mut generator = Generator::new(ctx, Rng(seed), job);
-        let mut writer = SerializedFileWriter::new(Vec::new(), Arc::clone(&self.schema), Arc::clone(&self.props)).map_err(parquet)?;
+        // Files come to ~110 bytes a row: reserving that up front saves regrowing a large buffer.
+        let buffer = Vec::with_capacity((job.rows * 128).min(1 << 31) as usize);
+        let mut writer =
+            SerializedFileWriter::new(buffer, Arc::clone(&self.schema), Arc::clone(&self.props))
+                .map_err(parquet)?;
         let mut rows = Vec::with_capacity(job.rows.min(ROW_GROUP_ROWS) as usize);
         let mut scratch = Scratch::default();
         let mut unblended_total = Decimal::ZERO;
@@ -308,12 +371,21 @@ impl Plan {
             let n = left.min(ROW_GROUP_ROWS);
             rows.clear();
             generator.fill(&mut rows, n as usize);
-            unblended_total += rows.iter().map(|r| cost_decimal(fixed_f64(r.cost))).sum::<Decimal>();
-            write_row_group(&mut writer, &self.columns, &rows, &ctx, &mut scratch).map_err(parquet)?;
+            unblended_total += rows
+                .iter()
+                .map(|r| cost_decimal(fixed_f64(r.cost)))
+                .sum::<Decimal>();
+            write_row_group(&mut writer, &self.columns, &rows, &ctx, &mut scratch)
+                .map_err(parquet)?;
             left -= n;
         }
         let bytes = writer.into_inner().map_err(parquet)?;
-        Ok(Rendered { job: index, bytes, rows: job.rows, unblended_total })
+        Ok(Rendered {
+            job: index,
+            bytes,
+            rows: job.rows,
+            unblended_total,
+        })
     }
 }
 
@@ -367,11 +439,18 @@ fn round_div(n: i128, d: i128) -> i64 {
     (if n < 0 { -q } else { q }) as i64
 }
 
-/// The nearest double to a fixed-point value: exact integer divided by an exact power of ten,
-/// correctly rounded by IEEE division (values stay far below 2⁵³ units).
+/// The nearest double to a fixed-point value. Below 2⁵³ units (900,719 USD) the integer is exact
+/// as a double and IEEE division rounds correctly; above, only decimal parsing rounds once.
 fn fixed_f64(value: i64) -> f64 {
-    debug_assert!(value.unsigned_abs() < 1 << 53, "{value} does not convert exactly");
-    value as f64 / SCALE as f64
+    if value.unsigned_abs() < 1 << 53 {
+        return value as f64 / SCALE as f64;
+    }
+    let mut text = Vec::new();
+    write_fixed(&mut text, value);
+    std::str::from_utf8(&text)
+        .expect("ascii")
+        .parse()
+        .expect("a decimal number")
 }
 
 fn fixed_opt(value: i64) -> Option<f64> {
@@ -383,7 +462,11 @@ fn fixed(text: &str) -> i64 {
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
     assert!(frac.len() <= 10, "{text}: more than 10 decimals");
     let int: i64 = int.parse().expect("catalog literal");
-    let frac: i64 = if frac.is_empty() { 0 } else { frac.parse::<i64>().expect("catalog literal") * 10_i64.pow(10 - frac.len() as u32) };
+    let frac: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().expect("catalog literal") * 10_i64.pow(10 - frac.len() as u32)
+    };
     int * SCALE + frac
 }
 
@@ -401,7 +484,10 @@ fn price_text(rate: i64) -> String {
     let mut digits = Vec::new();
     write_fixed(&mut digits, rate);
     let text = String::from_utf8(digits).expect("ascii");
-    let keep = text.trim_end_matches('0').len().max(text.find('.').unwrap_or(0) + 4);
+    let keep = text
+        .trim_end_matches('0')
+        .len()
+        .max(text.find('.').unwrap_or(0) + 4);
     format!("${}", &text[..keep])
 }
 
@@ -460,11 +546,6 @@ impl Weighted {
         let x = rng.below(*self.cumulative.last().expect("non-empty weights"));
         self.cumulative.partition_point(|&c| c <= x)
     }
-
-    fn share(&self, index: usize) -> f64 {
-        let before = if index == 0 { 0 } else { self.cumulative[index - 1] };
-        (self.cumulative[index] - before) as f64 / *self.cumulative.last().expect("non-empty") as f64
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -482,6 +563,7 @@ struct Payer {
     spp_percent: i64,
 }
 
+#[rustfmt::skip]
 const PAYERS: [Payer; 3] = [
     Payer { id: "111111111111", name: "ACME Corp", edp_percent: 6, s3_private_percent: 0, spp_percent: 0 },
     Payer { id: "444444444444", name: "Globex Corporation", edp_percent: 4, s3_private_percent: 12, spp_percent: 0 },
@@ -505,6 +587,7 @@ const USW2: usize = 1;
 const EUW1: usize = 2;
 const EUC1: usize = 3;
 
+#[rustfmt::skip]
 const ACCOUNTS: [Account; 7] = [
     Account { id: "111111111111", name: "acme-management", payer: 0, team: Some("platform"), weight: 12, regions: &[(USE1, 3), (USW2, 1)] },
     Account { id: "222222222222", name: "acme-production", payer: 0, team: Some("commerce"), weight: 24, regions: &[(USW2, 3), (USE1, 1)] },
@@ -517,7 +600,6 @@ const ACCOUNTS: [Account; 7] = [
 
 const ACME_MANAGEMENT: u8 = 0;
 const ACME_PRODUCTION: u8 = 1;
-const ACME_RESEARCH: u8 = 2;
 const GLOBEX_MANAGEMENT: u8 = 3;
 const GLOBEX_PRODUCTION: u8 = 4;
 const INITECH_PRODUCTION: u8 = 5;
@@ -531,6 +613,7 @@ struct Region {
     price_per_mille: i64,
 }
 
+#[rustfmt::skip]
 const REGIONS: [Region; 4] = [
     Region { code: "us-east-1", prefix: "USE1", location: "US East (N. Virginia)", price_per_mille: 1000 },
     Region { code: "us-west-2", prefix: "USW2", location: "US West (Oregon)", price_per_mille: 1000 },
@@ -546,14 +629,38 @@ struct Service {
     name: &'static str,
 }
 
-const EC2: Service = Service { code: "AmazonEC2", name: "Amazon Elastic Compute Cloud" };
-const S3: Service = Service { code: "AmazonS3", name: "Amazon Simple Storage Service" };
-const CLOUDWATCH: Service = Service { code: "AmazonCloudWatch", name: "AmazonCloudWatch" };
-const LAMBDA: Service = Service { code: "AWSLambda", name: "AWS Lambda" };
-const RDS: Service = Service { code: "AmazonRDS", name: "Amazon Relational Database Service" };
-const DYNAMODB: Service = Service { code: "AmazonDynamoDB", name: "Amazon DynamoDB" };
-const DATA_TRANSFER: Service = Service { code: "AWSDataTransfer", name: "AWS Data Transfer" };
-const VPC: Service = Service { code: "AmazonVPC", name: "Amazon Virtual Private Cloud" };
+const EC2: Service = Service {
+    code: "AmazonEC2",
+    name: "Amazon Elastic Compute Cloud",
+};
+const S3: Service = Service {
+    code: "AmazonS3",
+    name: "Amazon Simple Storage Service",
+};
+const CLOUDWATCH: Service = Service {
+    code: "AmazonCloudWatch",
+    name: "AmazonCloudWatch",
+};
+const LAMBDA: Service = Service {
+    code: "AWSLambda",
+    name: "AWS Lambda",
+};
+const RDS: Service = Service {
+    code: "AmazonRDS",
+    name: "Amazon Relational Database Service",
+};
+const DYNAMODB: Service = Service {
+    code: "AmazonDynamoDB",
+    name: "Amazon DynamoDB",
+};
+const DATA_TRANSFER: Service = Service {
+    code: "AWSDataTransfer",
+    name: "AWS Data Transfer",
+};
+const VPC: Service = Service {
+    code: "AmazonVPC",
+    name: "Amazon Virtual Private Cloud",
+};
 
 /// How much of a SKU one hourly line item meters.
 #[derive(Clone, Copy)]
@@ -626,6 +733,7 @@ struct Sku {
     weight: u32,
 }
 
+#[rustfmt::skip]
 const SKUS: &[Sku] = &[
     Sku { service: EC2, family: "Compute Instance", usage: "BoxUsage:t3.micro", operation: "RunInstances", unit: "Hrs", rate: "0.0104", describe: "{price} per On Demand Linux t3.micro Instance Hour", instance: Some(("t3.micro", "0.5")), amount: Amount::Hours, resource: Resource::Instance, zonal: true, weight: 10 },
     Sku { service: EC2, family: "Compute Instance", usage: "BoxUsage:t3.medium", operation: "RunInstances", unit: "Hrs", rate: "0.0416", describe: "{price} per On Demand Linux t3.medium Instance Hour", instance: Some(("t3.medium", "2")), amount: Amount::Hours, resource: Resource::Instance, zonal: true, weight: 8 },
@@ -634,14 +742,14 @@ const SKUS: &[Sku] = &[
     Sku { service: EC2, family: "Compute Instance", usage: "BoxUsage:c5.2xlarge", operation: "RunInstances", unit: "Hrs", rate: "0.34", describe: "{price} per On Demand Linux c5.2xlarge Instance Hour", instance: Some(("c5.2xlarge", "16")), amount: Amount::Hours, resource: Resource::Instance, zonal: true, weight: 4 },
     Sku { service: EC2, family: "Compute Instance", usage: "BoxUsage:r6g.large", operation: "RunInstances", unit: "Hrs", rate: "0.1008", describe: "{price} per On Demand Linux r6g.large Instance Hour", instance: Some(("r6g.large", "4")), amount: Amount::Hours, resource: Resource::Instance, zonal: true, weight: 3 },
     Sku { service: EC2, family: "Storage", usage: "EBS:VolumeUsage.gp3", operation: "CreateVolume-Gp3", unit: "GB-Mo", rate: "0.08", describe: "{price} per GB-month of General Purpose (gp3) provisioned storage - {location}", instance: None, amount: Amount::PerMonth { min: 8, max: 2000 }, resource: Resource::Volume, zonal: true, weight: 10 },
-    Sku { service: DATA_TRANSFER, family: "Data Transfer", usage: "DataTransfer-Out-Bytes", operation: "RunInstances", unit: "GB", rate: "0.09", describe: "{price} per GB - first 10 TB / month data transfer out beyond the global free tier", instance: None, amount: Amount::Metered { max: 40 }, resource: Resource::Instance, zonal: false, weight: 6 },
-    Sku { service: DATA_TRANSFER, family: "Data Transfer", usage: "DataTransfer-Regional-Bytes", operation: "InterZone-In", unit: "GB", rate: "0.01", describe: "{price} per GB - regional data transfer - in/out/between EC2 AZs or using elastic IPs or ELB", instance: None, amount: Amount::Metered { max: 120 }, resource: Resource::Instance, zonal: false, weight: 4 },
-    Sku { service: S3, family: "Storage", usage: "TimedStorage-ByteHrs", operation: "StandardStorage", unit: "GB-Mo", rate: "0.023", describe: "{price} per GB - first 50 TB / month of storage used", instance: None, amount: Amount::PerMonth { min: 1, max: 50_000 }, resource: Resource::Bucket, zonal: false, weight: 8 },
+    Sku { service: DATA_TRANSFER, family: "Data Transfer", usage: "DataTransfer-Out-Bytes", operation: "RunInstances", unit: "GB", rate: "0.09", describe: "{price} per GB - first 10 TB / month data transfer out beyond the global free tier", instance: None, amount: Amount::Metered { max: 4 }, resource: Resource::Instance, zonal: false, weight: 6 },
+    Sku { service: DATA_TRANSFER, family: "Data Transfer", usage: "DataTransfer-Regional-Bytes", operation: "InterZone-In", unit: "GB", rate: "0.01", describe: "{price} per GB - regional data transfer - in/out/between EC2 AZs or using elastic IPs or ELB", instance: None, amount: Amount::Metered { max: 20 }, resource: Resource::Instance, zonal: false, weight: 4 },
+    Sku { service: S3, family: "Storage", usage: "TimedStorage-ByteHrs", operation: "StandardStorage", unit: "GB-Mo", rate: "0.023", describe: "{price} per GB - first 50 TB / month of storage used", instance: None, amount: Amount::PerMonth { min: 1, max: 12_000 }, resource: Resource::Bucket, zonal: false, weight: 8 },
     Sku { service: S3, family: "API Request", usage: "Requests-Tier1", operation: "PutObject", unit: "Requests", rate: "0.000005", describe: "{price} per 1,000 PUT, COPY, POST, or LIST requests", instance: None, amount: Amount::Count { max: 100_000 }, resource: Resource::Bucket, zonal: false, weight: 4 },
     Sku { service: S3, family: "API Request", usage: "Requests-Tier2", operation: "GetObject", unit: "Requests", rate: "0.0000004", describe: "{price} per 10,000 GET and all other requests", instance: None, amount: Amount::Count { max: 500_000 }, resource: Resource::Bucket, zonal: false, weight: 4 },
-    Sku { service: CLOUDWATCH, family: "Metric", usage: "CW:MetricMonitorUsage", operation: "MetricStorage", unit: "Metrics", rate: "0.30", describe: "{price} per metric-month - first 10,000 metrics - {location}", instance: None, amount: Amount::PerMonth { min: 10, max: 5_000 }, resource: Resource::None, zonal: false, weight: 3 },
-    Sku { service: CLOUDWATCH, family: "Data Payload", usage: "DataProcessing-Bytes", operation: "PutLogEvents", unit: "GB", rate: "0.50", describe: "{price} per GB custom log data ingested - {location}", instance: None, amount: Amount::Metered { max: 15 }, resource: Resource::LogGroup, zonal: false, weight: 3 },
-    Sku { service: LAMBDA, family: "Serverless", usage: "Lambda-GB-Second", operation: "Invoke", unit: "Lambda-GB-Second", rate: "0.0000166667", describe: "AWS Lambda - Total Compute - {location}", instance: None, amount: Amount::Metered { max: 90_000 }, resource: Resource::Function, zonal: false, weight: 5 },
+    Sku { service: CLOUDWATCH, family: "Metric", usage: "CW:MetricMonitorUsage", operation: "MetricStorage", unit: "Metrics", rate: "0.30", describe: "{price} per metric-month - first 10,000 metrics - {location}", instance: None, amount: Amount::PerMonth { min: 10, max: 400 }, resource: Resource::None, zonal: false, weight: 3 },
+    Sku { service: CLOUDWATCH, family: "Data Payload", usage: "DataProcessing-Bytes", operation: "PutLogEvents", unit: "GB", rate: "0.50", describe: "{price} per GB custom log data ingested - {location}", instance: None, amount: Amount::Metered { max: 1 }, resource: Resource::LogGroup, zonal: false, weight: 3 },
+    Sku { service: LAMBDA, family: "Serverless", usage: "Lambda-GB-Second", operation: "Invoke", unit: "Lambda-GB-Second", rate: "0.0000166667", describe: "AWS Lambda - Total Compute - {location}", instance: None, amount: Amount::Metered { max: 20_000 }, resource: Resource::Function, zonal: false, weight: 5 },
     Sku { service: LAMBDA, family: "Serverless", usage: "Request", operation: "Invoke", unit: "Requests", rate: "0.0000002", describe: "AWS Lambda - Total Requests - {location}", instance: None, amount: Amount::Count { max: 400_000 }, resource: Resource::Function, zonal: false, weight: 4 },
     Sku { service: RDS, family: "Database Instance", usage: "InstanceUsage:db.m5.large", operation: "CreateDBInstance:0002", unit: "Hrs", rate: "0.171", describe: "{price} per RDS db.m5.large Single-AZ instance hour (or partial hour) running MySQL", instance: Some(("db.m5.large", "4")), amount: Amount::Hours, resource: Resource::Database, zonal: true, weight: 4 },
     Sku { service: RDS, family: "Database Storage", usage: "RDS:GP2-Storage", operation: "CreateDBInstance:0002", unit: "GB-Mo", rate: "0.115", describe: "{price} per GB-month of provisioned GP2 storage running MySQL", instance: None, amount: Amount::PerMonth { min: 20, max: 4_000 }, resource: Resource::Database, zonal: true, weight: 2 },
@@ -653,13 +761,15 @@ const SKUS: &[Sku] = &[
 ];
 
 /// The Compute Savings Plan owned by acme-production.
-const SP_ARN: &str = "arn:aws:savingsplans::222222222222:savingsplan/3f1c2a9e-7b4d-4c61-9a8e-5d2f0b6e1c47";
+const SP_ARN: &str =
+    "arn:aws:savingsplans::222222222222:savingsplan/3f1c2a9e-7b4d-4c61-9a8e-5d2f0b6e1c47";
 const SP_OWNER: u8 = ACME_PRODUCTION;
 /// Savings Plan rate as a share of the on-demand rate, percent (3-year no upfront, roughly).
 const SP_RATE_PERCENT: i64 = 66;
 /// The Reserved Instances (m5.xlarge, us-east-1, 1-year partial upfront) owned by
 /// globex-management and used by globex-production.
-const RI_ARN: &str = "arn:aws:ec2:us-east-1:444444444444:reserved-instances/9d2e4b1a-3c5f-4e7a-8b6d-2f1a0c9e7d35";
+const RI_ARN: &str =
+    "arn:aws:ec2:us-east-1:444444444444:reserved-instances/9d2e4b1a-3c5f-4e7a-8b6d-2f1a0c9e7d35";
 const RI_OWNER: u8 = GLOBEX_MANAGEMENT;
 const RI_USER: u8 = GLOBEX_PRODUCTION;
 /// Hourly recurring fee per reservation.
@@ -667,7 +777,10 @@ const RI_RECURRING: &str = "0.0605";
 /// Upfront payment (530 USD per year) amortized per hour: 530 / 8760, to 10 decimals.
 const RI_AMORTIZED: &str = "0.0605022831";
 
-/// Chances, per mille, that an hourly usage line is part of each kind of event.
+/// Chances, per mille, of each kind of hourly event. The first three are drawn for every event;
+/// the others only where they apply (the Savings Plan on acme's EC2 instances, the reservation
+/// in globex-production, bundled discounts on data transfer out, and each organization's own
+/// private pricing), in this order.
 const P_MARKETPLACE: u64 = 4;
 const P_CREDIT: u64 = 2;
 const P_REFUND: u64 = 1;
@@ -677,15 +790,17 @@ const P_BUNDLED: u64 = 500;
 const P_PRIVATE_RATE: u64 = 400;
 const P_EDP: u64 = 120;
 const P_SPP: u64 = 150;
-/// Savings Plan commitment per generated row and hour of the period, calibrated so that the
-/// plan is nearly fully used whatever the row count (measured: effective cost ≈ 0.0105/row).
-const SP_COMMITMENT_PER_ROW: f64 = 0.01;
+/// Commitments are sized to the usage they cover, so the sample looks like a well-run bill at
+/// any row count: per generated row, the Savings Plan commitment (USD per period; the lines
+/// generated cover ≈ 0.00464 USD of effective cost per row) and the reserved hours (≈ 0.0375
+/// covered hours per row). Measured on 1M rows; `commitments_are_sized_to_their_usage` checks.
+const SP_COMMITMENT_PER_ROW: f64 = 0.0048;
+const RI_HOURS_PER_ROW: f64 = 0.038;
 
 /// One line a row can be about: a SKU in a region, a fee, or a service as a whole (taxes,
 /// credits). Strings are built once per run, so rows only hold indices.
 struct Item {
     product_code: &'static str,
-    service_name: &'static str,
     billing_entity: &'static str,
     legal_entity: &'static str,
     usage_type: String,
@@ -708,9 +823,15 @@ struct Item {
 
 impl Item {
     fn usage(sku_index: usize, sku: &Sku, region: &Region) -> Self {
-        let rate = round_div(fixed(sku.rate) as i128 * region.price_per_mille as i128, 1000);
+        let rate = round_div(
+            fixed(sku.rate) as i128 * region.price_per_mille as i128,
+            1000,
+        );
         let usage_type = format!("{}-{}", region.prefix, sku.usage);
-        let description = sku.describe.replace("{price}", &price_text(rate)).replace("{location}", region.location);
+        let description = sku
+            .describe
+            .replace("{price}", &price_text(rate))
+            .replace("{location}", region.location);
         let mut product = vec![
             ("product_name", sku.service.name.to_string()),
             ("servicename", sku.service.name.to_string()),
@@ -725,7 +846,6 @@ impl Item {
         }
         Self {
             product_code: sku.service.code,
-            service_name: sku.service.name,
             billing_entity: AWS,
             legal_entity: AWS_EMEA,
             sku: Some(sku_code(&usage_type, sku.operation)),
@@ -736,7 +856,12 @@ impl Item {
             description,
             instance_type: sku.instance.map(|(t, _)| t),
             normalization_factor: sku.instance.map_or(NONE, |(_, f)| fixed(f)),
-            region: Some(REGIONS.iter().position(|r| r.code == region.code).expect("known region")),
+            region: Some(
+                REGIONS
+                    .iter()
+                    .position(|r| r.code == region.code)
+                    .expect("known region"),
+            ),
             sku_index: Some(sku_index),
             rate,
             amount: sku.amount,
@@ -750,7 +875,6 @@ impl Item {
     fn account_level(service: &Service, description: String) -> Self {
         Self {
             product_code: service.code,
-            service_name: service.name,
             billing_entity: AWS,
             legal_entity: AWS_EMEA,
             usage_type: String::new(),
@@ -767,7 +891,10 @@ impl Item {
             amount: Amount::One,
             resource: Resource::None,
             zonal: false,
-            product: vec![("product_name", service.name.to_string()), ("servicename", service.name.to_string())],
+            product: vec![
+                ("product_name", service.name.to_string()),
+                ("servicename", service.name.to_string()),
+            ],
         }
     }
 }
@@ -822,7 +949,10 @@ impl Catalog {
             (items.len() - 1) as u16
         };
 
-        let m5_xlarge = SKUS.iter().position(|s| s.usage == "BoxUsage:m5.xlarge").expect("m5.xlarge in the catalog");
+        let m5_xlarge = SKUS
+            .iter()
+            .position(|s| s.usage == "BoxUsage:m5.xlarge")
+            .expect("m5.xlarge in the catalog");
         let ri_usage = (m5_xlarge * REGIONS.len() + USE1) as u16;
         let ri_recurring = fixed(RI_RECURRING);
         let ri_fee = add(Item {
@@ -830,7 +960,10 @@ impl Catalog {
             operation: "RunInstances",
             unit: Some("Hrs"),
             family: Some("Compute Instance"),
-            description: format!("USD {} hourly fee per Linux/UNIX (Amazon VPC), m5.xlarge instance", RI_RECURRING),
+            description: format!(
+                "USD {} hourly fee per Linux/UNIX (Amazon VPC), m5.xlarge instance",
+                RI_RECURRING
+            ),
             instance_type: Some("m5.xlarge"),
             region: Some(USE1),
             sku: Some(sku_code("USE1-HeavyUsage:m5.xlarge", "RunInstances")),
@@ -845,24 +978,42 @@ impl Catalog {
             sku: Some(sku_code("ComputeSP:3yrNoUpfront", "")),
             resource: Resource::SavingsPlan,
             ..Item::account_level(
-                &Service { code: "ComputeSavingsPlans", name: "Savings Plans for AWS Compute usage" },
+                &Service {
+                    code: "ComputeSavingsPlans",
+                    name: "Savings Plans for AWS Compute usage",
+                },
                 "3 year No Upfront Compute Savings Plan".to_string(),
             )
         });
         let business_support = add(Item {
             usage_type: "Dollar".to_string(),
-            ..Item::account_level(&Service { code: "AWSSupportBusiness", name: "AWS Support (Business)" }, "AWS Support (Business)".to_string())
+            ..Item::account_level(
+                &Service {
+                    code: "AWSSupportBusiness",
+                    name: "AWS Support (Business)",
+                },
+                "AWS Support (Business)".to_string(),
+            )
         });
         let developer_support = add(Item {
             usage_type: "Dollar".to_string(),
-            ..Item::account_level(&Service { code: "AWSDeveloperSupport", name: "AWS Support (Developer)" }, "AWS Support (Developer)".to_string())
+            ..Item::account_level(
+                &Service {
+                    code: "AWSDeveloperSupport",
+                    name: "AWS Support (Developer)",
+                },
+                "AWS Support (Developer)".to_string(),
+            )
         });
         let marketplace_fee = add(Item {
             billing_entity: "AWS Marketplace",
             legal_entity: "Datadog, Inc.",
             usage_type: "SaaS-Subscription:pro".to_string(),
             ..Item::account_level(
-                &Service { code: "9s2k4hd7rw3qz0mxv5b8ny1tj", name: "Datadog Pro (monthly subscription)" },
+                &Service {
+                    code: "9s2k4hd7rw3qz0mxv5b8ny1tj",
+                    name: "Datadog Pro (monthly subscription)",
+                },
                 "Datadog Pro - monthly subscription fee".to_string(),
             )
         });
@@ -880,14 +1031,25 @@ impl Catalog {
             resource: Resource::Instance,
             zonal: true,
             ..Item::account_level(
-                &Service { code: "6ub7c3mw0qz2kx5fh8tyd1nae", name: "Sentinel Threat Scanner" },
+                &Service {
+                    code: "6ub7c3mw0qz2kx5fh8tyd1nae",
+                    name: "Sentinel Threat Scanner",
+                },
                 "$0.35 per hour for Sentinel Threat Scanner on t3.medium".to_string(),
             )
         });
-        let mut service = |s: &Service| add(Item::account_level(s, format!("Tax for product code {}", s.code)));
+        let mut service = |s: &Service| {
+            add(Item::account_level(
+                s,
+                format!("Tax for product code {}", s.code),
+            ))
+        };
         let (ec2, s3, rds, lambda) = (service(&EC2), service(&S3), service(&RDS), service(&LAMBDA));
 
-        let regions = ACCOUNTS.iter().map(|a| Weighted::new(a.regions.iter().map(|&(_, w)| w))).collect();
+        let regions = ACCOUNTS
+            .iter()
+            .map(|a| Weighted::new(a.regions.iter().map(|&(_, w)| w)))
+            .collect();
         Self {
             items,
             accounts: Weighted::new(ACCOUNTS.iter().map(|a| a.weight)),
@@ -933,13 +1095,25 @@ struct PeriodInfo {
 }
 
 impl PeriodInfo {
-    fn new(period: Period, seed: u64, rows: u64, catalog: &Catalog) -> Self {
+    fn new(period: Period, seed: u64, rows: u64) -> Self {
         let start = period.first_day();
         let end = period.end_exclusive();
         let hours = ((end - start).num_days() * 24) as u16;
-        let nanos = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp() * 1_000_000_000;
+        let nanos = |d: NaiveDate| {
+            d.and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc()
+                .timestamp()
+                * 1_000_000_000
+        };
         let midnight = start.and_hms_opt(0, 0, 0).expect("midnight");
-        let hour_iso = (0..=i64::from(hours)).map(|h| (midnight + Duration::hours(h)).format("%Y-%m-%dT%H:%M:%SZ").to_string()).collect();
+        let hour_iso = (0..=i64::from(hours))
+            .map(|h| {
+                (midnight + Duration::hours(h))
+                    .format("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string()
+            })
+            .collect();
         let millis_iso = |d: NaiveDate| format!("{}T00:00:00.000Z", d.format("%Y-%m-%d"));
         let code = period.year() as u64 * 12 + u64::from(period.month());
 
@@ -954,13 +1128,20 @@ impl PeriodInfo {
         let invoice_ids = PAYERS
             .iter()
             .enumerate()
-            .map(|(i, _)| format!("EUINIE{:02}-{:06}", period.year() % 100, 100_000 + mix(seed ^ code << 8 ^ i as u64) % 900_000))
+            .map(|(i, _)| {
+                format!(
+                    "EUINIE{:02}-{:06}",
+                    period.year() % 100,
+                    100_000 + mix(seed ^ code << 8 ^ i as u64) % 900_000
+                )
+            })
             .collect();
 
-        // Size the commitments to the usage they cover, so the sample looks like a well-run bill.
-        let ri_share = catalog.accounts.share(RI_USER as usize) * P_RESERVED as f64 / 1000.0;
-        let ri_count = ((rows as f64 * ri_share / f64::from(hours)).round() as i64).max(1);
-        let sp_commitment = ((rows as f64 * SP_COMMITMENT_PER_ROW / f64::from(hours) * 100.0).round() as i64).max(1) * (SCALE / 100);
+        let ri_count = ((rows as f64 * RI_HOURS_PER_ROW / f64::from(hours)).round() as i64).max(1);
+        let sp_commitment = ((rows as f64 * SP_COMMITMENT_PER_ROW / f64::from(hours) * 100.0)
+            .round() as i64)
+            .max(1)
+            * (SCALE / 100);
 
         Self {
             period,
@@ -1031,11 +1212,22 @@ impl Kind {
 
     /// Lines that meter a resource's usage (and so carry its pricing, unit and tags).
     fn is_usage(self) -> bool {
-        matches!(self, Kind::Usage | Kind::DiscountedUsage | Kind::SavingsPlanCoveredUsage | Kind::SavingsPlanNegation)
+        matches!(
+            self,
+            Kind::Usage
+                | Kind::DiscountedUsage
+                | Kind::SavingsPlanCoveredUsage
+                | Kind::SavingsPlanNegation
+        )
     }
 
     fn is_savings_plan(self) -> bool {
-        matches!(self, Kind::SavingsPlanCoveredUsage | Kind::SavingsPlanNegation | Kind::SavingsPlanRecurringFee)
+        matches!(
+            self,
+            Kind::SavingsPlanCoveredUsage
+                | Kind::SavingsPlanNegation
+                | Kind::SavingsPlanRecurringFee
+        )
     }
 
     fn is_reservation(self) -> bool {
@@ -1143,7 +1335,13 @@ struct Generator<'a> {
 
 impl<'a> Generator<'a> {
     fn new(ctx: Ctx<'a>, rng: Rng, job: &Job) -> Self {
-        let mut generator = Self { ctx, rng, next_ordinal: job.first_ordinal, left: job.rows, queue: Vec::new() };
+        let mut generator = Self {
+            ctx,
+            rng,
+            next_ordinal: job.first_ordinal,
+            left: job.rows,
+            queue: Vec::new(),
+        };
         if job.file == 0 {
             let mut monthly = generator.monthly_lines();
             monthly.reverse();
@@ -1176,32 +1374,64 @@ impl<'a> Generator<'a> {
         let period = self.ctx.period;
         let hours = i64::from(period.hours) * SCALE;
         let mut lines = Vec::new();
-        let mut monthly = |kind: Kind, account: u8, item: u16, amount: i64, rate: i64, cost: i64| {
-            let mut row = Row::blank(kind, account, item);
-            row.hours = period.hours;
-            row.amount = amount;
-            row.rate = rate;
-            row.cost = cost;
-            row.net_cost = cost;
-            row.net_rate = rate;
-            lines.push(row);
-            lines.len() - 1
-        };
+        let mut monthly =
+            |kind: Kind, account: u8, item: u16, amount: i64, rate: i64, cost: i64| {
+                let mut row = Row::blank(kind, account, item);
+                row.hours = period.hours;
+                row.amount = amount;
+                row.rate = rate;
+                row.cost = cost;
+                row.net_cost = cost;
+                row.net_rate = rate;
+                lines.push(row);
+                lines.len() - 1
+            };
         let rng = &mut self.rng;
         let mut dollars = |lo: i64, hi: i64| rng.between(lo * 100, hi * 100) * (SCALE / 100);
 
         let ri_amount = hours * period.ri_count;
         let ri_rate = cat.items[cat.ri_fee as usize].rate;
-        let ri = monthly(Kind::RiFee, RI_OWNER, cat.ri_fee, ri_amount, ri_rate, fixed_mul(ri_amount, ri_rate));
-        let sp = monthly(Kind::SavingsPlanRecurringFee, SP_OWNER, cat.sp_fee, hours, period.sp_commitment, fixed_mul(hours, period.sp_commitment));
+        let ri = monthly(
+            Kind::RiFee,
+            RI_OWNER,
+            cat.ri_fee,
+            ri_amount,
+            ri_rate,
+            fixed_mul(ri_amount, ri_rate),
+        );
+        let sp = monthly(
+            Kind::SavingsPlanRecurringFee,
+            SP_OWNER,
+            cat.sp_fee,
+            hours,
+            period.sp_commitment,
+            fixed_mul(hours, period.sp_commitment),
+        );
 
-        let business = [(ACME_MANAGEMENT, dollars(100, 1500)), (GLOBEX_MANAGEMENT, dollars(100, 900))];
+        let business = [
+            (ACME_MANAGEMENT, dollars(100, 1500)),
+            (GLOBEX_MANAGEMENT, dollars(100, 900)),
+        ];
         for (account, cost) in business {
             monthly(Kind::Fee, account, cat.business_support, SCALE, cost, cost);
         }
-        monthly(Kind::Fee, INITECH_PRODUCTION, cat.developer_support, SCALE, fixed("29"), fixed("29"));
+        monthly(
+            Kind::Fee,
+            INITECH_PRODUCTION,
+            cat.developer_support,
+            SCALE,
+            fixed("29"),
+            fixed("29"),
+        );
         let subscription = dollars(300, 600);
-        let marketplace = monthly(Kind::Fee, ACME_PRODUCTION, cat.marketplace_fee, SCALE, subscription, subscription);
+        let marketplace = monthly(
+            Kind::Fee,
+            ACME_PRODUCTION,
+            cat.marketplace_fee,
+            SCALE,
+            subscription,
+            subscription,
+        );
 
         for account in 0..ACCOUNTS.len() as u8 {
             let tax = dollars(20, 800);
@@ -1212,9 +1442,23 @@ impl<'a> Generator<'a> {
         let credit = -dollars(250, 2500);
         monthly(Kind::Credit, ACME_MANAGEMENT, cat.ec2, SCALE, NONE, credit);
         let credit = -dollars(100, 1000);
-        monthly(Kind::Credit, GLOBEX_PRODUCTION, cat.lambda, SCALE, NONE, credit);
+        monthly(
+            Kind::Credit,
+            GLOBEX_PRODUCTION,
+            cat.lambda,
+            SCALE,
+            NONE,
+            credit,
+        );
         let refund = -dollars(10, 300);
-        monthly(Kind::Refund, GLOBEX_MANAGEMENT, cat.rds, SCALE, NONE, refund);
+        monthly(
+            Kind::Refund,
+            GLOBEX_MANAGEMENT,
+            cat.rds,
+            SCALE,
+            NONE,
+            refund,
+        );
 
         // Commitment fees name their commitment as the resource; Marketplace shows no public
         // price (on-demand cost 0) although it charges.
@@ -1236,7 +1480,11 @@ impl<'a> Generator<'a> {
             return (usage, None);
         }
         if roll < P_MARKETPLACE + P_CREDIT + P_REFUND {
-            let kind = if roll < P_MARKETPLACE + P_CREDIT { Kind::Credit } else { Kind::Refund };
+            let kind = if roll < P_MARKETPLACE + P_CREDIT {
+                Kind::Credit
+            } else {
+                Kind::Refund
+            };
             return (self.adjustment(kind, account), None);
         }
 
@@ -1254,13 +1502,19 @@ impl<'a> Generator<'a> {
         }
         let spec = &SKUS[sku];
         let instance = spec.service.code == EC2.code && spec.instance.is_some();
-        if acct.payer == ACCOUNTS[SP_OWNER as usize].payer && instance && self.rng.per_mille(P_SAVINGS_PLAN) {
+        if acct.payer == ACCOUNTS[SP_OWNER as usize].payer
+            && instance
+            && self.rng.per_mille(P_SAVINGS_PLAN)
+        {
             return self.savings_plan(usage);
         }
         if spec.usage == "DataTransfer-Out-Bytes" && self.rng.per_mille(P_BUNDLED) {
             return discounted(usage, Discount::Bundled, 100);
         }
-        if payer.s3_private_percent > 0 && spec.service.code == S3.code && self.rng.per_mille(P_PRIVATE_RATE) {
+        if payer.s3_private_percent > 0
+            && spec.service.code == S3.code
+            && self.rng.per_mille(P_PRIVATE_RATE)
+        {
             return discounted(usage, Discount::PrivateRate, payer.s3_private_percent);
         }
         if payer.edp_percent > 0 && self.rng.per_mille(P_EDP) {
@@ -1300,7 +1554,10 @@ impl<'a> Generator<'a> {
             Amount::Hours => round_div(rng.between(60, 3599) as i128 * SCALE as i128, 3600),
             Amount::PerMonth { min, max } => {
                 let units_milli = rng.between(min * 1000, max * 1000);
-                round_div(units_milli as i128 * (SCALE / 1000) as i128, i128::from(self.ctx.period.hours))
+                round_div(
+                    units_milli as i128 * (SCALE / 1000) as i128,
+                    i128::from(self.ctx.period.hours),
+                )
             }
             Amount::Metered { max } => rng.between(1, max * SCALE),
             Amount::Count { max } => rng.between(1, max) * SCALE,
@@ -1434,6 +1691,7 @@ struct Column {
 
 /// The columns in file order: grouped roughly as AWS groups them but deliberately not
 /// alphabetical, because real exports vary and readers must go by name.
+#[rustfmt::skip]
 fn columns() -> Vec<Column> {
     use Render::*;
     let c = |name, render| Column { name, render };
@@ -1547,9 +1805,16 @@ fn write_line_item_id(out: &mut Vec<u8>, period: &PeriodInfo, ordinal: u64) {
 fn render_description(r: &Row, x: &Ctx<'_>, o: &mut StrOut) {
     match r.kind {
         Kind::SavingsPlanNegation => o.with(|b| {
-            let _ = write!(b, "SavingsPlanNegation used by AccountId : {} and UsageSku : {}", ACCOUNTS[SP_OWNER as usize].id, x.item(r).sku.as_deref().unwrap_or(""));
+            let _ = write!(
+                b,
+                "SavingsPlanNegation used by AccountId : {} and UsageSku : {}",
+                ACCOUNTS[SP_OWNER as usize].id,
+                x.item(r).sku.as_deref().unwrap_or("")
+            );
         }),
-        Kind::DiscountedUsage => o.str("USD 0.0 hourly fee per Linux/UNIX (Amazon VPC), m5.xlarge instance"),
+        Kind::DiscountedUsage => {
+            o.str("USD 0.0 hourly fee per Linux/UNIX (Amazon VPC), m5.xlarge instance")
+        }
         Kind::EdpDiscount => o.str("Enterprise Program Discount"),
         Kind::PrivateRateDiscount => o.str("Private rate discount"),
         Kind::SppDiscount => o.str("Solution Provider Program Discount"),
@@ -1570,25 +1835,56 @@ fn render_resource_id(r: &Row, x: &Ctx<'_>, o: &mut StrOut) {
     if r.resource == NO_RESOURCE {
         // Usage lines always have the column, empty when AWS meters no resource; account-level
         // lines (taxes, credits, fees) have none.
-        return if r.kind.is_usage() { o.str("") } else { o.null() };
+        return if r.kind.is_usage() {
+            o.str("")
+        } else {
+            o.null()
+        };
     }
     let account = x.account(r);
     let region = x.region(r).map_or("", |g| g.code);
     let index = r.resource;
     let word = RESOURCE_WORDS[index as usize % RESOURCE_WORDS.len()];
     // Stable per (account, SKU, index): the same resources recur hour after hour.
-    let hex = mix((u64::from(r.account) << 40) ^ ((item.sku_index.unwrap_or(999) as u64) << 20) ^ u64::from(index)) >> 4;
+    let hex = mix((u64::from(r.account) << 40)
+        ^ ((item.sku_index.unwrap_or(999) as u64) << 20)
+        ^ u64::from(index))
+        >> 4;
     o.with(|b| {
         let _ = match item.resource {
             Resource::Instance => write!(b, "i-0{hex:015x}"),
             Resource::Volume => write!(b, "vol-0{hex:015x}"),
             Resource::Bucket => write!(b, "{}-{word}-{index}", account.name),
-            Resource::Function => write!(b, "arn:aws:lambda:{region}:{}:function:{word}-{index}", account.id),
-            Resource::Database => write!(b, "arn:aws:rds:{region}:{}:db:{word}-db-{index}", account.id),
-            Resource::Table => write!(b, "arn:aws:dynamodb:{region}:{}:table/{word}-{index}", account.id),
-            Resource::NatGateway => write!(b, "arn:aws:ec2:{region}:{}:natgateway/nat-0{hex:015x}", account.id),
-            Resource::LogGroup => write!(b, "arn:aws:logs:{region}:{}:log-group:/aws/lambda/{word}-{index}", account.id),
-            Resource::Address => write!(b, "arn:aws:ec2:{region}:{}:elastic-ip/eipalloc-0{hex:015x}", account.id),
+            Resource::Function => write!(
+                b,
+                "arn:aws:lambda:{region}:{}:function:{word}-{index}",
+                account.id
+            ),
+            Resource::Database => write!(
+                b,
+                "arn:aws:rds:{region}:{}:db:{word}-db-{index}",
+                account.id
+            ),
+            Resource::Table => write!(
+                b,
+                "arn:aws:dynamodb:{region}:{}:table/{word}-{index}",
+                account.id
+            ),
+            Resource::NatGateway => write!(
+                b,
+                "arn:aws:ec2:{region}:{}:natgateway/nat-0{hex:015x}",
+                account.id
+            ),
+            Resource::LogGroup => write!(
+                b,
+                "arn:aws:logs:{region}:{}:log-group:/aws/lambda/{word}-{index}",
+                account.id
+            ),
+            Resource::Address => write!(
+                b,
+                "arn:aws:ec2:{region}:{}:elastic-ip/eipalloc-0{hex:015x}",
+                account.id
+            ),
             Resource::Reservation => write!(b, "{RI_ARN}"),
             Resource::SavingsPlan => write!(b, "{SP_ARN}"),
             Resource::None => Ok(()),
@@ -1596,7 +1892,16 @@ fn render_resource_id(r: &Row, x: &Ctx<'_>, o: &mut StrOut) {
     });
 }
 
-const RESOURCE_WORDS: [&str; 8] = ["orders", "billing", "search", "ingest", "analytics", "web", "auth", "reports"];
+const RESOURCE_WORDS: [&str; 8] = [
+    "orders",
+    "billing",
+    "search",
+    "ingest",
+    "analytics",
+    "web",
+    "auth",
+    "reports",
+];
 const ENVIRONMENTS: [&str; 3] = ["prod", "staging", "dev"];
 
 /// User tags of the line's resource: most resources are tagged, some are not (an empty map), and
@@ -1614,7 +1919,7 @@ fn render_tags(r: &Row, x: &Ctx<'_>, m: &mut MapOut<StrBuf>) {
             m.put("user_team", team);
         }
         m.put("user_env", ENVIRONMENTS[index % ENVIRONMENTS.len()]);
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             m.put("user_service", RESOURCE_WORDS[index % RESOURCE_WORDS.len()]);
         }
     });
@@ -1743,7 +2048,11 @@ impl<V> MapOut<V> {
     }
 
     fn level(&mut self) {
-        self.rep.push(if self.rep.len() == self.row_start { 0 } else { 1 });
+        self.rep.push(if self.rep.len() == self.row_start {
+            0
+        } else {
+            1
+        });
         self.key_def.push(2);
         self.value_def.push(3);
     }
@@ -1876,9 +2185,9 @@ fn write_leaf<T: DataType>(
     def: &[i16],
     rep: Option<&[i16]>,
 ) -> Result<(), ParquetError> {
-    let mut column = group
-        .next_column()?
-        .ok_or_else(|| ParquetError::General("rendered more columns than the schema has".to_string()))?;
+    let mut column = group.next_column()?.ok_or_else(|| {
+        ParquetError::General("rendered more columns than the schema has".to_string())
+    })?;
     column.typed::<T>().write_batch(values, Some(def), rep)?;
     column.close()
 }
@@ -1902,8 +2211,8 @@ mod tests {
     use std::collections::{BTreeMap, HashSet};
 
     use arrow::array::AsArray;
-    use arrow::record_batch::RecordBatch;
     use arrow::datatypes::{DataType as ArrowType, Float64Type, TimeUnit, TimestampNanosecondType};
+    use arrow::record_batch::RecordBatch;
     use object_store::memory::InMemory;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::Type as PhysicalType;
@@ -1913,44 +2222,123 @@ mod tests {
     }
 
     fn options(rows: u64, seed: u64) -> SampleOptions {
-        SampleOptions { rows, seed, periods: vec![period("2025-11")], rows_per_file: 1_000_000 }
+        SampleOptions {
+            rows,
+            seed,
+            periods: vec![period("2025-11")],
+            rows_per_file: 1_000_000,
+        }
     }
 
     async fn generate(opts: &SampleOptions) -> (Arc<dyn ObjectStore>, SampleSummary) {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let summary = write_sample(Arc::clone(&store), &Path::from("cur2"), opts).await.unwrap();
+        let summary = write_sample(Arc::clone(&store), &Path::from("cur2"), opts)
+            .await
+            .unwrap();
         (store, summary)
     }
 
     async fn read_all(store: &Arc<dyn ObjectStore>, files: &[String]) -> Vec<RecordBatch> {
         let mut batches = Vec::new();
         for file in files {
-            let data = store.get(&Path::from(file.as_str())).await.unwrap().bytes().await.unwrap();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(data).unwrap().with_batch_size(8192).build().unwrap();
+            let data = store
+                .get(&Path::from(file.as_str()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(data)
+                .unwrap()
+                .with_batch_size(8192)
+                .build()
+                .unwrap();
             batches.extend(reader.map(Result::unwrap));
         }
         batches
     }
 
     fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Vec<Option<&'a str>> {
-        batch.column_by_name(name).unwrap_or_else(|| panic!("{name}")).as_string::<i32>().iter().collect()
+        batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .as_string::<i32>()
+            .iter()
+            .collect()
     }
 
     fn doubles(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
-        batch.column_by_name(name).unwrap().as_primitive::<Float64Type>().iter().collect()
+        batch
+            .column_by_name(name)
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .iter()
+            .collect()
     }
 
     #[tokio::test]
     async fn same_seed_writes_the_same_bytes() {
-        let opts = SampleOptions { rows_per_file: 120, ..options(300, 7) };
+        let opts = SampleOptions {
+            rows_per_file: 120,
+            ..options(300, 7)
+        };
         let (a, sa) = generate(&opts).await;
         let (b, sb) = generate(&opts).await;
         assert_eq!(sa, sb);
         assert_eq!(sa.files.len(), 3);
         for file in &sa.files {
-            let (x, y) = (a.get(&Path::from(file.as_str())).await.unwrap().bytes().await.unwrap(), b.get(&Path::from(file.as_str())).await.unwrap().bytes().await.unwrap());
+            let (x, y) = (
+                a.get(&Path::from(file.as_str()))
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap(),
+                b.get(&Path::from(file.as_str()))
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap(),
+            );
             assert_eq!(x, y, "{file} differs between runs");
         }
+    }
+
+    #[tokio::test]
+    async fn bytes_do_not_depend_on_threads() {
+        let opts = SampleOptions {
+            rows_per_file: 100,
+            ..options(450, 9)
+        };
+        let (store, summary) = generate(&opts).await;
+        let plan = Plan::new(&Path::from("cur2"), &opts).unwrap();
+        for (index, file) in summary.files.iter().enumerate() {
+            let alone = plan.render_file(index).unwrap();
+            let written = store
+                .get(&Path::from(file.as_str()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(alone.bytes, written.to_vec(), "{file}");
+        }
+    }
+
+    #[tokio::test]
+    async fn empty_period_still_has_a_readable_file() {
+        let (store, summary) = generate(&options(0, 1)).await;
+        assert_eq!(
+            (summary.rows, summary.files.len(), summary.unblended_total),
+            (0, 1, Decimal::ZERO)
+        );
+        assert!(
+            read_all(&store, &summary.files)
+                .await
+                .iter()
+                .all(|b| b.num_rows() == 0)
+        );
     }
 
     #[tokio::test]
@@ -1959,15 +2347,31 @@ mod tests {
         let (b, sb) = generate(&options(300, 2)).await;
         assert_ne!(sa.unblended_total, sb.unblended_total);
         let ids = |batches: Vec<RecordBatch>| -> HashSet<String> {
-            batches.iter().flat_map(|b| strings(b, "identity_line_item_id").into_iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>()).collect()
+            batches
+                .iter()
+                .flat_map(|b| {
+                    strings(b, "identity_line_item_id")
+                        .into_iter()
+                        .map(|s| s.unwrap().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
         };
-        let (ia, ib) = (ids(read_all(&a, &sa.files).await), ids(read_all(&b, &sb.files).await));
+        let (ia, ib) = (
+            ids(read_all(&a, &sa.files).await),
+            ids(read_all(&b, &sb.files).await),
+        );
         assert!(ia.is_disjoint(&ib));
     }
 
     #[tokio::test]
     async fn layout_splits_files_and_writes_a_manifest_per_period() {
-        let opts = SampleOptions { rows: 250, seed: 3, periods: vec![period("2025-12"), period("2025-11"), period("2025-11")], rows_per_file: 100 };
+        let opts = SampleOptions {
+            rows: 250,
+            seed: 3,
+            periods: vec![period("2025-12"), period("2025-11"), period("2025-11")],
+            rows_per_file: 100,
+        };
         let (store, summary) = generate(&opts).await;
         assert_eq!(summary.rows, 500);
         assert_eq!(
@@ -1981,19 +2385,45 @@ mod tests {
                 "cur2/data/BILLING_PERIOD=2025-12/rerate-sample-00003.snappy.parquet",
             ]
         );
-        assert_eq!(summary.manifests[1], "cur2/metadata/BILLING_PERIOD=2025-12/rerate-sample-Manifest.json");
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&store.get(&Path::from(summary.manifests[1].as_str())).await.unwrap().bytes().await.unwrap()).unwrap();
-        assert_eq!(manifest["billingPeriod"]["start"], "2025-12-01T00:00:00.000Z");
+        assert_eq!(
+            summary.manifests[1],
+            "cur2/metadata/BILLING_PERIOD=2025-12/rerate-sample-Manifest.json"
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &store
+                .get(&Path::from(summary.manifests[1].as_str()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            manifest["billingPeriod"]["start"],
+            "2025-12-01T00:00:00.000Z"
+        );
         assert_eq!(manifest["billingPeriod"]["end"], "2026-01-01T00:00:00.000Z");
         assert_eq!(manifest["dataFiles"].as_array().unwrap().len(), 3);
         assert_eq!(manifest["rowCount"], 250);
-        assert!(manifest["columns"].as_array().unwrap().iter().any(|c| c["name"] == "product" && c["type"] == "map<string,string>"));
+        assert!(
+            manifest["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "product" && c["type"] == "map<string,string>")
+        );
 
         let batches = read_all(&store, &summary.files[3..]).await;
         let starts: Vec<i64> = batches
             .iter()
-            .flat_map(|b| b.column_by_name("line_item_usage_start_date").unwrap().as_primitive::<TimestampNanosecondType>().values().to_vec())
+            .flat_map(|b| {
+                b.column_by_name("line_item_usage_start_date")
+                    .unwrap()
+                    .as_primitive::<TimestampNanosecondType>()
+                    .values()
+                    .to_vec()
+            })
             .collect();
         let (lo, hi) = (1_764_547_200_000_000_000_i64, 1_767_225_600_000_000_000_i64); // 2025-12-01 .. 2026-01-01 UTC
         assert!(starts.iter().all(|&s| (lo..hi).contains(&s)));
@@ -2002,29 +2432,71 @@ mod tests {
     #[tokio::test]
     async fn physical_format_matches_aws() {
         let (store, summary) = generate(&options(2_000, 42)).await;
-        let data = store.get(&Path::from(summary.files[0].as_str())).await.unwrap().bytes().await.unwrap();
+        let data = store
+            .get(&Path::from(summary.files[0].as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         let builder = ParquetRecordBatchReaderBuilder::try_new(data).unwrap();
 
         let parquet = builder.metadata().file_metadata().schema_descr();
-        let physical: BTreeMap<String, PhysicalType> = parquet.columns().iter().map(|c| (c.path().string(), c.physical_type())).collect();
-        for ts in ["bill_billing_period_start_date", "bill_billing_period_end_date", "line_item_usage_start_date", "line_item_usage_end_date"] {
+        let physical: BTreeMap<String, PhysicalType> = parquet
+            .columns()
+            .iter()
+            .map(|c| (c.path().string(), c.physical_type()))
+            .collect();
+        for ts in [
+            "bill_billing_period_start_date",
+            "bill_billing_period_end_date",
+            "line_item_usage_start_date",
+            "line_item_usage_end_date",
+        ] {
             assert_eq!(physical[ts], PhysicalType::INT96, "{ts}");
         }
 
         let arrow = builder.schema();
         let ty = |name: &str| arrow.field_with_name(name).unwrap().data_type().clone();
-        assert_eq!(ty("line_item_usage_start_date"), ArrowType::Timestamp(TimeUnit::Nanosecond, None));
-        for rate in ["line_item_unblended_rate", "line_item_blended_rate", "line_item_net_unblended_rate", "pricing_public_on_demand_rate", "savings_plan_savings_plan_rate"] {
+        assert_eq!(
+            ty("line_item_usage_start_date"),
+            ArrowType::Timestamp(TimeUnit::Nanosecond, None)
+        );
+        for rate in [
+            "line_item_unblended_rate",
+            "line_item_blended_rate",
+            "line_item_net_unblended_rate",
+            "pricing_public_on_demand_rate",
+            "savings_plan_savings_plan_rate",
+        ] {
             assert_eq!(ty(rate), ArrowType::Utf8, "{rate}");
         }
-        for cost in ["line_item_unblended_cost", "pricing_public_on_demand_cost", "savings_plan_savings_plan_effective_cost", "reservation_effective_cost", "line_item_usage_amount"] {
+        for cost in [
+            "line_item_unblended_cost",
+            "pricing_public_on_demand_cost",
+            "savings_plan_savings_plan_effective_cost",
+            "reservation_effective_cost",
+            "line_item_usage_amount",
+        ] {
             assert_eq!(ty(cost), ArrowType::Float64, "{cost}");
         }
         for map in ["product", "resource_tags", "cost_category", "discount"] {
-            let ArrowType::Map(entries, _) = ty(map) else { panic!("{map} is {:?}", ty(map)) };
-            let ArrowType::Struct(fields) = entries.data_type() else { panic!("{map} entries") };
-            let value = if map == "discount" { ArrowType::Float64 } else { ArrowType::Utf8 };
-            assert_eq!((fields[0].data_type(), fields[1].data_type()), (&ArrowType::Utf8, &value), "{map}");
+            let ArrowType::Map(entries, _) = ty(map) else {
+                panic!("{map} is {:?}", ty(map))
+            };
+            let ArrowType::Struct(fields) = entries.data_type() else {
+                panic!("{map} entries")
+            };
+            let value = if map == "discount" {
+                ArrowType::Float64
+            } else {
+                ArrowType::Utf8
+            };
+            assert_eq!(
+                (fields[0].data_type(), fields[1].data_type()),
+                (&ArrowType::Utf8, &value),
+                "{map}"
+            );
         }
         assert!(arrow.fields().iter().all(|f| f.is_nullable()));
         let names: Vec<&str> = arrow.fields().iter().map(|f| f.name().as_str()).collect();
@@ -2035,8 +2507,16 @@ mod tests {
 
         let batch = builder.build().unwrap().next().unwrap().unwrap();
         let rate = strings(&batch, "line_item_unblended_rate");
-        assert!(rate.iter().flatten().all(|r| r.split_once('.').is_some_and(|(_, f)| f.len() == 10)));
-        let start = batch.column_by_name("bill_billing_period_start_date").unwrap().as_primitive::<TimestampNanosecondType>().value(0);
+        assert!(
+            rate.iter()
+                .flatten()
+                .all(|r| r.split_once('.').is_some_and(|(_, f)| f.len() == 10))
+        );
+        let start = batch
+            .column_by_name("bill_billing_period_start_date")
+            .unwrap()
+            .as_primitive::<TimestampNanosecondType>()
+            .value(0);
         assert_eq!(start, 1_761_955_200_000_000_000); // 2025-11-01T00:00:00Z
     }
 
@@ -2044,7 +2524,10 @@ mod tests {
     async fn content_exercises_every_feature() {
         let (store, summary) = generate(&options(20_000, 42)).await;
         let batches = read_all(&store, &summary.files).await;
-        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 20_000);
+        assert_eq!(
+            batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            20_000
+        );
         assert_eq!(summary.rows, 20_000);
 
         let mut types: BTreeMap<String, usize> = BTreeMap::new();
@@ -2067,7 +2550,10 @@ mod tests {
             let public_cost = doubles(b, "pricing_public_on_demand_cost");
             let amount = doubles(b, "line_item_usage_amount");
             for (i, id) in strings(b, "identity_line_item_id").into_iter().enumerate() {
-                assert!(ids.insert(id.unwrap().to_string()), "duplicate line item id");
+                assert!(
+                    ids.insert(id.unwrap().to_string()),
+                    "duplicate line item id"
+                );
                 let k = kind[i].unwrap();
                 *types.entry(k.to_string()).or_default() += 1;
                 let c = cost[i].unwrap();
@@ -2085,10 +2571,13 @@ mod tests {
                         // cost = round(amount × rate, 10), exactly.
                         let r: Decimal = rate[i].unwrap().parse().unwrap();
                         let a = cost_decimal(amount[i].unwrap());
-                        let expected = (a * r).round_dp_with_strategy(10, RoundingStrategy::MidpointAwayFromZero);
+                        let expected = (a * r)
+                            .round_dp_with_strategy(10, RoundingStrategy::MidpointAwayFromZero);
                         assert_eq!(cost_decimal(c), expected, "{k} {:?}", usage_type[i]);
                         assert_eq!(public_cost[i], cost[i]);
-                        if usage_type[i] == Some("USW2-BoxUsage:m5.large") && operation[i] == Some("RunInstances") {
+                        if usage_type[i] == Some("USW2-BoxUsage:m5.large")
+                            && operation[i] == Some("RunInstances")
+                        {
                             assert_eq!(public_rate[i], Some("0.0960000000"));
                             seen.insert("m5.large");
                         }
@@ -2105,12 +2594,17 @@ mod tests {
                     "Fee" if product[i] == Some("AWSSupportBusiness") => {
                         seen.insert("support");
                     }
-                    "SavingsPlanCoveredUsage" | "SavingsPlanNegation" | "SavingsPlanRecurringFee" => {
+                    "SavingsPlanCoveredUsage"
+                    | "SavingsPlanNegation"
+                    | "SavingsPlanRecurringFee" => {
                         assert_eq!(sp_arn[i], Some(SP_ARN));
                         if k == "SavingsPlanRecurringFee" {
                             assert_eq!(acct, "222222222222");
                         } else {
-                            assert!(matches!(acct, "111111111111" | "222222222222" | "333333333333"));
+                            assert!(matches!(
+                                acct,
+                                "111111111111" | "222222222222" | "333333333333"
+                            ));
                             assert_eq!(product[i], Some("AmazonEC2"));
                         }
                         if k == "SavingsPlanCoveredUsage" && acct == "333333333333" {
@@ -2122,14 +2616,29 @@ mod tests {
                     }
                     "DiscountedUsage" | "RIFee" => {
                         assert_eq!(ri_arn[i], Some(RI_ARN));
-                        assert_eq!(acct, if k == "RIFee" { "444444444444" } else { "555555555555" });
+                        assert_eq!(
+                            acct,
+                            if k == "RIFee" {
+                                "444444444444"
+                            } else {
+                                "555555555555"
+                            }
+                        );
                         if k == "DiscountedUsage" {
                             assert_eq!(c, 0.0);
                             assert!(public_cost[i].unwrap() > 0.0);
                         }
                     }
-                    "Credit" | "Refund" | "EdpDiscount" | "PrivateRateDiscount" | "BundledDiscount" | "SppDiscount" => {
-                        assert!(c < 0.0 || (c == 0.0 && k != "Credit" && k != "Refund"), "{k} {c}");
+                    "Credit"
+                    | "Refund"
+                    | "EdpDiscount"
+                    | "PrivateRateDiscount"
+                    | "BundledDiscount"
+                    | "SppDiscount" => {
+                        assert!(
+                            c < 0.0 || (c == 0.0 && k != "Credit" && k != "Refund"),
+                            "{k} {c}"
+                        );
                     }
                     _ => {}
                 }
@@ -2153,11 +2662,44 @@ mod tests {
         ] {
             assert!(types.contains_key(kind), "no {kind} line in {types:?}");
         }
-        assert!(types["Usage"] * 2 > 20_000, "most lines are Usage: {types:?}");
-        for feature in ["m5.large", "marketplace usage", "marketplace fee", "support", "sp outside group"] {
+        assert!(
+            types["Usage"] * 2 > 20_000,
+            "most lines are Usage: {types:?}"
+        );
+        for feature in [
+            "m5.large",
+            "marketplace usage",
+            "marketplace fee",
+            "support",
+            "sp outside group",
+        ] {
             assert!(seen.contains(feature), "missing {feature}");
         }
         assert_eq!(total, summary.unblended_total);
+    }
+
+    #[tokio::test]
+    async fn commitments_are_sized_to_their_usage() {
+        let (store, summary) = generate(&options(20_000, 11)).await;
+        let (mut sp_used, mut sp_commitment, mut ri_used, mut ri_hours) = (0.0, 0.0, 0.0, 0.0);
+        for b in &read_all(&store, &summary.files).await {
+            let kind = strings(b, "line_item_line_item_type");
+            let amount = doubles(b, "line_item_usage_amount");
+            let effective = doubles(b, "savings_plan_savings_plan_effective_cost");
+            let recurring = doubles(b, "savings_plan_recurring_commitment_for_billing_period");
+            for i in 0..b.num_rows() {
+                match kind[i].unwrap() {
+                    "SavingsPlanCoveredUsage" => sp_used += effective[i].unwrap(),
+                    "SavingsPlanRecurringFee" => sp_commitment += recurring[i].unwrap(),
+                    "DiscountedUsage" => ri_used += amount[i].unwrap(),
+                    "RIFee" => ri_hours += amount[i].unwrap(),
+                    _ => {}
+                }
+            }
+        }
+        let (sp, ri) = (sp_used / sp_commitment, ri_used / ri_hours);
+        assert!((0.8..1.1).contains(&sp), "Savings Plan utilization {sp}");
+        assert!((0.8..1.1).contains(&ri), "reservation utilization {ri}");
     }
 
     #[test]
@@ -2172,12 +2714,26 @@ mod tests {
         assert_eq!(price_text(fixed("0.096")), "$0.096");
         assert_eq!(price_text(fixed("0.0000166667")), "$0.0000166667");
         assert_eq!(price_text(fixed("0.3")), "$0.300");
-        assert_eq!(cost_decimal(fixed_f64(1_234_567_890_123)), Decimal::new(1_234_567_890_123, 10));
+        assert_eq!(
+            cost_decimal(fixed_f64(1_234_567_890_123)),
+            Decimal::new(1_234_567_890_123, 10)
+        );
+        // Beyond 2^53 units the conversion goes through decimal text and stays correctly rounded.
+        assert_eq!(fixed_f64(fixed("3905280")), 3_905_280.0);
+        assert_eq!(
+            fixed_f64(-123_456_789_012_345_678),
+            "-12345678.9012345678".parse::<f64>().unwrap()
+        );
     }
 
     #[test]
     fn int96_round_trips_nanoseconds() {
-        for nanos in [0, 1_761_955_200_000_000_000, 1_761_955_200_123_456_789, -86_400_000_000_001] {
+        for nanos in [
+            0,
+            1_761_955_200_000_000_000,
+            1_761_955_200_123_456_789,
+            -86_400_000_000_001,
+        ] {
             assert_eq!(int96(nanos).to_nanos(), nanos);
         }
     }

@@ -40,19 +40,30 @@ impl fmt::Display for Location {
 impl Location {
     /// Parses `s3://bucket/prefix`, `file:///abs/path` or a plain (relative or absolute) path.
     pub fn parse(input: &str, settings: &StorageSettings) -> Result<Self> {
-        let bad = |reason: &str| Error::BadUrl { url: input.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| Error::BadUrl {
+            url: input.to_string(),
+            reason: reason.to_string(),
+        };
         if input.trim().is_empty() {
             return Err(bad("empty location"));
         }
-        if let Some(rest) = input.strip_prefix("s3://").or_else(|| input.strip_prefix("s3a://")) {
+        if let Some(rest) = input
+            .strip_prefix("s3://")
+            .or_else(|| input.strip_prefix("s3a://"))
+        {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(bad("no bucket name after s3://"));
             }
             let store = s3_store(bucket, settings).map_err(|e| bad(&e.to_string()))?;
             let root = Url::parse(&format!("s3://{bucket}/")).map_err(|e| bad(&e.to_string()))?;
-            let prefix = Path::parse(prefix.trim_end_matches('/')).map_err(|e| bad(&e.to_string()))?;
-            return Ok(Self { store, root, prefix });
+            let prefix =
+                Path::parse(prefix.trim_end_matches('/')).map_err(|e| bad(&e.to_string()))?;
+            return Ok(Self {
+                store,
+                root,
+                prefix,
+            });
         }
         let path = if input.starts_with("file:") {
             Url::parse(input)
@@ -67,17 +78,25 @@ impl Location {
         let path = lexically_normal(&path);
         let prefix = Path::from_absolute_path(&path).map_err(|e| bad(&e.to_string()))?;
         let root = Url::parse("file:///").expect("static URL");
-        Ok(Self { store: Arc::new(LocalFileSystem::new()), root, prefix })
+        Ok(Self {
+            store: Arc::new(LocalFileSystem::new()),
+            root,
+            prefix,
+        })
     }
 
     /// The full URL of this folder (no trailing slash).
     pub fn url(&self) -> Url {
-        self.root.join(self.prefix.as_ref()).expect("object paths are URL-safe")
+        self.root
+            .join(self.prefix.as_ref())
+            .expect("object paths are URL-safe")
     }
 
     /// The URL of an object or folder below this one.
     pub fn url_of(&self, path: &Path) -> Url {
-        self.root.join(path.as_ref()).expect("object paths are URL-safe")
+        self.root
+            .join(path.as_ref())
+            .expect("object paths are URL-safe")
     }
 
     /// A sub-folder, from path segments we control (table names, validated group names).
@@ -86,7 +105,11 @@ impl Location {
         for s in segments {
             prefix = prefix.join(*s);
         }
-        Location { store: self.store.clone(), root: self.root.clone(), prefix }
+        Location {
+            store: self.store.clone(),
+            root: self.root.clone(),
+            prefix,
+        }
     }
 
     pub fn is_local(&self) -> bool {
@@ -94,7 +117,10 @@ impl Location {
     }
 
     pub fn storage_error(&self, source: object_store::Error) -> Error {
-        Error::Storage { location: self.to_string(), source }
+        Error::Storage {
+            location: self.to_string(),
+            source: Box::new(source),
+        }
     }
 }
 
@@ -116,16 +142,26 @@ fn lexically_normal(path: &std::path::Path) -> std::path::PathBuf {
 
 /// S3 from the standard AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 /// `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`), then `[storage]`.
-fn s3_store(bucket: &str, settings: &StorageSettings) -> object_store::Result<Arc<dyn ObjectStore>> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(RetryConfig {
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(15), base: 2.0 },
-        max_retries: 10,
-        retry_timeout: Duration::from_secs(180),
-    });
+fn s3_store(
+    bucket: &str,
+    settings: &StorageSettings,
+) -> object_store::Result<Arc<dyn ObjectStore>> {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(15),
+                base: 2.0,
+            },
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
+        });
     if let Some(endpoint) = &settings.endpoint {
         builder = builder.with_endpoint(endpoint);
     }
-    let endpoint_set = settings.endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let endpoint_set =
+        settings.endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
     if let Some(region) = &settings.region {
         builder = builder.with_region(region);
     }
@@ -152,12 +188,18 @@ mod tests {
         assert_eq!(loc.url().as_str(), "file:///tmp/cur");
         let loc = Location::parse("file:///tmp/cur/", &s).unwrap();
         assert_eq!(loc.prefix.as_ref(), "tmp/cur");
-        assert_eq!(loc.child(&["billable"]).url().as_str(), "file:///tmp/cur/billable");
+        assert_eq!(
+            loc.child(&["billable"]).url().as_str(),
+            "file:///tmp/cur/billable"
+        );
     }
 
     #[test]
     fn s3_urls_split_bucket_and_prefix() {
-        let s = StorageSettings { region: Some("eu-west-1".into()), ..Default::default() };
+        let s = StorageSettings {
+            region: Some("eu-west-1".into()),
+            ..Default::default()
+        };
         let loc = Location::parse("s3://cur-exports/acme/cur2/", &s).unwrap();
         assert_eq!(loc.root.as_str(), "s3://cur-exports/");
         assert_eq!(loc.prefix.as_ref(), "acme/cur2");

@@ -31,7 +31,9 @@ pub async fn validate(config_path: &Path, input: Option<&str>) -> Result<Validat
         files: 0,
         periods: BTreeMap::new(),
     };
-    let Some(url) = input.or(config.io.input.as_deref()) else { return Ok(summary) };
+    let Some(url) = input.or(config.io.input.as_deref()) else {
+        return Ok(summary);
+    };
     let location = Location::parse(url, &config.storage)?;
     let ctx = engine::new_context()?;
     engine::register(&ctx, &location);

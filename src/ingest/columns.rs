@@ -138,16 +138,25 @@ pub const CUR2_COLUMNS: &[(&str, Kind)] = &[
     ("product_to_region_code", Text),
     ("product_usagetype", Text),
     ("reservation_amortized_upfront_cost_for_usage", Money),
-    ("reservation_amortized_upfront_fee_for_billing_period", Money),
+    (
+        "reservation_amortized_upfront_fee_for_billing_period",
+        Money,
+    ),
     ("reservation_availability_zone", Text),
     ("reservation_effective_cost", Money),
     ("reservation_end_time", Text),
     ("reservation_modification_status", Text),
     ("reservation_net_amortized_upfront_cost_for_usage", Money),
-    ("reservation_net_amortized_upfront_fee_for_billing_period", Money),
+    (
+        "reservation_net_amortized_upfront_fee_for_billing_period",
+        Money,
+    ),
     ("reservation_net_effective_cost", Money),
     ("reservation_net_recurring_fee_for_usage", Money),
-    ("reservation_net_unused_amortized_upfront_fee_for_billing_period", Money),
+    (
+        "reservation_net_unused_amortized_upfront_fee_for_billing_period",
+        Money,
+    ),
     ("reservation_net_unused_recurring_fee", Money),
     ("reservation_net_upfront_value", Money),
     ("reservation_normalized_units_per_reservation", Text),
@@ -159,22 +168,37 @@ pub const CUR2_COLUMNS: &[(&str, Kind)] = &[
     ("reservation_total_reserved_normalized_units", Text),
     ("reservation_total_reserved_units", Text),
     ("reservation_units_per_reservation", Text),
-    ("reservation_unused_amortized_upfront_fee_for_billing_period", Money),
+    (
+        "reservation_unused_amortized_upfront_fee_for_billing_period",
+        Money,
+    ),
     ("reservation_unused_normalized_unit_quantity", Quantity),
     ("reservation_unused_quantity", Quantity),
     ("reservation_unused_recurring_fee", Money),
     ("reservation_upfront_value", Money),
     ("resource_tags", TextMap),
-    ("savings_plan_amortized_upfront_commitment_for_billing_period", Money),
+    (
+        "savings_plan_amortized_upfront_commitment_for_billing_period",
+        Money,
+    ),
     ("savings_plan_end_time", Text),
     ("savings_plan_instance_type_family", Text),
-    ("savings_plan_net_amortized_upfront_commitment_for_billing_period", Money),
-    ("savings_plan_net_recurring_commitment_for_billing_period", Money),
+    (
+        "savings_plan_net_amortized_upfront_commitment_for_billing_period",
+        Money,
+    ),
+    (
+        "savings_plan_net_recurring_commitment_for_billing_period",
+        Money,
+    ),
     ("savings_plan_net_savings_plan_effective_cost", Money),
     ("savings_plan_offering_type", Text),
     ("savings_plan_payment_option", Text),
     ("savings_plan_purchase_term", Text),
-    ("savings_plan_recurring_commitment_for_billing_period", Money),
+    (
+        "savings_plan_recurring_commitment_for_billing_period",
+        Money,
+    ),
     ("savings_plan_region", Text),
     ("savings_plan_savings_plan_a_r_n", Text),
     ("savings_plan_savings_plan_effective_cost", Money),
@@ -220,14 +244,19 @@ pub const FLATTENED_MAPS: &[(&str, &str)] = &[
 ];
 
 pub fn kind_of(name: &str) -> Option<Kind> {
-    CUR2_COLUMNS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    CUR2_COLUMNS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, k)| *k)
 }
 
 /// The normalized CUR 2.0 schema every input is turned into, plus `billing_period`.
 pub fn cur_schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        let mut fields: Vec<Field> =
-            CUR2_COLUMNS.iter().map(|(n, k)| Field::new(*n, k.data_type(), true)).collect();
+        let mut fields: Vec<Field> = CUR2_COLUMNS
+            .iter()
+            .map(|(n, k)| Field::new(*n, k.data_type(), true))
+            .collect();
         fields.push(Field::new("billing_period", DataType::Utf8, true));
         Arc::new(Schema::new(fields))
     });

@@ -11,7 +11,9 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::DataFusionError;
 use datafusion::functions::expr_fn::{nullif, to_char};
 use datafusion::logical_expr::{ScalarUDF, cast};
@@ -51,7 +53,9 @@ impl Input {
     pub async fn discover(ctx: &SessionContext, location: &Location) -> Result<Input> {
         let metas = list_parquet(location).await?;
         if metas.is_empty() {
-            return Err(Error::NoInputFiles { location: location.to_string() });
+            return Err(Error::NoInputFiles {
+                location: location.to_string(),
+            });
         }
         let state = ctx.state();
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
@@ -64,8 +68,14 @@ impl Input {
                         .infer_schema(state, &location.store, std::slice::from_ref(meta))
                         .await
                         .map_err(|e| match e {
-                            DataFusionError::ObjectStore(source) => Error::Storage { location: url.clone(), source: *source },
-                            other => Error::CorruptFile { file: url.clone(), reason: other.to_string() },
+                            DataFusionError::ObjectStore(source) => Error::Storage {
+                                location: url.clone(),
+                                source,
+                            },
+                            other => Error::CorruptFile {
+                                file: url.clone(),
+                                reason: other.to_string(),
+                            },
                         })?;
                     check_columns(&url, &schema)?;
                     Ok::<_, Error>(schema)
@@ -77,17 +87,31 @@ impl Input {
 
         let files: Vec<InputFile> = metas
             .iter()
-            .map(|m| InputFile { url: location.url_of(&m.location).to_string(), size: m.size, e_tag: m.e_tag.clone() })
+            .map(|m| InputFile {
+                url: location.url_of(&m.location).to_string(),
+                size: m.size,
+                e_tag: m.e_tag.clone(),
+            })
             .collect();
         let mut groups: Vec<SchemaGroup> = Vec::new();
         for (i, schema) in schemas.into_iter().enumerate() {
-            match groups.iter_mut().find(|g| g.schema.fields() == schema.fields()) {
+            match groups
+                .iter_mut()
+                .find(|g| g.schema.fields() == schema.fields())
+            {
                 Some(g) => g.files.push(i),
-                None => groups.push(SchemaGroup { schema, files: vec![i] }),
+                None => groups.push(SchemaGroup {
+                    schema,
+                    files: vec![i],
+                }),
             }
         }
         tracing::info!(files = files.len(), schemas = groups.len(), location = %location, "discovered input");
-        Ok(Input { location: location.clone(), files, groups })
+        Ok(Input {
+            location: location.clone(),
+            files,
+            groups,
+        })
     }
 
     /// All input rows as one normalized CUR 2.0 table with a `billing_period` (`YYYY-MM`).
@@ -105,11 +129,20 @@ impl Input {
 
     /// One file alone, normalized the same way: used to say which file a bad row came from.
     pub fn file_table(&self, ctx: &SessionContext, file: usize) -> Result<DataFrame> {
-        let group = self.groups.iter().find(|g| g.files.contains(&file)).expect("every file is in a group");
+        let group = self
+            .groups
+            .iter()
+            .find(|g| g.files.contains(&file))
+            .expect("every file is in a group");
         self.scan(ctx, group, &[file])
     }
 
-    fn scan(&self, ctx: &SessionContext, group: &SchemaGroup, files: &[usize]) -> Result<DataFrame> {
+    fn scan(
+        &self,
+        ctx: &SessionContext,
+        group: &SchemaGroup,
+        files: &[usize],
+    ) -> Result<DataFrame> {
         let urls = files
             .iter()
             .map(|&i| ListingTableUrl::parse(&self.files[i].url))
@@ -122,7 +155,8 @@ impl Input {
             .with_schema(group.schema.clone());
         let df = ctx.read_table(Arc::new(ListingTable::try_new(config)?))?;
         let df = df.select(normalize(&group.schema)?)?;
-        let period = to_char(col("bill_billing_period_start_date"), lit("%Y-%m")).alias("billing_period");
+        let period =
+            to_char(col("bill_billing_period_start_date"), lit("%Y-%m")).alias("billing_period");
         let mut exprs: Vec<Expr> = CUR2_COLUMNS.iter().map(|(n, _)| col(*n)).collect();
         exprs.push(period);
         Ok(df.select(exprs)?)
@@ -142,9 +176,15 @@ async fn list_parquet(location: &Location) -> Result<Vec<ObjectMeta>> {
     let mut metas: Vec<ObjectMeta> = listed
         .into_iter()
         .filter(|m| {
-            let rel = m.location.prefix_match(&location.prefix).map(|parts| parts.collect::<Vec<_>>()).unwrap_or_default();
+            let rel = m
+                .location
+                .prefix_match(&location.prefix)
+                .map(|parts| parts.collect::<Vec<_>>())
+                .unwrap_or_default();
             m.location.as_ref().ends_with(".parquet")
-                && !rel.iter().any(|p| p.as_ref().starts_with('_') || p.as_ref().starts_with('.'))
+                && !rel
+                    .iter()
+                    .any(|p| p.as_ref().starts_with('_') || p.as_ref().starts_with('.'))
         })
         .collect();
     metas.sort_by(|a, b| a.location.cmp(&b.location));
@@ -155,11 +195,16 @@ async fn list_parquet(location: &Location) -> Result<Vec<ObjectMeta>> {
 fn check_columns(file: &str, schema: &Schema) -> Result<()> {
     for required in REQUIRED {
         if schema.field_with_name(required).is_err() {
-            return Err(Error::MissingColumn { file: file.to_string(), column: required.to_string() });
+            return Err(Error::MissingColumn {
+                file: file.to_string(),
+                column: required.to_string(),
+            });
         }
     }
     for field in schema.fields() {
-        let Some(kind) = columns::kind_of(field.name()) else { continue };
+        let Some(kind) = columns::kind_of(field.name()) else {
+            continue;
+        };
         if !readable_as(field.name(), kind, field.data_type()) {
             return Err(Error::WrongType {
                 file: file.to_string(),
@@ -186,15 +231,24 @@ fn is_number(t: &DataType) -> bool {
 
 /// Account ids must stay strings: as numbers they lose their leading zeros.
 fn must_be_string(name: &str) -> bool {
-    name.ends_with("_account_id") || name == "identity_line_item_id" || name == "line_item_line_item_type"
+    name.ends_with("_account_id")
+        || name == "identity_line_item_id"
+        || name == "line_item_line_item_type"
 }
 
 fn readable_as(name: &str, kind: Kind, t: &DataType) -> bool {
     match kind {
         Kind::Text if must_be_string(name) => is_string(t),
-        Kind::Text => is_string(t) || is_number(t) || matches!(t, DataType::Boolean | DataType::Timestamp(..)),
+        Kind::Text => {
+            is_string(t) || is_number(t) || matches!(t, DataType::Boolean | DataType::Timestamp(..))
+        }
         Kind::Money | Kind::Rate | Kind::Quantity => is_number(t) || is_string(t),
-        Kind::Timestamp => matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) || is_string(t),
+        Kind::Timestamp => {
+            matches!(
+                t,
+                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64
+            ) || is_string(t)
+        }
         Kind::TextMap | Kind::MoneyMap => matches!(t, DataType::Map(..)),
     }
 }
@@ -252,7 +306,11 @@ fn flattened_entries(schema: &Schema, map: &str) -> Option<Vec<Expr>> {
         .fields()
         .iter()
         .filter(|f| columns::kind_of(f.name()).is_none())
-        .filter_map(|f| f.name().strip_prefix(prefix).map(|key| (key.to_string(), f.name().clone())))
+        .filter_map(|f| {
+            f.name()
+                .strip_prefix(prefix)
+                .map(|key| (key.to_string(), f.name().clone()))
+        })
         .flat_map(|(key, column)| [lit(key), cast(col(column), DataType::Utf8)])
         .collect();
     Some(entries)
@@ -263,7 +321,10 @@ pub async fn periods(cur: &DataFrame) -> Result<BTreeMap<String, u64>> {
     use datafusion::functions_aggregate::expr_fn::count;
     let batches = cur
         .clone()
-        .aggregate(vec![col("billing_period")], vec![count(lit(1)).alias("rows")])?
+        .aggregate(
+            vec![col("billing_period")],
+            vec![count(lit(1)).alias("rows")],
+        )?
         .collect()
         .await?;
     let mut out = BTreeMap::new();
@@ -271,7 +332,11 @@ pub async fn periods(cur: &DataFrame) -> Result<BTreeMap<String, u64>> {
         let p = arrow::array::AsArray::as_string::<i32>(b.column(0));
         let n = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(b.column(1));
         for i in 0..b.num_rows() {
-            let key = if arrow::array::Array::is_null(p, i) { String::new() } else { p.value(i).to_string() };
+            let key = if arrow::array::Array::is_null(p, i) {
+                String::new()
+            } else {
+                p.value(i).to_string()
+            };
             out.insert(key, n.value(i) as u64);
         }
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, MapBuilder, MapFieldNames, StringBuilder};
 use arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
 
 use super::columns::map_type;
 
@@ -18,7 +20,9 @@ pub struct StringMap {
 
 impl Default for StringMap {
     fn default() -> Self {
-        Self { signature: Signature::variadic_any(Volatility::Immutable) }
+        Self {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
     }
 }
 
@@ -36,8 +40,11 @@ impl ScalarUDFImpl for StringMap {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if args.args.len() % 2 != 0 {
-            return exec_err!("string_map takes key/value pairs, got {} arguments", args.args.len());
+        if !args.args.len().is_multiple_of(2) {
+            return exec_err!(
+                "string_map takes key/value pairs, got {} arguments",
+                args.args.len()
+            );
         }
         let rows = args.number_rows;
         let mut keys = Vec::with_capacity(args.args.len() / 2);
@@ -45,7 +52,9 @@ impl ScalarUDFImpl for StringMap {
         for pair in args.args.chunks(2) {
             match &pair[0] {
                 ColumnarValue::Scalar(ScalarValue::Utf8(Some(k))) => keys.push(k.clone()),
-                other => return exec_err!("string_map keys must be string literals, got {other:?}"),
+                other => {
+                    return exec_err!("string_map keys must be string literals, got {other:?}");
+                }
             }
             let array = pair[1].to_array(rows)?;
             if array.data_type() != &DataType::Utf8 {
@@ -53,7 +62,11 @@ impl ScalarUDFImpl for StringMap {
             }
             values.push(array);
         }
-        let names = MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() };
+        let names = MapFieldNames {
+            entry: "key_value".into(),
+            key: "key".into(),
+            value: "value".into(),
+        };
         let mut builder = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
         let values: Vec<_> = values.iter().map(|a| a.as_string::<i32>()).collect();
         for row in 0..rows {
@@ -87,22 +100,47 @@ mod tests {
                 ColumnarValue::Scalar(ScalarValue::Utf8(Some("user_env".into()))),
                 ColumnarValue::Array(env),
             ],
-            arg_fields: vec![Arc::new(Field::new("a", DataType::Utf8, true)); 4],
+            arg_fields: (0..4)
+                .map(|_| Arc::new(Field::new("a", DataType::Utf8, true)))
+                .collect(),
             number_rows: 3,
             return_field: Arc::new(Field::new("m", map_type(DataType::Utf8), true)),
             config_options: Arc::new(ConfigOptions::default()),
         };
-        let out = StringMap::default().invoke_with_args(args).unwrap().to_array(3).unwrap();
+        let out = StringMap::default()
+            .invoke_with_args(args)
+            .unwrap()
+            .to_array(3)
+            .unwrap();
         assert_eq!(out.data_type(), &map_type(DataType::Utf8));
         let map = out.as_map();
         let entries = |row: usize| {
             let m = map.value(row);
-            let k = m.column(0).as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>();
-            let v = m.column(1).as_string::<i32>().iter().map(|s| s.unwrap().to_string()).collect::<Vec<_>>();
+            let k = m
+                .column(0)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect::<Vec<_>>();
+            let v = m
+                .column(1)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect::<Vec<_>>();
             k.into_iter().zip(v).collect::<Vec<_>>()
         };
-        assert_eq!(entries(0), vec![("user_team".into(), "web".into()), ("user_env".into(), "prod".into())]);
-        assert_eq!(entries(1), vec![("user_env".to_string(), "dev".to_string())]);
+        assert_eq!(
+            entries(0),
+            vec![
+                ("user_team".into(), "web".into()),
+                ("user_env".into(), "prod".into())
+            ]
+        );
+        assert_eq!(
+            entries(1),
+            vec![("user_env".to_string(), "dev".to_string())]
+        );
         assert!(entries(2).is_empty());
     }
 }

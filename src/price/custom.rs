@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Decimal128Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array};
+use arrow::array::{
+    ArrayRef, Decimal128Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    new_null_array,
+};
 use arrow::datatypes::SchemaRef;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
@@ -31,11 +34,18 @@ pub struct CustomCharge {
 
 /// The charges of every item active in `period`, in config order.
 pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Vec<CustomCharge> {
-    let active: Vec<&CustomLineItem> = config.custom_line_items.iter().filter(|i| i.active_in(period)).collect();
+    let active: Vec<&CustomLineItem> = config
+        .custom_line_items
+        .iter()
+        .filter(|i| i.active_in(period))
+        .collect();
     let flat: HashMap<(&str, &str), Decimal> = active
         .iter()
         .filter_map(|i| match i.amount {
-            CustomAmount::Flat(a) => Some(((i.billing_group.as_str(), i.name.as_str()), i.kind.sign() * a)),
+            CustomAmount::Flat(a) => Some((
+                (i.billing_group.as_str(), i.name.as_str()),
+                i.kind.sign() * a,
+            )),
             CustomAmount::Percent { .. } => None,
         })
         .collect();
@@ -44,13 +54,27 @@ pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Ve
         .map(|item| {
             let amount = match &item.amount {
                 CustomAmount::Flat(_) => flat[&(item.billing_group.as_str(), item.name.as_str())],
-                CustomAmount::Percent { percent, base_includes, service, exclude_savings_plan_negation } => {
+                CustomAmount::Percent {
+                    percent,
+                    base_includes,
+                    service,
+                    exclude_savings_plan_negation,
+                } => {
                     let usage: Decimal = accounting
                         .iter()
                         .filter(|r| r.billing_group == item.billing_group)
-                        .filter(|r| r.treatment == treatment::RERATE || r.treatment == treatment::PASS)
-                        .filter(|r| service.as_ref().is_none_or(|s| s.matches(r.product_code.as_deref().unwrap_or(""))))
-                        .filter(|r| !(*exclude_savings_plan_negation && r.line_item_type == "SavingsPlanNegation"))
+                        .filter(|r| {
+                            r.treatment == treatment::RERATE || r.treatment == treatment::PASS
+                        })
+                        .filter(|r| {
+                            service
+                                .as_ref()
+                                .is_none_or(|s| s.matches(r.product_code.as_deref().unwrap_or("")))
+                        })
+                        .filter(|r| {
+                            !(*exclude_savings_plan_negation
+                                && r.line_item_type == "SavingsPlanNegation")
+                        })
                         .map(|r| r.proforma_cost)
                         .sum();
                     // A named flat item that is not active this period adds nothing.
@@ -60,7 +84,11 @@ pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Ve
                         .sum();
                     let raw = (usage + included) * percent / Decimal::ONE_HUNDRED;
                     // Stored at the money scale; invoices round once more, to the currency.
-                    item.kind.sign() * raw.round_dp_with_strategy(MONEY_SCALE as u32, RoundingStrategy::MidpointAwayFromZero)
+                    item.kind.sign()
+                        * raw.round_dp_with_strategy(
+                            MONEY_SCALE as u32,
+                            RoundingStrategy::MidpointAwayFromZero,
+                        )
                 }
             };
             CustomCharge {
@@ -76,14 +104,31 @@ pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Ve
 }
 
 /// The charges as pro forma rows (`schema` is the pro forma table's).
-pub fn rows(config: &Config, period: Period, charges: &[CustomCharge], schema: &SchemaRef) -> Result<RecordBatch> {
+pub fn rows(
+    config: &Config,
+    period: Period,
+    charges: &[CustomCharge],
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
     let n = charges.len();
     let text = |f: &dyn Fn(&CustomCharge) -> Option<String>| -> ArrayRef {
         Arc::new(charges.iter().map(f).collect::<StringArray>())
     };
-    let start = period.first_day().and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
-    let end = period.end_exclusive().and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
-    let at = |t: i64| -> ArrayRef { Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC")) };
+    let start = period
+        .first_day()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_micros();
+    let end = period
+        .end_exclusive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_micros();
+    let at = |t: i64| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC"))
+    };
     let money: ArrayRef = Arc::new(
         charges
             .iter()
@@ -96,20 +141,32 @@ pub fn rows(config: &Config, period: Period, charges: &[CustomCharge], schema: &
             .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?,
     );
     let payer = |c: &CustomCharge| {
-        config.group(&c.billing_group).and_then(|g| match &g.members {
-            Members::Organization { payer_account_id } => Some(payer_account_id.clone()),
-            Members::Accounts(_) => None,
-        })
+        config
+            .group(&c.billing_group)
+            .and_then(|g| match &g.members {
+                Members::Organization { payer_account_id } => Some(payer_account_id.clone()),
+                Members::Accounts(_) => None,
+            })
     };
-    let plan = |c: &CustomCharge| config.group(&c.billing_group).map(|g| g.pricing_plan.clone());
+    let plan = |c: &CustomCharge| {
+        config
+            .group(&c.billing_group)
+            .map(|g| g.pricing_plan.clone())
+    };
     let columns = schema
         .fields()
         .iter()
         .map(|field| -> ArrayRef {
             match field.name().as_str() {
-                "identity_line_item_id" => text(&|c| Some(format!("custom:{period}:{}:{}", c.billing_group, c.name))),
+                "identity_line_item_id" => {
+                    text(&|c| Some(format!("custom:{period}:{}:{}", c.billing_group, c.name)))
+                }
                 "identity_time_interval" => text(&|_| {
-                    Some(format!("{}T00:00:00Z/{}T00:00:00Z", period.first_day(), period.end_exclusive()))
+                    Some(format!(
+                        "{}T00:00:00Z/{}T00:00:00Z",
+                        period.first_day(),
+                        period.end_exclusive()
+                    ))
                 }),
                 "bill_billing_period_start_date" | "line_item_usage_start_date" => at(start),
                 "bill_billing_period_end_date" | "line_item_usage_end_date" => at(end),
@@ -118,10 +175,14 @@ pub fn rows(config: &Config, period: Period, charges: &[CustomCharge], schema: &
                 "line_item_line_item_type" => text(&|c| Some(c.line_item_type.to_string())),
                 "line_item_product_code" => text(&|_| Some(PRODUCT_CODE.to_string())),
                 "line_item_line_item_description" => text(&|c| Some(c.description.clone())),
-                "line_item_currency_code" | "pricing_currency" => text(&|_| Some("USD".to_string())),
+                "line_item_currency_code" | "pricing_currency" => {
+                    text(&|_| Some("USD".to_string()))
+                }
                 "line_item_usage_type" | "line_item_operation" => text(&|c| Some(c.name.clone())),
                 "line_item_usage_amount" => Arc::new(Float64Array::from(vec![1.0; n])),
-                "line_item_unblended_cost" | "line_item_net_unblended_cost" | "line_item_blended_cost" => money.clone(),
+                "line_item_unblended_cost"
+                | "line_item_net_unblended_cost"
+                | "line_item_blended_cost" => money.clone(),
                 "billing_period" => text(&|_| Some(period.to_string())),
                 "billing_group" => text(&|c| Some(c.billing_group.clone())),
                 "pricing_plan" => text(&plan),

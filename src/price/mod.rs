@@ -86,13 +86,18 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
 }
 
 /// An Arrow decimal as `rust_decimal`, exactly; amounts beyond its 96 bits are an error.
-pub fn decimal_at(a: &arrow::array::PrimitiveArray<Decimal128Type>, row: usize) -> Result<Option<Decimal>> {
+pub fn decimal_at(
+    a: &arrow::array::PrimitiveArray<Decimal128Type>,
+    row: usize,
+) -> Result<Option<Decimal>> {
     if a.is_null(row) {
         return Ok(None);
     }
     Decimal::try_from_i128_with_scale(a.value(row), a.scale() as u32)
         .map(Some)
-        .map_err(|_| Error::AmountOverflow { value: a.value_as_string(row) })
+        .map_err(|_| Error::AmountOverflow {
+            value: a.value_as_string(row),
+        })
 }
 
 /// The billable table: every input row, CUR 2.0 columns as read, plus its billing group.
@@ -110,12 +115,21 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
     for &(name, kind) in CUR2_COLUMNS {
         let null = Expr::Literal(ScalarValue::try_from(&kind.data_type())?, None);
         let expr = match name {
-            "line_item_unblended_cost" | "line_item_net_unblended_cost" | "line_item_blended_cost" => col("proforma_cost"),
-            "line_item_unblended_rate" | "line_item_net_unblended_rate" | "line_item_blended_rate" => col("proforma_rate"),
-            "bill_invoice_id" | "discount" | "discount_bundled_discount" | "discount_total_discount" => null,
+            "line_item_unblended_cost"
+            | "line_item_net_unblended_cost"
+            | "line_item_blended_cost" => col("proforma_cost"),
+            "line_item_unblended_rate"
+            | "line_item_net_unblended_rate"
+            | "line_item_blended_rate" => col("proforma_rate"),
+            "bill_invoice_id"
+            | "discount"
+            | "discount_bundled_discount"
+            | "discount_total_discount" => null,
             // Re-rated commitment usage is billed like on-demand usage, without its commitment.
             "line_item_line_item_type" => when(
-                col("charge_class").eq(lit("commitments")).and(col("treatment").eq(lit(treatment::RERATE))),
+                col("charge_class")
+                    .eq(lit("commitments"))
+                    .and(col("treatment").eq(lit(treatment::RERATE))),
                 lit("Usage"),
             )
             .otherwise(col(name))?,
@@ -127,7 +141,12 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
         };
         exprs.push(expr.alias(name));
     }
-    exprs.extend([col("billing_period"), col("billing_group"), col("pricing_plan"), col("pricing_rule")]);
+    exprs.extend([
+        col("billing_period"),
+        col("billing_group"),
+        col("pricing_plan"),
+        col("pricing_rule"),
+    ]);
     let shown = col("treatment").in_list(vec![lit(treatment::RERATE), lit(treatment::PASS)], false);
     Ok(rated.filter(shown)?.select(exprs)?)
 }

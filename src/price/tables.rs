@@ -33,12 +33,24 @@ pub fn register(ctx: &SessionContext, config: &Config) -> Result<()> {
             }
         }
     }
-    register_strings(ctx, "group_accounts", &["account_id", "billing_group"], &[accounts.0, accounts.1])?;
-    register_strings(ctx, "group_orgs", &["payer_account_id", "billing_group"], &[orgs.0, orgs.1])?;
+    register_strings(
+        ctx,
+        "group_accounts",
+        &["account_id", "billing_group"],
+        &[accounts.0, accounts.1],
+    )?;
+    register_strings(
+        ctx,
+        "group_orgs",
+        &["payer_account_id", "billing_group"],
+        &[orgs.0, orgs.1],
+    )?;
 
     let mut cols: [Vec<&str>; 8] = Default::default();
     for g in &config.groups {
-        let plan = config.plan(&g.pricing_plan).expect("validated plan reference");
+        let plan = config
+            .plan(&g.pricing_plan)
+            .expect("validated plan reference");
         let row = [
             g.name.as_str(),
             plan.name.as_str(),
@@ -72,8 +84,15 @@ pub fn register(ctx: &SessionContext, config: &Config) -> Result<()> {
 /// The rule kind `sql/rate.sql` joins on: one per key shape, most specific first.
 pub fn rule_kind(scope: &RuleScope) -> &'static str {
     match scope {
-        RuleScope::Sku { usage_type: Some(_), operation: Some(_), .. } => "sku-usage-type-operation",
-        RuleScope::Sku { usage_type: Some(_), .. } => "sku-usage-type",
+        RuleScope::Sku {
+            usage_type: Some(_),
+            operation: Some(_),
+            ..
+        } => "sku-usage-type-operation",
+        RuleScope::Sku {
+            usage_type: Some(_),
+            ..
+        } => "sku-usage-type",
         RuleScope::Sku { .. } => "sku-operation",
         RuleScope::Service { .. } => "service",
         RuleScope::BillingEntity { .. } => "billing-entity",
@@ -93,7 +112,10 @@ fn rules_batch(config: &Config) -> Result<RecordBatch> {
     let text = |f: fn(&PricingRule) -> Option<&str>| -> ArrayRef {
         Arc::new(rules.iter().map(|r| f(r)).collect::<StringArray>())
     };
-    let factors = rules.iter().map(|r| Some(factor_mantissa(r.factor()))).collect::<Decimal128Array>();
+    let factors = rules
+        .iter()
+        .map(|r| Some(factor_mantissa(r.factor())))
+        .collect::<Decimal128Array>();
     let schema = Schema::new(vec![
         Field::new("pricing_plan", DataType::Utf8, false),
         Field::new("rule_name", DataType::Utf8, false),
@@ -102,7 +124,11 @@ fn rules_batch(config: &Config) -> Result<RecordBatch> {
         Field::new("billing_entity", DataType::Utf8, true),
         Field::new("usage_type", DataType::Utf8, true),
         Field::new("operation", DataType::Utf8, true),
-        Field::new("factor", DataType::Decimal128(FACTOR_PRECISION, FACTOR_SCALE as i8), false),
+        Field::new(
+            "factor",
+            DataType::Decimal128(FACTOR_PRECISION, FACTOR_SCALE as i8),
+            false,
+        ),
     ]);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(plan)),
@@ -133,13 +159,29 @@ fn rules_batch(config: &Config) -> Result<RecordBatch> {
 fn factor_mantissa(factor: Decimal) -> i128 {
     let mut f = factor;
     f.rescale(FACTOR_SCALE);
-    debug_assert_eq!(f, factor, "factor {factor} has more than {FACTOR_SCALE} decimals");
+    debug_assert_eq!(
+        f, factor,
+        "factor {factor} has more than {FACTOR_SCALE} decimals"
+    );
     f.mantissa()
 }
 
-fn register_strings(ctx: &SessionContext, table: &str, names: &[&str], columns: &[Vec<&str>]) -> Result<()> {
-    let schema = Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>());
-    let arrays: Vec<ArrayRef> = columns.iter().map(|c| Arc::new(StringArray::from(c.clone())) as ArrayRef).collect();
+fn register_strings(
+    ctx: &SessionContext,
+    table: &str,
+    names: &[&str],
+    columns: &[Vec<&str>],
+) -> Result<()> {
+    let schema = Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    );
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|c| Arc::new(StringArray::from(c.clone())) as ArrayRef)
+        .collect();
     ctx.register_batch(table, RecordBatch::try_new(Arc::new(schema), arrays)?)?;
     Ok(())
 }

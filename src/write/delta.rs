@@ -4,7 +4,9 @@
 use std::sync::{Arc, Once};
 
 use datafusion::prelude::{DataFrame, SessionContext, col, lit};
-use deltalake::logstore::{LogStore, LogStoreFactory, StorageConfig, default_logstore, logstore_factories};
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, StorageConfig, default_logstore, logstore_factories,
+};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
@@ -37,9 +39,15 @@ pub async fn replace_period(
     period: Period,
 ) -> Result<TableCommit> {
     let location = output.child(&[name]);
-    let delta_err = |source: DeltaTableError| Error::Delta { table: location.to_string(), source };
+    let delta_err = |source: DeltaTableError| Error::Delta {
+        table: location.to_string(),
+        source: Box::new(source),
+    };
     if location.is_local() {
-        let dir = location.url().to_file_path().expect("local locations are file URLs");
+        let dir = location
+            .url()
+            .to_file_path()
+            .expect("local locations are file URLs");
         std::fs::create_dir_all(&dir)?;
     }
     let mut table = open(&location).map_err(delta_err)?;
@@ -48,7 +56,9 @@ pub async fn replace_period(
         table.load().await.map_err(delta_err)?;
     }
     let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid zstd level"),
+        ))
         .set_max_row_group_row_count(Some(1 << 20))
         .build();
     let mut write = table
@@ -59,7 +69,9 @@ pub async fn replace_period(
         .with_writer_properties(properties)
         .with_table_name(name);
     write = if exists {
-        write.with_save_mode(SaveMode::Overwrite).with_replace_where(col("billing_period").eq(lit(period.to_string())))
+        write
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(col("billing_period").eq(lit(period.to_string())))
     } else {
         write.with_save_mode(SaveMode::Append)
     };
@@ -81,7 +93,9 @@ pub fn open(location: &Location) -> DeltaResult<DeltaTable> {
     if !url.path().ends_with('/') {
         url.set_path(&format!("{}/", url.path()));
     }
-    DeltaTableBuilder::from_url(url.clone())?.with_storage_backend(location.store.clone(), url).build()
+    DeltaTableBuilder::from_url(url.clone())?
+        .with_storage_backend(location.store.clone(), url)
+        .build()
 }
 
 /// Whether a Delta log exists at `location` (the kernel refuses to open a missing table).
@@ -118,7 +132,12 @@ impl LogStoreFactory for ConditionalPutLogStore {
         location: &Url,
         options: &StorageConfig,
     ) -> DeltaResult<Arc<dyn LogStore>> {
-        Ok(default_logstore(prefixed_store, root_store, location, options))
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
     }
 }
 
@@ -126,7 +145,10 @@ fn register_s3_logstore() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for scheme in ["s3://", "s3a://"] {
-            logstore_factories().insert(Url::parse(scheme).expect("static URL"), Arc::new(ConditionalPutLogStore));
+            logstore_factories().insert(
+                Url::parse(scheme).expect("static URL"),
+                Arc::new(ConditionalPutLogStore),
+            );
         }
     });
 }

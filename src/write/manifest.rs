@@ -11,6 +11,10 @@ pub async fn write(output: &Location, summary: &RunSummary) -> Result<()> {
     let runs = output.child(&["runs"]);
     let path = runs.prefix.clone().join(format!("{}.json", summary.run_id));
     let body = serde_json::to_vec_pretty(summary).expect("the summary serializes");
-    output.store.put(&path, body.into()).await.map_err(|e| runs.storage_error(e))?;
+    output
+        .store
+        .put(&path, body.into())
+        .await
+        .map_err(|e| runs.storage_error(e))?;
     Ok(())
 }

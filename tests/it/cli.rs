@@ -7,7 +7,11 @@ use std::process::{Command, Output};
 use crate::support;
 
 fn rerate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rerate")).args(args).env("RUST_LOG", "warn").output().expect("rerate runs")
+    Command::new(env!("CARGO_BIN_EXE_rerate"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("rerate runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -18,7 +22,11 @@ fn stderr(o: &Output) -> String {
 async fn e1_input(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let scenario = support::repo().join("tests/scenarios/e1-rules-do-not-stack");
     let cur = dir.join("cur");
-    support::csv_to_cur_parquet(&scenario.join("input.csv"), &cur.join("data/BILLING_PERIOD=2025-11/e1.parquet")).await;
+    support::csv_to_cur_parquet(
+        &scenario.join("input.csv"),
+        &cur.join("data/BILLING_PERIOD=2025-11/e1.parquet"),
+    )
+    .await;
     (scenario.join("billing.toml"), cur)
 }
 
@@ -27,24 +35,44 @@ async fn a_run_prints_its_summary_and_a_rerun_replaces_the_period() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = e1_input(tmp.path()).await;
     let out = tmp.path().join("out");
-    let args = ["run", "--config", config.to_str().unwrap(), "--input", cur.to_str().unwrap(), "--output", out.to_str().unwrap(), "--json"];
+    let args = [
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        cur.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--json",
+    ];
     let first = rerate(&args);
     assert!(first.status.success(), "{}", stderr(&first));
     let summary: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(summary["status"], "succeeded");
     assert_eq!(summary["periods"][0]["input_rows"], 5);
     assert_eq!(summary["periods"][0]["control"]["billable_rows_written"], 5);
-    let manifest = out.join("runs").join(format!("{}.json", summary["run_id"].as_str().unwrap()));
-    assert!(manifest.exists(), "run manifest {} missing", manifest.display());
+    let manifest = out
+        .join("runs")
+        .join(format!("{}.json", summary["run_id"].as_str().unwrap()));
+    assert!(
+        manifest.exists(),
+        "run manifest {} missing",
+        manifest.display()
+    );
 
     let second = rerate(&args);
     assert!(second.status.success(), "{}", stderr(&second));
     let ctx = support::outputs(&out).await;
     // The period was replaced, not appended to.
-    let rows = support::query(&ctx, "SELECT count(*), CAST(sum(line_item_unblended_cost) AS DECIMAL(18,2)) FROM billable").await;
+    let rows = support::query(
+        &ctx,
+        "SELECT count(*), CAST(sum(line_item_unblended_cost) AS DECIMAL(18,2)) FROM billable",
+    )
+    .await;
     assert_eq!(rows, vec![vec!["5".to_string(), "1215.00".to_string()]]);
     let again: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
-    let versions = |s: &serde_json::Value| s["periods"][0]["tables"][0]["version"].as_i64().unwrap();
+    let versions =
+        |s: &serde_json::Value| s["periods"][0]["tables"][0]["version"].as_i64().unwrap();
     assert_eq!(versions(&again), versions(&summary) + 1);
 }
 
@@ -71,7 +99,15 @@ colour = "red"
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let o = rerate(&["run", "--config", config.to_str().unwrap(), "--input", cur.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    let o = rerate(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        cur.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("bad.toml"), "names the file: {err}");
@@ -83,7 +119,10 @@ colour = "red"
 async fn a_missing_required_column_names_file_and_column() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("in.csv");
-    let original = std::fs::read_to_string(support::repo().join("tests/scenarios/e1-rules-do-not-stack/input.csv")).unwrap();
+    let original = std::fs::read_to_string(
+        support::repo().join("tests/scenarios/e1-rules-do-not-stack/input.csv"),
+    )
+    .unwrap();
     // Drop the line_item_operation column (index 9).
     let without: String = original
         .lines()
@@ -98,10 +137,21 @@ async fn a_missing_required_column_names_file_and_column() {
     support::csv_to_cur_parquet(&csv, &cur.join("no-operation.parquet")).await;
     let config = support::repo().join("tests/scenarios/e1-rules-do-not-stack/billing.toml");
     let out = tmp.path().join("out");
-    let o = rerate(&["run", "--config", config.to_str().unwrap(), "--input", cur.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    let o = rerate(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        cur.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("no-operation.parquet") && err.contains("line_item_operation"), "{err}");
+    assert!(
+        err.contains("no-operation.parquet") && err.contains("line_item_operation"),
+        "{err}"
+    );
     assert!(!out.join("billable").exists(), "nothing may be written");
 }
 
@@ -109,32 +159,68 @@ async fn a_missing_required_column_names_file_and_column() {
 async fn an_unknown_line_item_type_fails_the_period_naming_type_file_and_count() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("in.csv");
-    let original = std::fs::read_to_string(support::repo().join("tests/scenarios/e1-rules-do-not-stack/input.csv")).unwrap();
+    let original = std::fs::read_to_string(
+        support::repo().join("tests/scenarios/e1-rules-do-not-stack/input.csv"),
+    )
+    .unwrap();
     std::fs::write(&csv, original.replace(",Tax,", ",SurpriseCharge,")).unwrap();
     let cur = tmp.path().join("cur");
     support::csv_to_cur_parquet(&csv, &cur.join("surprise.parquet")).await;
     let config = support::repo().join("tests/scenarios/e1-rules-do-not-stack/billing.toml");
     let out = tmp.path().join("out");
-    let o = rerate(&["run", "--config", config.to_str().unwrap(), "--input", cur.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    let o = rerate(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        cur.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("SurpriseCharge") && err.contains("surprise.parquet") && err.contains("1 row"), "{err}");
-    assert!(!out.join("billable").exists() && !out.join("proforma").exists(), "nothing may be written");
+    assert!(
+        err.contains("SurpriseCharge") && err.contains("surprise.parquet") && err.contains("1 row"),
+        "{err}"
+    );
+    assert!(
+        !out.join("billable").exists() && !out.join("proforma").exists(),
+        "nothing may be written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn explain_names_the_rule_that_won_and_the_ones_it_beat() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = e1_input(tmp.path()).await;
-    let o = rerate(&["explain", "--config", config.to_str().unwrap(), "--input", cur.to_str().unwrap(), "--line-item-id", "e1-s3"]);
+    let o = rerate(&[
+        "explain",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        cur.to_str().unwrap(),
+        "--line-item-id",
+        "e1-s3",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("group:     acme (matched by organization)"), "{text}");
+    assert!(
+        text.contains("group:     acme (matched by organization)"),
+        "{text}"
+    );
     assert!(text.contains("rule:      s3-10-off"), "{text}");
     assert!(text.contains("beaten:    all-5-off"), "{text}");
     assert!(text.contains("pro forma: 180.0000000000"), "{text}");
 
-    let missing = rerate(&["explain", "--config", config.to_str().unwrap(), "--input", cur.to_str().unwrap(), "--line-item-id", "nope"]);
+    let missing = rerate(&[
+        "explain",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        cur.to_str().unwrap(),
+        "--line-item-id",
+        "nope",
+    ]);
     assert_eq!(missing.status.code(), Some(1));
 }
 
@@ -143,7 +229,14 @@ async fn validate_reports_periods_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = e1_input(tmp.path()).await;
     let before: Vec<_> = walk(tmp.path());
-    let o = rerate(&["validate", "--config", config.to_str().unwrap(), "--input", cur.to_str().unwrap(), "--json"]);
+    let o = rerate(&[
+        "validate",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        cur.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["periods"]["2025-11"], 5);
@@ -155,9 +248,23 @@ fn a_period_missing_from_the_input_is_a_user_error() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = rt.block_on(e1_input(tmp.path()));
-    let o = rerate(&["run", "--config", config.to_str().unwrap(), "--input", cur.to_str().unwrap(), "--output", tmp.path().join("o").to_str().unwrap(), "--period", "2024-01"]);
+    let o = rerate(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        cur.to_str().unwrap(),
+        "--output",
+        tmp.path().join("o").to_str().unwrap(),
+        "--period",
+        "2024-01",
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("2024-01 not found in the input; periods found: 2025-11"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2024-01 not found in the input; periods found: 2025-11"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -16,12 +16,22 @@ async fn sample_run() -> (tempfile::TempDir, datafusion::prelude::SessionContext
     let cur = tmp.path().join("cur");
     std::fs::create_dir_all(&cur).unwrap();
     let store = Arc::new(LocalFileSystem::new());
-    let opts = SampleOptions { rows: 20_000, seed: 7, ..Default::default() };
-    write_sample(store, &ObjectPath::from_absolute_path(&cur).unwrap(), &opts).await.unwrap();
-    let out = tmp.path().join("out");
-    support::run(&support::repo().join("sample-data/billing.toml"), &cur, &out)
+    let opts = SampleOptions {
+        rows: 20_000,
+        seed: 7,
+        ..Default::default()
+    };
+    write_sample(store, &ObjectPath::from_absolute_path(&cur).unwrap(), &opts)
         .await
-        .unwrap_or_else(|e| panic!("{}", rerate::error_chain(&e)));
+        .unwrap();
+    let out = tmp.path().join("out");
+    support::run(
+        &support::repo().join("sample-data/billing.toml"),
+        &cur,
+        &out,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}", rerate::error_chain(&e)));
     let ctx = support::outputs(&out).await;
     (tmp, ctx)
 }
@@ -35,8 +45,22 @@ async fn proforma_holds_no_billable_only_value() {
     let (_tmp, ctx) = sample_run().await;
 
     // The month really has billable-only data to leak.
-    assert!(count(&ctx, "SELECT count(*) FROM billable WHERE bill_invoice_id IS NOT NULL").await > 0);
-    assert!(count(&ctx, "SELECT count(*) FROM billable WHERE line_item_line_item_type = 'EdpDiscount'").await > 0);
+    assert!(
+        count(
+            &ctx,
+            "SELECT count(*) FROM billable WHERE bill_invoice_id IS NOT NULL"
+        )
+        .await
+            > 0
+    );
+    assert!(
+        count(
+            &ctx,
+            "SELECT count(*) FROM billable WHERE line_item_line_item_type = 'EdpDiscount'"
+        )
+        .await
+            > 0
+    );
     assert!(count(&ctx, "SELECT count(*) FROM billable WHERE savings_plan_savings_plan_effective_cost IS NOT NULL").await > 0);
 
     // Billable-only columns are empty in pro forma.
@@ -64,7 +88,12 @@ async fn proforma_holds_no_billable_only_value() {
     let text_columns: Vec<String> = schema
         .fields()
         .iter()
-        .filter(|f| matches!(f.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
+        .filter(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            )
+        })
         .map(|f| format!("p.{}", f.name()))
         .collect();
     let sql = format!(
@@ -72,7 +101,11 @@ async fn proforma_holds_no_billable_only_value() {
            ON b.id IN ({})",
         text_columns.join(", ")
     );
-    assert_eq!(count(&ctx, &sql).await, 0, "a billable invoice id in a pro forma text column");
+    assert_eq!(
+        count(&ctx, &sql).await,
+        0,
+        "a billable invoice id in a pro forma text column"
+    );
 
     // Re-rated lines carry their pro forma amount in every cost column, never the billable
     // net (after private discounts) or effective (after commitments) cost.
@@ -87,7 +120,10 @@ async fn proforma_holds_no_billable_only_value() {
                  AND p.line_item_net_unblended_cost = b.line_item_net_unblended_cost))",
     )
     .await;
-    assert_eq!(leaks, 0, "billable net or effective costs on re-rated lines");
+    assert_eq!(
+        leaks, 0,
+        "billable net or effective costs on re-rated lines"
+    );
 
     // Dropped lines (acme drops private discounts, credits and AWS tax) are absent.
     let leaks = count(
@@ -98,7 +134,14 @@ async fn proforma_holds_no_billable_only_value() {
     )
     .await;
     assert_eq!(leaks, 0, "dropped lines in pro forma");
-    assert_eq!(count(&ctx, "SELECT count(*) FROM proforma WHERE billing_group = '_unassigned'").await, 0);
+    assert_eq!(
+        count(
+            &ctx,
+            "SELECT count(*) FROM proforma WHERE billing_group = '_unassigned'"
+        )
+        .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,9 +150,17 @@ async fn money_columns_never_become_floats() {
     for table in ["billable", "proforma", "margin"] {
         let schema = ctx.table(table).await.unwrap().schema().clone();
         for f in schema.fields() {
-            let money = ["_cost", "_rate", "_fee", "_discount", "margin", "_value", "_commitment"]
-                .iter()
-                .any(|s| f.name().ends_with(s))
+            let money = [
+                "_cost",
+                "_rate",
+                "_fee",
+                "_discount",
+                "margin",
+                "_value",
+                "_commitment",
+            ]
+            .iter()
+            .any(|s| f.name().ends_with(s))
                 || f.name().starts_with("dropped_");
             if money {
                 assert!(

@@ -30,17 +30,29 @@ percent = 3
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_workshop_cur_is_read_end_to_end() {
     let input = support::shared_realdata().join("wa-labs-workshopcur");
-    assert!(input.exists(), "{} missing: the shared real data sits beside the repo", input.display());
+    assert!(
+        input.exists(),
+        "{} missing: the shared real data sits beside the repo",
+        input.display()
+    );
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("billing.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let out = tmp.path().join("out");
-    let summary = support::run(&config, &input, &out).await.unwrap_or_else(|e| panic!("{}", rerate::error_chain(&e)));
+    let summary = support::run(&config, &input, &out)
+        .await
+        .unwrap_or_else(|e| panic!("{}", rerate::error_chain(&e)));
 
     let per_period: Vec<(String, u64, String)> = summary
         .periods
         .iter()
-        .map(|p| (p.period.to_string(), p.input_rows, p.control.billable_total.round_dp(2).to_string()))
+        .map(|p| {
+            (
+                p.period.to_string(),
+                p.input_rows,
+                p.control.billable_total.round_dp(2).to_string(),
+            )
+        })
         .collect();
     // Row counts and unblended totals as documented in the data's SOURCE.md.
     assert_eq!(
@@ -52,10 +64,22 @@ async fn legacy_workshop_cur_is_read_end_to_end() {
         ]
     );
     for p in &summary.periods {
-        assert_eq!(p.control.billable_rows_written, p.input_rows, "{}: every row in billable", p.period);
-        assert_eq!(p.unassigned.rows, 0, "{}: both accounts are grouped", p.period);
+        assert_eq!(
+            p.control.billable_rows_written, p.input_rows,
+            "{}: every row in billable",
+            p.period
+        );
+        assert_eq!(
+            p.unassigned.rows, 0,
+            "{}: both accounts are grouped",
+            p.period
+        );
         let grouped: u64 = p.groups.iter().map(|g| g.rows).sum();
-        assert_eq!(grouped, p.input_rows, "{}: every row accounted to a group", p.period);
+        assert_eq!(
+            grouped, p.input_rows,
+            "{}: every row accounted to a group",
+            p.period
+        );
     }
 
     let ctx = support::outputs(&out).await;
@@ -69,7 +93,12 @@ async fn legacy_workshop_cur_is_read_end_to_end() {
          FROM billable GROUP BY arrow_typeof(line_item_usage_start_date)",
     )
     .await;
-    let expected: Vec<Vec<String>> = vec![vec!["0".into(), "334911".into(), "true".into(), "Timestamp(µs, \"UTC\")".into()]];
+    let expected: Vec<Vec<String>> = vec![vec![
+        "0".into(),
+        "334911".into(),
+        "true".into(),
+        "Timestamp(µs, \"UTC\")".into(),
+    ]];
     assert_eq!(rows, expected);
 
     // The RIs are owned inside the organization: the workshop group sees them passed through,
@@ -80,5 +109,8 @@ async fn legacy_workshop_cur_is_read_end_to_end() {
          WHERE line_item_line_item_type IN ('RIFee', 'DiscountedUsage') GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .await;
-    assert!(!rows.is_empty(), "commitment lines reach pro forma under `group`");
+    assert!(
+        !rows.is_empty(),
+        "commitment lines reach pro forma under `group`"
+    );
 }

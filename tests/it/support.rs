@@ -16,11 +16,24 @@ use rerate::storage::Location;
 /// costs as doubles, rates as strings, timestamps as timestamps.
 pub async fn csv_to_cur_parquet(csv: &Path, out_file: &Path) {
     let ctx = SessionContext::new();
-    let header = std::fs::read_to_string(csv).unwrap().lines().next().unwrap().to_string();
+    let header = std::fs::read_to_string(csv)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
     let names: Vec<&str> = header.split(',').collect();
-    let schema = Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect::<Vec<_>>());
+    let schema = Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    );
     let df = ctx
-        .read_csv(csv.to_str().unwrap(), CsvReadOptions::new().schema(&schema).file_extension(".csv"))
+        .read_csv(
+            csv.to_str().unwrap(),
+            CsvReadOptions::new().schema(&schema).file_extension(".csv"),
+        )
         .await
         .unwrap();
     let exprs = names.iter().map(|n| {
@@ -33,17 +46,31 @@ pub async fn csv_to_cur_parquet(csv: &Path, out_file: &Path) {
     });
     let df = df.select(exprs.collect::<Vec<_>>()).unwrap();
     std::fs::create_dir_all(out_file.parent().unwrap()).unwrap();
-    df.write_parquet(out_file.to_str().unwrap(), DataFrameWriteOptions::new().with_single_file_output(true), None)
-        .await
-        .unwrap();
+    df.write_parquet(
+        out_file.to_str().unwrap(),
+        DataFrameWriteOptions::new().with_single_file_output(true),
+        None,
+    )
+    .await
+    .unwrap();
 }
 
 pub async fn run(config: &Path, input: &Path, output: &Path) -> rerate::Result<RunSummary> {
+    run_with(config, input, output, false).await
+}
+
+pub async fn run_with(
+    config: &Path,
+    input: &Path,
+    output: &Path,
+    strict: bool,
+) -> rerate::Result<RunSummary> {
     let opts = RunOptions {
         config: config.to_path_buf(),
         input: Some(input.display().to_string()),
         output: Some(output.display().to_string()),
-        ..Default::default()
+        periods: Vec::new(),
+        strict,
     };
     rerate::run::run(&opts).await
 }
@@ -63,7 +90,13 @@ pub async fn outputs(output: &Path) -> SessionContext {
 
 /// Query results as rows of display strings (null as "NULL").
 pub async fn query(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
-    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap();
+    let batches = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap();
     rows(&batches)
 }
 
@@ -71,7 +104,11 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for b in batches {
-        let f: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
         for r in 0..b.num_rows() {
             out.push(f.iter().map(|f| f.value(r).to_string()).collect());
         }
@@ -86,4 +123,3 @@ pub fn repo() -> PathBuf {
 pub fn shared_realdata() -> PathBuf {
     repo().join("../shared/realdata")
 }
-
