@@ -146,17 +146,18 @@ fn s3_store(
     bucket: &str,
     settings: &StorageSettings,
 ) -> object_store::Result<Arc<dyn ObjectStore>> {
+    let retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            base: 2.0,
+        },
+        max_retries: settings.max_retries.unwrap_or(10) as usize,
+        retry_timeout: Duration::from_secs(settings.retry_timeout_seconds.unwrap_or(180).into()),
+    };
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
-        .with_retry(RetryConfig {
-            backoff: BackoffConfig {
-                init_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(15),
-                base: 2.0,
-            },
-            max_retries: 10,
-            retry_timeout: Duration::from_secs(180),
-        });
+        .with_retry(retry);
     if let Some(endpoint) = &settings.endpoint {
         builder = builder.with_endpoint(endpoint);
     }

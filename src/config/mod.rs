@@ -84,6 +84,10 @@ pub struct StorageSettings {
     pub region: Option<String>,
     pub allow_http: Option<bool>,
     pub virtual_hosted_style: Option<bool>,
+    /// Retries of a failed storage request (transient errors only); default 10.
+    pub max_retries: Option<u32>,
+    /// Give up retrying a request after this long; default 180 s.
+    pub retry_timeout_seconds: Option<u32>,
 }
 
 /// An invoice party (issuer or bill-to).

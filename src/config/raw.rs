@@ -91,6 +91,8 @@ pub(super) struct RawStorage {
     pub region: Option<Spanned<String>>,
     pub allow_http: Option<bool>,
     pub virtual_hosted_style: Option<bool>,
+    pub max_retries: Option<Spanned<i64>>,
+    pub retry_timeout_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1156,6 +1156,29 @@ fn storage(x: &RawStorage, r: &mut Report) -> StorageSettings {
             .and_then(|v| text(v, "[storage] region".into(), r)),
         allow_http: x.allow_http,
         virtual_hosted_style: x.virtual_hosted_style,
+        max_retries: x
+            .max_retries
+            .as_ref()
+            .and_then(|v| bounded(v, 0, 100, "[storage] max-retries", r)),
+        retry_timeout_seconds: x
+            .retry_timeout_seconds
+            .as_ref()
+            .and_then(|v| bounded(v, 1, 3600, "[storage] retry-timeout-seconds", r)),
+    }
+}
+
+/// An integer setting within `min..=max`.
+fn bounded(v: &Spanned<i64>, min: u32, max: u32, key: &str, r: &mut Report) -> Option<u32> {
+    match u32::try_from(*v.get_ref()) {
+        Ok(n) if (min..=max).contains(&n) => Some(n),
+        _ => {
+            r.at(
+                v,
+                key,
+                format!("{} is out of range: expected {min} to {max}", v.get_ref()),
+            );
+            None
+        }
     }
 }
 
@@ -2150,7 +2173,20 @@ percent = 20
                 region: Some("us-east-1".into()),
                 allow_http: Some(true),
                 virtual_hosted_style: Some(false),
+                max_retries: None,
+                retry_timeout_seconds: None,
             }
+        );
+        let c = valid(&with(
+            "[storage]\nmax-retries = 2\nretry-timeout-seconds = 5\n",
+        ));
+        assert_eq!(
+            (c.storage.max_retries, c.storage.retry_timeout_seconds),
+            (Some(2), Some(5))
+        );
+        assert_contains(
+            &only_problem(&with("[storage]\nmax-retries = -1\n")),
+            &["[storage] max-retries", "out of range"],
         );
         assert_contains(
             &only_problem(&with(

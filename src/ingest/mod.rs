@@ -19,7 +19,7 @@ use datafusion::functions::expr_fn::{nullif, to_char};
 use datafusion::logical_expr::{ScalarUDF, cast};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectMeta;
+use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
 
 use self::columns::{CUR2_COLUMNS, FLATTENED_MAPS, Kind, REQUIRED};
@@ -188,6 +188,23 @@ async fn list_parquet(location: &Location) -> Result<Vec<ObjectMeta>> {
         })
         .collect();
     metas.sort_by(|a, b| a.location.cmp(&b.location));
+    // Some S3-compatible servers list without ETags; the run manifest wants them.
+    if metas.iter().any(|m| m.e_tag.is_none()) && !location.is_local() {
+        metas = futures::stream::iter(metas)
+            .map(|m| async move {
+                if m.e_tag.is_some() {
+                    return Ok(m);
+                }
+                location
+                    .store
+                    .head(&m.location)
+                    .await
+                    .map_err(|e| location.storage_error(e))
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+    }
     Ok(metas)
 }
 

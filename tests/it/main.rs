@@ -3,5 +3,6 @@
 mod cli;
 mod leak;
 mod realdata;
+mod s3;
 mod scenarios;
 mod support;
