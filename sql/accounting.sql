@@ -1,6 +1,7 @@
 -- accounting: where every row of the period went, with billable and pro forma amounts.
 -- Small (groups x types x services x treatments); feeds the control totals, the margin report,
--- custom line item bases, the run manifest, and the unknown-type and unassigned checks.
+-- custom line item bases, invoice lines, the run manifest, and the unknown-type and unassigned
+-- checks.
 SELECT
     billing_group,
     line_item_line_item_type AS line_item_type,
@@ -10,6 +11,8 @@ SELECT
     CASE WHEN billing_group = '_unassigned' THEN line_item_usage_account_id END AS unassigned_account,
     COUNT(*) AS row_count,
     SUM(line_item_unblended_cost) AS billable_cost,
-    SUM(proforma_cost) AS proforma_cost
+    SUM(proforma_cost) AS proforma_cost,
+    -- The product's name as AWS gives it (Marketplace products have opaque codes): for invoices.
+    MAX(array_element(map_extract(product, 'product_name'), 1)) AS product_name
 FROM rated
 GROUP BY 1, 2, 3, 4, 5, 6

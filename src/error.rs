@@ -109,6 +109,18 @@ pub enum Error {
         source: Box<deltalake::DeltaTableError>,
     },
 
+    #[error("writing export file {location}: {source}")]
+    Export {
+        location: String,
+        source: Box<parquet::errors::ParquetError>,
+    },
+
+    #[error("rendering invoice {number}: {source}")]
+    InvoiceRender {
+        number: String,
+        source: Box<minijinja::Error>,
+    },
+
     #[error("query engine: {0}")]
     Engine(Box<DataFusionError>),
 
@@ -133,6 +145,8 @@ impl Error {
             // Our own writes are planned and validated before Delta sees them: what fails
             // there is storage, a concurrent commit or the table's state, all retryable.
             Error::Delta { .. } => 2,
+            // Export files are encoded from our own plan: what fails there is the upload.
+            Error::Export { .. } => 2,
             Error::Engine(e) => engine_exit_code(e),
             Error::Sample(_) => 2,
             _ => 1,

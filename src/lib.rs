@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod explain;
 pub mod ingest;
+pub mod invoice;
 pub mod margin;
 pub mod period;
 pub mod price;

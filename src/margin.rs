@@ -181,6 +181,7 @@ mod tests {
             rows: 1,
             billable_cost: Decimal::from_str(billable).unwrap(),
             proforma_cost: Decimal::from_str(proforma).unwrap(),
+            product_name: None,
         }
     }
 

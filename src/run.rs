@@ -15,12 +15,15 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::config::{Config, UNASSIGNED};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Input, InputFile};
+use crate::invoice;
 use crate::period::Period;
 use crate::price::custom::{self, CustomCharge};
 use crate::price::{self, AccountRow, treatment};
 use crate::progress::Progress;
 use crate::storage::Location;
 use crate::write::delta::{self, TableCommit};
+use crate::write::exports::{self, GroupExport};
+use crate::write::invoices::{self, InvoiceRef};
 use crate::write::manifest;
 use crate::{engine, margin};
 
@@ -74,6 +77,10 @@ pub struct PeriodSummary {
     pub custom_line_items: Vec<CustomCharge>,
     pub control: ControlTotals,
     pub tables: Vec<TableCommit>,
+    /// One invoice per configured group (`invoices/billing_period=YYYY-MM/`).
+    pub invoices: Vec<InvoiceRef>,
+    /// One pro forma CUR export per configured group (`exports/<group>/`).
+    pub exports: Vec<GroupExport>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -208,6 +215,7 @@ async fn run_periods(
             output,
             opts.strict,
             &progress,
+            &summary.run_id,
         )
         .instrument(span)
         .await?;
@@ -253,6 +261,7 @@ async fn run_period(
     output: &Location,
     strict: bool,
     progress: &Progress,
+    run_id: &str,
 ) -> Result<PeriodSummary> {
     let step = progress.step(&format!("{period}: re-rating"));
     let cur = cur.filter(col("billing_period").eq(lit(period.to_string())))?;
@@ -272,6 +281,8 @@ async fn run_period(
     }
     let charges = custom::charges(config, period, &accounting);
     let margin_lines = margin::lines(&accounting, &charges);
+    // Built before anything is written: a problem here leaves the period untouched.
+    let invoices = invoice::build_all(config, period, &accounting, &charges)?;
     step.finish();
 
     let step = progress.step(&format!("{period}: writing billable"));
@@ -302,13 +313,44 @@ async fn run_period(
     let margin = delta::replace_period(ctx, output, "margin", margin, period).await?;
     step.finish();
 
-    let summary = summarize(
+    let step = progress.step(&format!("{period}: writing invoices"));
+    let clock = Instant::now();
+    let lines = ctx.read_batch(invoice::table::batch(&invoices)?)?;
+    let invoice_lines = delta::replace_period(ctx, output, "invoice_lines", lines, period).await?;
+    let invoice_refs = invoices::write_period(output, period, &invoices)
+        .instrument(info_span!("invoices"))
+        .await?;
+    info!(
+        invoices = invoice_refs.len(),
+        ms = clock.elapsed().as_millis(),
+        "invoices written"
+    );
+    step.finish();
+
+    let step = progress.step(&format!("{period}: writing customer exports"));
+    let clock = Instant::now();
+    let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
+    let exports = exports::write_period(ctx, output, &proforma, period, &groups, run_id)
+        .instrument(info_span!("exports"))
+        .await?;
+    info!(
+        groups = exports.len(),
+        rows = exports.iter().map(|e| e.rows).sum::<u64>(),
+        bytes = exports.iter().map(|e| e.bytes).sum::<u64>(),
+        ms = clock.elapsed().as_millis(),
+        "customer exports written"
+    );
+    step.finish();
+
+    let mut summary = summarize(
         period,
         &accounting,
         unassigned,
         charges,
-        vec![billable, proforma, margin],
+        vec![billable, proforma, margin, invoice_lines],
     );
+    summary.invoices = invoice_refs;
+    summary.exports = exports;
     info!(
         rows = summary.input_rows,
         billable = %summary.control.billable_total,
@@ -435,5 +477,7 @@ fn summarize(
         custom_line_items,
         control,
         tables,
+        invoices: Vec::new(),
+        exports: Vec::new(),
     }
 }

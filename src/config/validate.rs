@@ -19,6 +19,7 @@ use super::{
     IoDefaults, Members, Party, Policy, PricingPlan, PricingRule, Report, RuleScope, ServiceFilter,
     StorageSettings, TaxProfile, Transfer, UNASSIGNED, USD, item_path, line_col,
 };
+use crate::invoice::money::{minor_units, supported_currencies};
 use crate::period::Period;
 
 pub(super) const GROUP: &str = "billing-group";
@@ -265,14 +266,24 @@ fn is_currency(s: &str) -> bool {
     s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
 }
 
+/// An ISO 4217 code rerate can invoice in (it must know the currency's minor unit to round).
 fn currency(s: &Spanned<String>, path: String, r: &mut Report) -> Option<String> {
-    if is_currency(s.get_ref()) {
-        return Some(s.get_ref().clone());
+    let code = s.get_ref();
+    if minor_units(code).is_some() {
+        return Some(code.clone());
     }
-    let msg = format!(
-        "{:?} is not an ISO 4217 currency code: expected 3 upper-case letters, e.g. \"EUR\"",
-        s.get_ref()
-    );
+    let msg = if is_currency(code) {
+        let supported: Vec<&str> = supported_currencies().collect();
+        format!(
+            "{code:?} is not a currency rerate can invoice in (its minor unit is unknown); \
+             supported: {}",
+            supported.join(", ")
+        )
+    } else {
+        format!(
+            "{code:?} is not an ISO 4217 currency code: expected 3 upper-case letters, e.g. \"EUR\""
+        )
+    };
     r.at(s, path, msg);
     None
 }
@@ -2024,6 +2035,32 @@ from = "2025-01"
                 &only_problem(&text),
                 &["\"globex\" currency", "not an ISO 4217 currency code"],
             );
+        }
+    }
+
+    #[test]
+    fn currency_must_be_one_rerate_can_round() {
+        let text = group("payer-account-id = \"555555555555\"\ncurrency = \"XYZ\"");
+        assert_contains(
+            &only_problem(&text),
+            &[
+                "\"globex\" currency",
+                "\"XYZ\" is not a currency rerate can invoice in",
+                "JPY",
+            ],
+        );
+        assert_contains(
+            &only_problem(&with("[fx.\"2025-11\"]\nXAU = 0.0005\n")),
+            &[
+                "[fx.\"2025-11\"] XAU",
+                "not a currency rerate can invoice in",
+            ],
+        );
+        for ok in ["EUR", "JPY", "KWD", "CHF"] {
+            let c = valid(&group(&format!(
+                "payer-account-id = \"555555555555\"\ncurrency = {ok:?}"
+            )));
+            assert_eq!(c.group("globex").unwrap().currency, ok);
         }
     }
 

@@ -47,6 +47,8 @@ pub struct AccountRow {
     pub rows: u64,
     pub billable_cost: Decimal,
     pub proforma_cost: Decimal,
+    /// `product['product_name']` of the rows, if any (readable names on invoices).
+    pub product_name: Option<String>,
 }
 
 /// Runs `sql/accounting.sql` over `rated`: where every row went, with amounts.
@@ -80,6 +82,7 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
                 rows: counts.value(r) as u64,
                 billable_cost: money(7, r)?,
                 proforma_cost: money(8, r)?,
+                product_name: text(9, r),
             })
         })
         .collect()

@@ -1,4 +1,6 @@
-//! Outputs: Delta tables and the run manifest.
+//! Outputs: Delta tables, invoice documents, customer exports and the run manifest.
 
 pub mod delta;
+pub mod exports;
+pub mod invoices;
 pub mod manifest;

@@ -1,7 +1,8 @@
 //! Scenario tests as data: each `tests/scenarios/<name>/` holds a `billing.toml`, an
 //! `input.csv` of CUR rows and an `expected.toml` of SQL checks over the outputs (`billable`,
-//! `proforma`, `margin`) and JSON-pointer checks over the run summary. A new billing case needs
-//! no new Rust.
+//! `proforma`, `margin`, `invoice_lines`), JSON-pointer checks over the run summary, and checks
+//! over written files (a JSON pointer into an invoice, or text an HTML invoice contains). A new
+//! billing case needs no new Rust.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -18,10 +19,12 @@ struct Expected {
     check: Vec<Check>,
     #[serde(default)]
     summary: Vec<SummaryCheck>,
+    #[serde(default)]
+    file: Vec<FileCheck>,
     /// The run must fail with this text in its error, and this exit code.
     error: Option<String>,
     exit_code: Option<i32>,
-    /// Nothing may have been written for the failed run (no table under the output).
+    /// Nothing may have been written for the failed run (no table, invoice or export).
     #[serde(default)]
     no_output: bool,
     /// Run with `--strict`.
@@ -42,6 +45,16 @@ struct Check {
 struct SummaryCheck {
     pointer: String,
     equals: String,
+}
+
+/// A file under the output: `pointer` into it as JSON equals `equals`, or it `contains` a text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCheck {
+    path: String,
+    pointer: Option<String>,
+    equals: Option<String>,
+    contains: Option<String>,
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -109,9 +122,9 @@ async fn scenario(dir: &Path) -> Result<(), String> {
                     e.exit_code()
                 ));
             }
-            for table in ["billable", "proforma", "margin"] {
-                if expected.no_output && output.join(table).exists() {
-                    return Err(format!("the failed run wrote {table}/"));
+            for dir in support::TABLES.iter().chain(&["invoices", "exports"]) {
+                if expected.no_output && output.join(dir).exists() {
+                    return Err(format!("the failed run wrote {dir}/"));
                 }
             }
             return Ok(());
@@ -132,6 +145,11 @@ async fn scenario(dir: &Path) -> Result<(), String> {
             ));
         }
     }
+    for f in &expected.file {
+        if let Err(e) = file_check(&output, f) {
+            problems.push(format!("file {}: {e}", f.path));
+        }
+    }
     let ctx = support::outputs(&output).await;
     for c in &expected.check {
         let rows = support::query(&ctx, &c.sql).await;
@@ -147,6 +165,27 @@ async fn scenario(dir: &Path) -> Result<(), String> {
     } else {
         Err(problems.join("\n"))
     }
+}
+
+fn file_check(output: &Path, f: &FileCheck) -> Result<(), String> {
+    let text = std::fs::read_to_string(output.join(&f.path)).map_err(|e| e.to_string())?;
+    if let Some(needle) = &f.contains
+        && !text.contains(needle.as_str())
+    {
+        return Err(format!("does not contain {needle:?}"));
+    }
+    if let Some(pointer) = &f.pointer {
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let found = json
+            .pointer(pointer)
+            .map(|v| v.to_string().trim_matches('"').to_string());
+        let equals = f.equals.as_deref().ok_or("a pointer needs `equals`")?;
+        // Invoice amounts are compared as text: "874.95" is not "874.950".
+        if found.as_deref() != Some(equals) {
+            return Err(format!("{pointer}: expected {equals}, found {found:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// Equal as text, or as exact decimals ("1177.5" == "1177.5000000000").

@@ -75,11 +75,15 @@ pub async fn run_with(
     rerate::run::run(&opts).await
 }
 
-/// A session with the run's Delta tables registered as `billable`, `proforma`, `margin`.
+/// The Delta tables a run writes.
+pub const TABLES: [&str; 4] = ["billable", "proforma", "margin", "invoice_lines"];
+
+/// A session with the run's Delta tables registered as `billable`, `proforma`, `margin` and
+/// `invoice_lines`.
 pub async fn outputs(output: &Path) -> SessionContext {
     let ctx = rerate::engine::new_context().unwrap();
     let location = Location::parse(output.to_str().unwrap(), &Default::default()).unwrap();
-    for name in ["billable", "proforma", "margin"] {
+    for name in TABLES {
         let mut table = rerate::write::delta::open(&location.child(&[name])).unwrap();
         table.load().await.unwrap();
         let provider = table.table_provider().await.unwrap();

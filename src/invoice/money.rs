@@ -1,0 +1,120 @@
+//! Invoice money: the currencies rerate invoices in (ISO 4217 minor units), the one rounding of
+//! SPEC §5.5, and how amounts are printed.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+/// ISO 4217 codes rerate can invoice in, with their minor units (decimal places).
+const MINOR_UNITS: &[(&str, u32)] = &[
+    ("USD", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("CHF", 2),
+    ("SEK", 2),
+    ("NOK", 2),
+    ("DKK", 2),
+    ("PLN", 2),
+    ("CAD", 2),
+    ("AUD", 2),
+    ("NZD", 2),
+    ("SGD", 2),
+    ("HKD", 2),
+    ("INR", 2),
+    ("BRL", 2),
+    ("MXN", 2),
+    ("ZAR", 2),
+    ("JPY", 0),
+    ("KRW", 0),
+    ("ISK", 0),
+    ("CLP", 0),
+    ("VND", 0),
+    ("BHD", 3),
+    ("KWD", 3),
+    ("OMR", 3),
+    ("JOD", 3),
+];
+
+/// Decimal places of `currency`'s minor unit; `None` for a currency rerate does not support.
+pub fn minor_units(currency: &str) -> Option<u32> {
+    MINOR_UNITS
+        .iter()
+        .find(|(code, _)| *code == currency)
+        .map(|(_, units)| *units)
+}
+
+/// Every supported code, for error messages.
+pub fn supported_currencies() -> impl Iterator<Item = &'static str> {
+    MINOR_UNITS.iter().map(|(code, _)| *code)
+}
+
+/// The one rounding of invoice money: half away from zero to `units` decimal places, and
+/// always carrying exactly that scale, so `"874.95"` and `"1235"` print as the currency does.
+pub fn round_to_minor(amount: Decimal, units: u32) -> Decimal {
+    let mut rounded = amount.round_dp_with_strategy(units, RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(units);
+    rounded
+}
+
+/// An already rounded amount as an invoice prints it: thousands separated by commas, a plain
+/// minus sign, exactly `units` decimals (`-1,234.50`, `150,000`).
+pub fn display(amount: Decimal, units: u32) -> String {
+    let mut a = amount;
+    a.rescale(units);
+    let text = a.abs().to_string();
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let mut grouped = String::with_capacity(text.len() + int.len() / 3 + 1);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    if !frac.is_empty() {
+        grouped.push('.');
+        grouped.push_str(frac);
+    }
+    if a.is_sign_negative() && !a.is_zero() {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn minor_units_follow_iso_4217() {
+        assert_eq!(minor_units("EUR"), Some(2));
+        assert_eq!(minor_units("JPY"), Some(0));
+        assert_eq!(minor_units("KWD"), Some(3));
+        assert_eq!(minor_units("XYZ"), None);
+        assert_eq!(minor_units("eur"), None);
+    }
+
+    #[test]
+    fn rounds_half_away_from_zero_and_keeps_the_currency_scale() {
+        assert_eq!(round_to_minor(d("874.9450"), 2).to_string(), "874.95");
+        assert_eq!(round_to_minor(d("-874.945"), 2).to_string(), "-874.95");
+        assert_eq!(round_to_minor(d("874.9449999"), 2).to_string(), "874.94");
+        assert_eq!(round_to_minor(d("1234.5"), 0).to_string(), "1235");
+        assert_eq!(round_to_minor(d("7"), 3).to_string(), "7.000");
+        assert_eq!(round_to_minor(d("0.004"), 2).to_string(), "0.00");
+    }
+
+    #[test]
+    fn display_groups_thousands() {
+        assert_eq!(display(d("1333.91"), 2), "1,333.91");
+        assert_eq!(display(d("-1234567.5"), 2), "-1,234,567.50");
+        assert_eq!(display(d("150000"), 0), "150,000");
+        assert_eq!(display(d("999"), 0), "999");
+        assert_eq!(display(d("0"), 2), "0.00");
+        assert_eq!(display(d("-0.00"), 2), "0.00");
+        assert_eq!(display(d("12.345"), 3), "12.345");
+    }
+}

@@ -1,0 +1,278 @@
+//! Invoice documents: the JSON (SPEC §6 fields, amounts as decimal strings) and the printable
+//! HTML, rendered by minijinja from `templates/invoice.html` with HTML auto-escaping on.
+
+use std::sync::LazyLock;
+
+use minijinja::{AutoEscape, Environment};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::{ChargeKind, Invoice, money, services};
+use crate::config::{Party, USD};
+
+const TEMPLATE_NAME: &str = "invoice.html";
+const TEMPLATE: &str = include_str!("../../templates/invoice.html");
+
+/// The invoice as pretty-printed JSON.
+pub fn json(invoice: &Invoice) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(invoice).expect("an invoice always serializes");
+    out.push(b'\n');
+    out
+}
+
+/// The invoice as a self-contained HTML page (inline CSS, no scripts, no external resources).
+pub fn html(invoice: &Invoice) -> Result<String, minijinja::Error> {
+    ENVIRONMENT
+        .get_template(TEMPLATE_NAME)?
+        .render(minijinja::context! { invoice => View::of(invoice) })
+}
+
+static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    // Everything printed comes from config and data: escape it all, whatever the file name.
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.add_template(TEMPLATE_NAME, TEMPLATE)
+        .expect("templates/invoice.html parses (checked by the render tests)");
+    env
+});
+
+/// What the template prints: every amount and date already formatted.
+#[derive(Serialize)]
+struct View<'a> {
+    number: &'a str,
+    billing_group: &'a str,
+    display_name: &'a str,
+    period: String,
+    period_range: String,
+    issue_date: String,
+    due_date: String,
+    payment_terms_days: u32,
+    currency: &'a str,
+    converted: bool,
+    fx_rate: String,
+    issuer: Option<&'a Party>,
+    bill_to: &'a Party,
+    sections: Vec<Section<'a>>,
+    subtotal: String,
+    taxes: Vec<TaxView<'a>>,
+    total: String,
+}
+
+#[derive(Serialize)]
+struct Section<'a> {
+    label: &'static str,
+    lines: Vec<LineView<'a>>,
+}
+
+#[derive(Serialize)]
+struct LineView<'a> {
+    description: &'a str,
+    service: Option<&'a str>,
+    usd_amount: String,
+    amount: String,
+}
+
+#[derive(Serialize)]
+struct TaxView<'a> {
+    label: &'a str,
+    percent: String,
+    note: Option<&'a str>,
+    amount: String,
+}
+
+impl<'a> View<'a> {
+    fn of(inv: &'a Invoice) -> Self {
+        let units = inv.minor_units();
+        let amount = |d: Decimal| money::display(d, units);
+        let date = |d: chrono::NaiveDate| d.format("%-d %B %Y").to_string();
+        let mut sections: Vec<Section<'a>> = Vec::new();
+        for line in &inv.lines {
+            if sections.last().is_none_or(|s| s.label != line.kind.label()) {
+                sections.push(Section {
+                    label: line.kind.label(),
+                    lines: Vec::new(),
+                });
+            }
+            let custom = line.kind == ChargeKind::CustomLineItems;
+            // Under a kind's heading the service name says it all; a Marketplace product's
+            // opaque code goes beside its name, so the customer can look it up.
+            let service = (!custom
+                && services::name(&line.service) == line.service
+                && line.service_name != line.service)
+                .then_some(line.service.as_str());
+            sections
+                .last_mut()
+                .expect("pushed above")
+                .lines
+                .push(LineView {
+                    description: if custom {
+                        &line.description
+                    } else {
+                        &line.service_name
+                    },
+                    service,
+                    // Shown for reference only: the invoice amount is converted from the exact
+                    // USD amount, never from this display.
+                    usd_amount: money::display(money::round_to_minor(line.usd_amount, 2), 2),
+                    amount: amount(line.amount),
+                });
+        }
+        View {
+            number: &inv.number,
+            billing_group: &inv.billing_group,
+            display_name: &inv.display_name,
+            period: inv.period_start.format("%B %Y").to_string(),
+            period_range: format!("{} – {}", date(inv.period_start), date(inv.period_end)),
+            issue_date: date(inv.issue_date),
+            due_date: date(inv.due_date),
+            payment_terms_days: inv.payment_terms_days,
+            currency: &inv.currency,
+            converted: inv.currency != USD,
+            fx_rate: inv.fx_rate.to_string(),
+            issuer: inv.issuer.as_ref(),
+            bill_to: &inv.bill_to,
+            sections,
+            subtotal: amount(inv.subtotal),
+            taxes: inv
+                .taxes
+                .iter()
+                .map(|t| TaxView {
+                    label: &t.label,
+                    percent: t.percent.normalize().to_string(),
+                    note: t.note.as_deref(),
+                    amount: amount(t.amount),
+                })
+                .collect(),
+            total: amount(inv.total),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::config::TaxProfile;
+    use crate::invoice::{Charge, price};
+
+    fn invoice(currency: &str, fx: &str, description: &str) -> Invoice {
+        let charges = [
+            Charge {
+                kind: ChargeKind::Usage,
+                service: "AmazonEC2".into(),
+                service_name: "Amazon Elastic Compute Cloud (EC2)".into(),
+                description: "Amazon Elastic Compute Cloud (EC2)".into(),
+                usd_amount: Decimal::from(950),
+            },
+            Charge {
+                kind: ChargeKind::CustomLineItems,
+                service: "CustomLineItem".into(),
+                service_name: "Services".into(),
+                description: description.into(),
+                usd_amount: Decimal::from(-100),
+            },
+        ];
+        let units = money::minor_units(currency).unwrap();
+        let tax = TaxProfile {
+            name: "vat".into(),
+            label: "VAT".into(),
+            percent: Decimal::from(23),
+            reverse_charge: false,
+        };
+        let fx_rate = Decimal::from_str(fx).unwrap();
+        let a = price(&charges, fx_rate, units, Some(&tax)).unwrap();
+        let period: crate::period::Period = "2025-11".parse().unwrap();
+        Invoice {
+            number: "ER-202511-acme".into(),
+            billing_group: "acme".into(),
+            display_name: "ACME <Corp>".into(),
+            billing_period: period,
+            period_start: period.first_day(),
+            period_end: period.end_exclusive().pred_opt().unwrap(),
+            issue_date: period.end_exclusive(),
+            due_date: period.end_exclusive() + chrono::Days::new(30),
+            payment_terms_days: 30,
+            currency: currency.into(),
+            fx_rate,
+            issuer: Some(Party {
+                name: "Example Reseller Ltd".into(),
+                address: vec!["1 Main St".into(), "Dublin".into()],
+                tax_id: Some("IE123".into()),
+            }),
+            bill_to: Party {
+                name: "ACME <Corp> & Sons".into(),
+                address: vec!["2 High St".into()],
+                tax_id: None,
+            },
+            lines: a.lines,
+            subtotal: a.subtotal,
+            taxes: a.taxes,
+            total: a.total,
+        }
+    }
+
+    #[test]
+    fn json_has_the_spec_fields_with_amounts_as_strings() {
+        let inv = invoice("EUR", "0.9210", "Managed services");
+        let v: serde_json::Value = serde_json::from_slice(&json(&inv)).unwrap();
+        for key in [
+            "number",
+            "billing_group",
+            "billing_period",
+            "issue_date",
+            "due_date",
+            "currency",
+            "fx_rate",
+            "issuer",
+            "bill_to",
+            "lines",
+            "subtotal",
+            "taxes",
+            "total",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing from {v:#}");
+        }
+        assert_eq!(v["fx_rate"], "0.9210");
+        assert_eq!(v["issue_date"], "2025-12-01");
+        assert_eq!(v["lines"][0]["amount"], "874.95");
+        assert_eq!(v["lines"][0]["kind"], "usage");
+        assert_eq!(v["lines"][0]["service"], "AmazonEC2");
+        assert_eq!(v["lines"][1]["amount"], "-92.10");
+        assert_eq!(v["lines"][1]["kind"], "custom_line_items");
+        assert_eq!(v["subtotal"], "782.85");
+        assert_eq!(v["taxes"][0]["percent"], "23");
+        assert_eq!(v["taxes"][0]["amount"], "180.06");
+        assert_eq!(v["total"], "962.91");
+        let jpy = invoice("JPY", "150", "x");
+        let v: serde_json::Value = serde_json::from_slice(&json(&jpy)).unwrap();
+        assert_eq!(v["lines"][0]["amount"], "142500");
+    }
+
+    #[test]
+    fn html_escapes_config_text_and_shows_the_totals() {
+        let inv = invoice("EUR", "0.9210", "<script>alert(1)</script>");
+        let page = html(&inv).unwrap();
+        assert!(!page.contains("<script>"), "unescaped description");
+        assert!(page.contains("&lt;script&gt;"));
+        assert!(page.contains("ACME &lt;Corp&gt; &amp; Sons"));
+        assert!(page.contains("ER-202511-acme"));
+        assert!(page.contains("962.91"));
+        assert!(page.contains("874.95"));
+        assert!(page.contains("@page"));
+        // Self-contained: nothing fetched from anywhere.
+        for external in ["http://", "https://", "src=", "<link", "@import", "url("] {
+            assert!(!page.contains(external), "{external} in the page");
+        }
+    }
+
+    #[test]
+    fn html_renders_reverse_charge_and_zero_decimal_currencies() {
+        let mut inv = invoice("JPY", "150.25", "Managed services");
+        inv.taxes[0].reverse_charge = true;
+        inv.taxes[0].note = Some(crate::invoice::reverse_charge_note("VAT"));
+        let page = html(&inv).unwrap();
+        assert!(page.contains("reverse-charge mechanism"));
+        assert!(page.contains("142,738"), "{page}");
+    }
+}

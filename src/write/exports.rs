@@ -1,0 +1,339 @@
+//! Customer exports: each group's pro forma CUR for a period, in the AWS Data Exports layout and
+//! CUR 2.0 physical types, so a customer's existing CUR tooling (and rerate itself, one billing
+//! level down) reads it unchanged:
+//! ```text
+//! exports/<group>/data/BILLING_PERIOD=YYYY-MM/<group>-<run-id>-00001.snappy.parquet
+//! exports/<group>/metadata/BILLING_PERIOD=YYYY-MM/<group>-Manifest.json
+//! ```
+//! The rows are read back from the pro forma Delta version this run committed (partition
+//! pruning keeps that to one group's files). A re-run writes its files under new names, then the
+//! manifest, then deletes the files of earlier runs, so the folder never ends up with stale data.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::cast;
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ingest::columns::{CUR2_COLUMNS, Kind, map_type};
+use crate::period::Period;
+use crate::storage::Location;
+use crate::write::delta::{self, TableCommit};
+
+/// Rows per export file; AWS splits large exports into numbered files the same way.
+pub const ROWS_PER_FILE: usize = 1 << 20;
+
+/// What one group's export holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupExport {
+    pub billing_group: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub files: Vec<String>,
+    pub manifest: String,
+    /// Files of earlier runs removed from the period's folder.
+    pub stale_files_removed: u64,
+}
+
+/// A CUR 2.0 column as AWS writes it: costs and quantities as doubles, rates as 10-decimal
+/// strings, timestamps, maps (`discount` of doubles).
+pub fn export_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Text | Kind::Rate => DataType::Utf8,
+        Kind::Money | Kind::Quantity => DataType::Float64,
+        Kind::Timestamp | Kind::TextMap => kind.data_type(),
+        Kind::MoneyMap => map_type(DataType::Float64),
+    }
+}
+
+/// The schema of every export file: the CUR 2.0 catalog, without rerate's own columns
+/// (`billing_period`, `billing_group`, `pricing_plan`, `pricing_rule`).
+pub fn export_schema() -> SchemaRef {
+    Arc::new(Schema::new(
+        CUR2_COLUMNS
+            .iter()
+            .map(|(name, kind)| Field::new(*name, export_type(*kind), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// How the Data Exports manifest names a column type.
+fn manifest_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text | Kind::Rate => "string",
+        Kind::Money | Kind::Quantity => "double",
+        Kind::Timestamp => "timestamp",
+        Kind::TextMap => "map<string,string>",
+        Kind::MoneyMap => "map<string,double>",
+    }
+}
+
+/// Pro forma rows (decimal money) as export columns. Decimal to double is the one place money
+/// becomes a float, because that is what CUR 2.0 readers expect.
+fn export_exprs() -> Result<Vec<Expr>> {
+    CUR2_COLUMNS
+        .iter()
+        .map(|&(name, kind)| {
+            let target = export_type(kind);
+            let expr = match kind {
+                // Maps too: Delta hands them back with its own entry names, CUR uses `key_value`.
+                Kind::Money | Kind::Rate | Kind::TextMap => cast(col(name), target),
+                // Pro forma never carries discounts (billable-only): an empty map column of
+                // the CUR type.
+                Kind::MoneyMap => Expr::Literal(ScalarValue::try_from(&target)?, None),
+                _ => col(name),
+            };
+            Ok(expr.alias(name))
+        })
+        .collect()
+}
+
+/// Writes the export of every group in `groups` for `period` from the pro forma version
+/// `proforma` committed.
+pub async fn write_period(
+    ctx: &SessionContext,
+    output: &Location,
+    proforma: &TableCommit,
+    period: Period,
+    groups: &[&str],
+    write_id: &str,
+) -> Result<Vec<GroupExport>> {
+    let location = output.child(&["proforma"]);
+    let delta_err = |source| Error::Delta {
+        table: location.to_string(),
+        source: Box::new(source),
+    };
+    let mut table = delta::open(&location).map_err(delta_err)?;
+    table
+        .load_version(proforma.version)
+        .await
+        .map_err(delta_err)?;
+    let provider = table.table_provider().await?;
+    let rows = ctx.read_table(provider)?;
+    let mut out = Vec::with_capacity(groups.len());
+    for group in groups {
+        let data = rows
+            .clone()
+            .filter(
+                col("billing_period")
+                    .eq(lit(period.to_string()))
+                    .and(col("billing_group").eq(lit(*group))),
+            )?
+            .select(export_exprs()?)?;
+        out.push(write_group(output, data, period, group, write_id).await?);
+    }
+    Ok(out)
+}
+
+async fn write_group(
+    output: &Location,
+    data: DataFrame,
+    period: Period,
+    group: &str,
+    write_id: &str,
+) -> Result<GroupExport> {
+    let root = output.child(&["exports", group]);
+    let partition = format!("BILLING_PERIOD={period}");
+    let data_dir = root.child(&["data", &partition]);
+    let schema = export_schema();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .build();
+
+    let mut stream = data.execute_stream().await?;
+    let mut files: Vec<Path> = Vec::new();
+    let mut rows = 0_u64;
+    let mut bytes = 0_u64;
+    let mut current: Option<(AsyncArrowWriter<BufWriter>, usize)> = None;
+    while let Some(mut batch) = stream.try_next().await? {
+        while batch.num_rows() > 0 {
+            if current.is_none() {
+                let path = file_path(&data_dir, group, write_id, files.len() + 1);
+                current = Some((open_writer(output, &path, &schema, &props)?, 0));
+                files.push(path);
+            }
+            let (w, n) = current.as_mut().expect("opened above");
+            let take = batch.num_rows().min(ROWS_PER_FILE - *n);
+            let path = files.last().expect("a writer has a file");
+            w.write(&batch.slice(0, take))
+                .await
+                .map_err(|e| export_error(output, path, e))?;
+            *n += take;
+            rows += take as u64;
+            batch = batch.slice(take, batch.num_rows() - take);
+            if *n >= ROWS_PER_FILE {
+                let (w, _) = current.take().expect("open");
+                bytes += finish(output, w, path).await?;
+            }
+        }
+    }
+    if let Some((w, _)) = current.take() {
+        bytes += finish(output, w, files.last().expect("a writer has a file")).await?;
+    }
+    if files.is_empty() {
+        // An empty export still gets a file: the schema, no rows.
+        let path = file_path(&data_dir, group, write_id, 1);
+        let w = open_writer(output, &path, &schema, &props)?;
+        bytes += finish(output, w, &path).await?;
+        files.push(path);
+    }
+
+    let manifest_path = root
+        .child(&["metadata", &partition])
+        .prefix
+        .join(format!("{group}-Manifest.json"));
+    let urls: Vec<String> = files.iter().map(|p| output.url_of(p).to_string()).collect();
+    let body = manifest(period, group, write_id, &urls, rows);
+    output
+        .store
+        .put(&manifest_path, body.into())
+        .await
+        .map_err(|e| root.storage_error(e))?;
+
+    // Only now that the new files and the manifest are in place: remove earlier runs' files.
+    let written: BTreeSet<&Path> = files.iter().collect();
+    let stale: Vec<Path> = list(&data_dir)
+        .await?
+        .into_iter()
+        .filter(|p| !written.contains(p))
+        .collect();
+    for p in &stale {
+        output
+            .store
+            .delete(p)
+            .await
+            .map_err(|e| data_dir.storage_error(e))?;
+    }
+    tracing::debug!(
+        group,
+        rows,
+        files = files.len(),
+        stale = stale.len(),
+        "export written"
+    );
+    Ok(GroupExport {
+        billing_group: group.to_string(),
+        rows,
+        bytes,
+        files: urls,
+        manifest: output.url_of(&manifest_path).to_string(),
+        stale_files_removed: stale.len() as u64,
+    })
+}
+
+fn file_path(dir: &Location, group: &str, write_id: &str, n: usize) -> Path {
+    dir.prefix
+        .clone()
+        .join(format!("{group}-{write_id}-{n:05}.snappy.parquet"))
+}
+
+fn open_writer(
+    output: &Location,
+    path: &Path,
+    schema: &SchemaRef,
+    props: &WriterProperties,
+) -> Result<AsyncArrowWriter<BufWriter>> {
+    let sink = BufWriter::new(output.store.clone(), path.clone());
+    AsyncArrowWriter::try_new(sink, schema.clone(), Some(props.clone()))
+        .map_err(|e| export_error(output, path, e))
+}
+
+/// Closes a file (uploading what is buffered) and returns its size.
+async fn finish(output: &Location, w: AsyncArrowWriter<BufWriter>, path: &Path) -> Result<u64> {
+    w.close().await.map_err(|e| export_error(output, path, e))?;
+    head_size(output, path).await
+}
+
+fn export_error(output: &Location, path: &Path, source: parquet::errors::ParquetError) -> Error {
+    Error::Export {
+        location: output.url_of(path).to_string(),
+        source: Box::new(source),
+    }
+}
+
+async fn head_size(output: &Location, path: &Path) -> Result<u64> {
+    let meta = output
+        .store
+        .head(path)
+        .await
+        .map_err(|e| output.storage_error(e))?;
+    Ok(meta.size)
+}
+
+/// Every object under `dir` (none when the folder does not exist yet).
+pub async fn list(dir: &Location) -> Result<Vec<Path>> {
+    dir.store
+        .list(Some(&dir.prefix))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .or_else(|e| match e {
+            object_store::Error::NotFound { .. } => Ok(Vec::new()),
+            e => Err(dir.storage_error(e)),
+        })
+}
+
+/// A manifest like the one AWS Data Exports writes beside each period's data.
+fn manifest(period: Period, group: &str, write_id: &str, files: &[String], rows: u64) -> Vec<u8> {
+    let columns: Vec<serde_json::Value> = CUR2_COLUMNS
+        .iter()
+        .map(|(name, kind)| serde_json::json!({ "name": name, "type": manifest_type(*kind) }))
+        .collect();
+    let iso = |d: chrono::NaiveDate| format!("{}T00:00:00.000Z", d.format("%Y-%m-%d"));
+    let value = serde_json::json!({
+        "version": "1.0",
+        "exportName": group,
+        "reportName": group,
+        "executionId": write_id,
+        "billingPeriod": { "start": iso(period.first_day()), "end": iso(period.end_exclusive()) },
+        "dataFiles": files,
+        "dataFileCount": files.len(),
+        "rowCount": rows,
+        "compression": "SNAPPY",
+        "format": "PARQUET",
+        "columns": columns,
+    });
+    let mut out = serde_json::to_vec_pretty(&value).expect("a JSON value always serializes");
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_types_follow_cur_2_0() {
+        let schema = export_schema();
+        let t = |n: &str| schema.field_with_name(n).unwrap().data_type().clone();
+        assert_eq!(t("line_item_unblended_cost"), DataType::Float64);
+        assert_eq!(t("line_item_unblended_rate"), DataType::Utf8);
+        assert_eq!(t("line_item_usage_amount"), DataType::Float64);
+        assert!(matches!(
+            t("line_item_usage_start_date"),
+            DataType::Timestamp(..)
+        ));
+        assert!(matches!(t("product"), DataType::Map(..)));
+        assert_eq!(t("discount"), map_type(DataType::Float64));
+        for rerate_only in [
+            "billing_period",
+            "billing_group",
+            "pricing_plan",
+            "pricing_rule",
+        ] {
+            assert!(schema.field_with_name(rerate_only).is_err());
+        }
+    }
+}
