@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet
 from deltalake import DeltaTable
 
 out, summary_path = Path(sys.argv[1]), Path(sys.argv[2])
@@ -22,6 +23,14 @@ failures = []
 
 def expect(what, found, wanted):
     ok = Decimal(str(found)) == Decimal(str(wanted))
+    print(f"{'ok  ' if ok else 'FAIL'} {what}: {found} (expected {wanted})")
+    if not ok:
+        failures.append(what)
+
+
+def expect_close(what, found, wanted, tolerance=Decimal("0.000001")):
+    """Money read back as CUR doubles: equal to the decimal within a millionth."""
+    ok = abs(Decimal(str(found)) - Decimal(str(wanted))) < tolerance
     print(f"{'ok  ' if ok else 'FAIL'} {what}: {found} (expected {wanted})")
     if not ok:
         failures.append(what)
@@ -86,6 +95,36 @@ expect("duckdb: pro forma rows with billable-only columns", leaks, 0)
 # pyarrow.dataset straight on the partitioned files, as Spark would read them.
 dataset = ds.dataset(tables["margin"].file_uris(), format="parquet", partitioning="hive")
 expect("pyarrow.dataset: margin rows", dataset.count_rows(), len(margin_pl))
+
+# invoice_lines: per invoice, the lines (tax lines included) add up to the invoice's total.
+lines_pl = pl.read_delta(str(out / "invoice_lines"))
+for p in summary["periods"]:
+    for inv in p["invoices"]:
+        rows = lines_pl.filter(pl.col("invoice_number") == inv["number"])
+        expect(f"polars: invoice_lines of {inv['number']} add up to its total", rows["amount"].sum(), inv["total"])
+
+# Customer exports: CUR 2.0 types (costs double, rates string, maps), readable as they are.
+for p in summary["periods"]:
+    for export in p["exports"]:
+        group = export["billing_group"]
+        files = [f.removeprefix("file://") for f in export["files"]]
+        proforma = next(g["proforma_cost"] for g in p["groups"] if g["billing_group"] == group)
+        table = pa.concat_tables([pa.parquet.read_table(f) for f in files])
+        for name, check in (("line_item_unblended_cost", pa.types.is_float64),
+                            ("line_item_unblended_rate", pa.types.is_string),
+                            ("line_item_usage_start_date", pa.types.is_timestamp),
+                            ("product", pa.types.is_map), ("discount", pa.types.is_map)):
+            if not check(table.schema.field(name).type):
+                failures.append(f"export {group}: {name} is {table.schema.field(name).type}")
+        for name in ("billing_period", "billing_group", "pricing_plan", "pricing_rule"):
+            if name in table.schema.names:
+                failures.append(f"export {group}: rerate's own column {name}")
+        (rows, total) = con.execute(
+            f"SELECT count(*), sum(line_item_unblended_cost) FROM read_parquet({files!r})").fetchone()
+        expect(f"duckdb: export {group} rows", rows, export["rows"])
+        expect_close(f"duckdb: export {group} total", total, proforma)
+        total = pl.read_parquet(files)["line_item_unblended_cost"].sum()
+        expect_close(f"polars: export {group} total", total, proforma)
 
 if failures:
     print(f"\n{len(failures)} reader check(s) failed: {failures}")
