@@ -35,9 +35,10 @@ BEGIN, END = "<!-- compare.py results: begin -->", "<!-- compare.py results: end
 
 @dataclass
 class Sample:
-    """One timed process: wall seconds and peak resident memory in KiB."""
+    """One timed process: wall seconds, CPU seconds (user + system), peak resident KiB."""
 
     wall: float
+    cpu: float
     rss_kib: int
 
 
@@ -52,6 +53,10 @@ class Result:
     @property
     def wall(self) -> float:
         return statistics.median(s.wall for s in self.samples)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu for s in self.samples)
 
     @property
     def rss_mib(self) -> float:
@@ -69,14 +74,14 @@ def timed(cmd: list, stdout_path: Path, log_path: Path) -> Sample:
     time_path = log_path.with_suffix(".time")
     with open(stdout_path, "wb") as out, open(log_path, "wb") as log:
         proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", str(time_path), *map(str, cmd)],
+            ["/usr/bin/time", "-f", "%e %U %S %M", "-o", str(time_path), *map(str, cmd)],
             stdout=out, stderr=log,
         )
     if proc.returncode != 0:
         sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
         raise SystemExit(f"failed ({proc.returncode}): {shlex.join(map(str, cmd))}")
-    wall, rss = time_path.read_text().split()[-2:]
-    return Sample(float(wall), int(rss))
+    wall, user, system, rss = time_path.read_text().split()[-4:]
+    return Sample(float(wall), float(user) + float(system), int(rss))
 
 
 def commands(binary: Path, python: str, cur: Path, out: Path) -> dict:
@@ -102,8 +107,8 @@ def bench_size(rows: int, repeat: int, binary: Path, work: Path) -> list:
             stdout = work / f"{tool}-{rows}.stdout"
             sample = timed(cmd, stdout, work / f"{tool}-{rows}.log")
             results.setdefault(tool, Result(rows, tool, [])).samples.append(sample)
-            print(f"  {rows:>10,} {tool:<7} run {i + 1}/{repeat}: {sample.wall:.2f} s, "
-                  f"{sample.rss_kib / 1024:.0f} MiB", flush=True)
+            print(f"  {rows:>10,} {tool:<7} run {i + 1}/{repeat}: {sample.wall:.2f} s wall, "
+                  f"{sample.cpu:.2f} s CPU, {sample.rss_kib / 1024:.0f} MiB", flush=True)
             if tool == "rerate":
                 shutil.copy(stdout, work / f"summary-{rows}.json")
             if tool == "duckdb" and i == repeat - 1:
@@ -127,8 +132,9 @@ def check_equal(duckdb_out: Path, summary: Path) -> None:
 def table(results: list) -> str:
     """The results as a Markdown table; ratios are wall-time ratios against DuckDB and the floor."""
     lines = [
-        "| rows | tool | median wall (s) | rows/s | peak RSS (MiB) | wall / DuckDB | wall / floor |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| rows | tool | median wall (s) | rows/s | median CPU (s) | peak RSS (MiB) "
+        "| wall / DuckDB | wall / floor |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     by_size = {}
     for r in results:
@@ -137,7 +143,8 @@ def table(results: list) -> str:
         duck, floor = tools["duckdb"].wall, tools["floor"].wall
         for r in tools.values():
             lines.append(
-                f"| {rows:,} | {r.tool} | {r.wall:.2f} | {rows / r.wall:,.0f} | {r.rss_mib:,.0f} "
+                f"| {rows:,} | {r.tool} | {r.wall:.2f} | {rows / r.wall:,.0f} | {r.cpu:.2f} "
+                f"| {r.rss_mib:,.0f} "
                 f"| {r.wall / duck:.2f} | {r.wall / floor:.2f} |"
             )
     return "\n".join(lines)
