@@ -66,6 +66,17 @@ pub enum Error {
     )]
     MissingPeriod { rows: u64 },
 
+    #[error(
+        "{rows} row(s) of billing period {period} are in a {folder} folder ({files}); AWS writes \
+         one period per folder: re-export the period or move the file"
+    )]
+    PeriodFolderMismatch {
+        folder: Period,
+        period: Period,
+        rows: u64,
+        files: String,
+    },
+
     #[error("period {period} not found in the input; periods found: {found}")]
     PeriodNotInInput { period: Period, found: String },
 

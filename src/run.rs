@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use datafusion::prelude::{DataFrame, SessionContext, col, lit};
+use datafusion::prelude::{SessionContext, col, lit};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::{Config, UNASSIGNED};
 use crate::error::{Error, Result};
-use crate::ingest::{self, Input, InputFile};
+use crate::ingest::{Input, InputFile};
 use crate::invoice;
 use crate::period::Period;
 use crate::price::custom::{self, CustomCharge};
@@ -197,8 +197,7 @@ async fn run_periods(
         .instrument(info_span!("ingest"))
         .await?;
     summary.input.files = discovered.files.clone();
-    let cur = discovered.table(&ctx)?;
-    let found = ingest::periods(&cur).await?;
+    let found = discovered.periods(&ctx).await?;
     step.finish();
     let periods = select_periods(&found, &opts.periods)?;
     config.check_fx(&periods)?;
@@ -210,7 +209,6 @@ async fn run_periods(
             &ctx,
             config,
             &discovered,
-            cur.clone(),
             period,
             output,
             opts.strict,
@@ -225,19 +223,15 @@ async fn run_periods(
 }
 
 /// Every requested period must be in the input; none requested means all found.
-fn select_periods(found: &BTreeMap<String, u64>, requested: &[Period]) -> Result<Vec<Period>> {
-    if let Some(rows) = found.get("") {
-        return Err(Error::MissingPeriod { rows: *rows });
-    }
-    let available: Vec<Period> = found.keys().filter_map(|k| k.parse().ok()).collect();
+fn select_periods(found: &BTreeMap<Period, u64>, requested: &[Period]) -> Result<Vec<Period>> {
     if requested.is_empty() {
-        return Ok(available);
+        return Ok(found.keys().copied().collect());
     }
     let mut out = Vec::new();
     for p in requested {
-        if !available.contains(p) {
-            let found = available
-                .iter()
+        if !found.contains_key(p) {
+            let found = found
+                .keys()
                 .map(|p| p.to_string())
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -256,7 +250,6 @@ async fn run_period(
     ctx: &SessionContext,
     config: &Config,
     input: &Input,
-    cur: DataFrame,
     period: Period,
     output: &Location,
     strict: bool,
@@ -264,8 +257,7 @@ async fn run_period(
     run_id: &str,
 ) -> Result<PeriodSummary> {
     let step = progress.step(&format!("{period}: re-rating"));
-    let cur = cur.filter(col("billing_period").eq(lit(period.to_string())))?;
-    let rated = price::rated(ctx, cur).await?;
+    let rated = price::rated(ctx, input.period_table(ctx, period)?).await?;
     let accounting = price::accounting(ctx).await?;
     check_line_item_types(ctx, input, period, &accounting).await?;
     let unassigned = unassigned(&accounting);
@@ -479,5 +471,32 @@ fn summarize(
         tables,
         invoices: Vec::new(),
         exports: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Period {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn all_periods_by_default_and_only_existing_ones_on_request() {
+        let found: BTreeMap<Period, u64> = [(p("2025-10"), 3), (p("2025-11"), 5)].into();
+        assert_eq!(
+            select_periods(&found, &[]).unwrap(),
+            vec![p("2025-10"), p("2025-11")]
+        );
+        let picked = select_periods(&found, &[p("2025-11"), p("2025-10"), p("2025-11")]).unwrap();
+        assert_eq!(picked, vec![p("2025-10"), p("2025-11")]);
+        let err = select_periods(&found, &[p("2024-01")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("2024-01 not found in the input; periods found: 2025-10, 2025-11"),
+            "{err}"
+        );
     }
 }

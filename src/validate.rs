@@ -6,9 +6,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::ingest::{self, Input};
-use crate::period::Period;
+use crate::error::Result;
+use crate::ingest::Input;
 use crate::storage::Location;
 use crate::{engine, price};
 
@@ -39,14 +38,13 @@ pub async fn validate(config_path: &Path, input: Option<&str>) -> Result<Validat
     engine::register(&ctx, &location);
     price::tables::register(&ctx, &config)?;
     let discovered = Input::discover(&ctx, &location).await?;
-    let periods = ingest::periods(&discovered.table(&ctx)?).await?;
-    if let Some(rows) = periods.get("") {
-        return Err(Error::MissingPeriod { rows: *rows });
-    }
-    let parsed: Vec<Period> = periods.keys().filter_map(|p| p.parse().ok()).collect();
-    config.check_fx(&parsed)?;
+    let periods = discovered.periods(&ctx).await?;
+    config.check_fx(&periods.keys().copied().collect::<Vec<_>>())?;
     summary.input = Some(location.to_string());
     summary.files = discovered.files.len();
-    summary.periods = periods;
+    summary.periods = periods
+        .into_iter()
+        .map(|(p, n)| (p.to_string(), n))
+        .collect();
     Ok(summary)
 }

@@ -7,7 +7,8 @@ pub mod string_map;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 use self::columns::{CUR2_COLUMNS, FLATTENED_MAPS, Kind, REQUIRED};
 use crate::error::{Error, Result};
+use crate::period::Period;
 use crate::storage::Location;
 
 /// One input file as the run manifest records it.
@@ -34,9 +36,12 @@ pub struct InputFile {
     pub e_tag: Option<String>,
 }
 
-/// Files sharing one physical schema: read by one scan, normalized by one projection.
+/// Files sharing one physical schema and one billing-period folder: read by one scan,
+/// normalized by one projection.
 struct SchemaGroup {
     schema: SchemaRef,
+    /// The period their folder names (`BILLING_PERIOD=2025-11`, `year=2025/month=11`), if any.
+    folder_period: Option<Period>,
     files: Vec<usize>,
 }
 
@@ -94,14 +99,16 @@ impl Input {
             })
             .collect();
         let mut groups: Vec<SchemaGroup> = Vec::new();
-        for (i, schema) in schemas.into_iter().enumerate() {
+        for (i, (schema, meta)) in schemas.into_iter().zip(&metas).enumerate() {
+            let folder_period = folder_period(&meta.location);
             match groups
                 .iter_mut()
-                .find(|g| g.schema.fields() == schema.fields())
+                .find(|g| g.folder_period == folder_period && g.schema.fields() == schema.fields())
             {
                 Some(g) => g.files.push(i),
                 None => groups.push(SchemaGroup {
                     schema,
+                    folder_period,
                     files: vec![i],
                 }),
             }
@@ -114,17 +121,87 @@ impl Input {
         })
     }
 
-    /// All input rows as one normalized CUR 2.0 table with a `billing_period` (`YYYY-MM`).
+    /// All input rows as one normalized CUR 2.0 table with `billing_period` (`YYYY-MM`, from
+    /// the data) and `folder_period` (from the file's folder, if it names one).
     pub fn table(&self, ctx: &SessionContext) -> Result<DataFrame> {
+        self.union(ctx, |_| true)
+    }
+
+    /// The rows of one period. Files in another period's folder are not even opened.
+    pub fn period_table(&self, ctx: &SessionContext, period: Period) -> Result<DataFrame> {
+        let df = self.union(ctx, |g| g.folder_period.is_none_or(|p| p == period))?;
+        Ok(df.filter(col("billing_period").eq(lit(period.to_string())))?)
+    }
+
+    fn union(
+        &self,
+        ctx: &SessionContext,
+        keep: impl Fn(&SchemaGroup) -> bool,
+    ) -> Result<DataFrame> {
         let mut union: Option<DataFrame> = None;
-        for group in &self.groups {
+        for group in self.groups.iter().filter(|g| keep(g)) {
             let df = self.scan(ctx, group, &group.files)?;
             union = Some(match union {
                 None => df,
                 Some(u) => u.union(df)?,
             });
         }
-        Ok(union.expect("discover() finds at least one file"))
+        match union {
+            Some(u) => Ok(u),
+            // No file can hold the period: an empty table of the right shape.
+            None => Ok(self
+                .scan(ctx, &self.groups[0], &self.groups[0].files)?
+                .limit(0, Some(0))?),
+        }
+    }
+
+    /// Rows per billing period, from the data. Every row must have a period, and a file in a
+    /// period's folder must hold only that period (AWS writes one period per folder; a stray
+    /// row would otherwise be billed in neither).
+    pub async fn periods(&self, ctx: &SessionContext) -> Result<BTreeMap<Period, u64>> {
+        use datafusion::functions_aggregate::expr_fn::count;
+        let batches = self
+            .table(ctx)?
+            .aggregate(
+                vec![col("billing_period"), col("folder_period")],
+                vec![count(lit(1)).alias("rows")],
+            )?
+            .collect()
+            .await?;
+        let mut out = BTreeMap::new();
+        for b in &batches {
+            let data = b.column(0).as_string::<i32>();
+            let folder = b.column(1).as_string::<i32>();
+            let rows = b.column(2).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                let n = rows.value(i) as u64;
+                if data.is_null(i) {
+                    return Err(Error::MissingPeriod { rows: n });
+                }
+                let period: Period = data.value(i).parse().expect("to_char writes YYYY-MM");
+                if folder.is_valid(i) && folder.value(i) != data.value(i) {
+                    let folder: Period = folder.value(i).parse().expect("validated folder period");
+                    return Err(self.stray_rows(period, folder, n));
+                }
+                *out.entry(period).or_default() += n;
+            }
+        }
+        Ok(out)
+    }
+
+    fn stray_rows(&self, period: Period, folder: Period, rows: u64) -> Error {
+        let files: Vec<&str> = self
+            .groups
+            .iter()
+            .filter(|g| g.folder_period == Some(folder))
+            .flat_map(|g| g.files.iter().map(|&i| self.files[i].url.as_str()))
+            .collect();
+        Error::PeriodFolderMismatch {
+            folder,
+            period,
+            rows,
+            files: files.join(", "),
+        }
     }
 
     /// One file alone, normalized the same way: used to say which file a bad row came from.
@@ -157,10 +234,31 @@ impl Input {
         let df = df.select(normalize(&group.schema)?)?;
         let period =
             to_char(col("bill_billing_period_start_date"), lit("%Y-%m")).alias("billing_period");
+        let folder = lit(ScalarValue::Utf8(
+            group.folder_period.map(|p| p.to_string()),
+        ));
         let mut exprs: Vec<Expr> = CUR2_COLUMNS.iter().map(|(n, _)| col(*n)).collect();
-        exprs.push(period);
+        exprs.extend([period, folder.alias("folder_period")]);
         Ok(df.select(exprs)?)
     }
+}
+
+/// The billing period a file's folders name: `BILLING_PERIOD=YYYY-MM` (CUR 2.0 Data Exports,
+/// any case) or `year=YYYY/month=M` (legacy CUR).
+pub fn folder_period(path: &object_store::path::Path) -> Option<Period> {
+    let (mut year, mut month) = (None, None);
+    for part in path.parts() {
+        let Some((key, value)) = part.as_ref().split_once('=') else {
+            continue;
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "billing_period" => return value.parse().ok(),
+            "year" => year = value.parse::<i32>().ok(),
+            "month" => month = value.parse::<u32>().ok(),
+            _ => {}
+        }
+    }
+    Period::new(year?, month?)
 }
 
 async fn list_parquet(location: &Location) -> Result<Vec<ObjectMeta>> {
@@ -333,29 +431,28 @@ fn flattened_entries(schema: &Schema, map: &str) -> Option<Vec<Expr>> {
     Some(entries)
 }
 
-/// Periods in the input with their row counts, from the data itself.
-pub async fn periods(cur: &DataFrame) -> Result<BTreeMap<String, u64>> {
-    use datafusion::functions_aggregate::expr_fn::count;
-    let batches = cur
-        .clone()
-        .aggregate(
-            vec![col("billing_period")],
-            vec![count(lit(1)).alias("rows")],
-        )?
-        .collect()
-        .await?;
-    let mut out = BTreeMap::new();
-    for b in &batches {
-        let p = arrow::array::AsArray::as_string::<i32>(b.column(0));
-        let n = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(b.column(1));
-        for i in 0..b.num_rows() {
-            let key = if arrow::array::Array::is_null(p, i) {
-                String::new()
-            } else {
-                p.value(i).to_string()
-            };
-            out.insert(key, n.value(i) as u64);
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::path::Path;
+
+    #[test]
+    fn folder_periods_follow_both_aws_layouts() {
+        let p = |s: &str| folder_period(&Path::from(s)).map(|p| p.to_string());
+        assert_eq!(
+            p("cur2/data/BILLING_PERIOD=2025-11/x-00001.snappy.parquet").as_deref(),
+            Some("2025-11")
+        );
+        assert_eq!(
+            p("x/billing_period=2024-02/part.parquet").as_deref(),
+            Some("2024-02")
+        );
+        assert_eq!(
+            p("legacy/year=2018/month=9/cur.parquet").as_deref(),
+            Some("2018-09")
+        );
+        assert_eq!(p("legacy/year=2018/cur.parquet"), None);
+        assert_eq!(p("plain/Oct2018-WorkshopCUR-00001.snappy.parquet"), None);
+        assert_eq!(p("x/BILLING_PERIOD=garbage/part.parquet"), None);
     }
-    Ok(out)
 }

@@ -21,6 +21,8 @@ use crate::storage::Location;
 
 pub const PARTITION_COLUMNS: [&str; 2] = ["billing_period", "billing_group"];
 
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// What one table write committed.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableCommit {
@@ -59,7 +61,9 @@ pub async fn replace_period(
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid zstd level"),
         ))
-        .set_max_row_group_row_count(Some(1 << 20))
+        // Row groups are buffered uncompressed per open partition while writing: 128 Ki rows
+        // keep that bounded and still let readers skip by statistics.
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
     let mut write = table
         .write(Vec::new())

@@ -279,3 +279,46 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_of_another_period_in_a_period_folder_is_a_user_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("in.csv");
+    let original = std::fs::read_to_string(
+        support::repo().join("tests/scenarios/e1-rules-do-not-stack/input.csv"),
+    )
+    .unwrap();
+    // The tax line claims October's bill while sitting in November's folder.
+    let stray = original.replace(
+        "e1-tax,111111111111,111111111111,2025-11-01T00:00:00Z",
+        "e1-tax,111111111111,111111111111,2025-10-01T00:00:00Z",
+    );
+    std::fs::write(&csv, stray).unwrap();
+    let cur = tmp.path().join("cur");
+    let file = cur.join("data/BILLING_PERIOD=2025-11/stray.parquet");
+    support::csv_to_cur_parquet(&csv, &file).await;
+    let config = support::repo().join("tests/scenarios/e1-rules-do-not-stack/billing.toml");
+    let out = tmp.path().join("out");
+    let o = rerate(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        cur.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("1 row(s) of billing period 2025-10 are in a 2025-11 folder")
+            && err.contains("stray.parquet"),
+        "{err}"
+    );
+    // Only the failed run's manifest, for audit: no table, invoice or export.
+    let written: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(written, vec![std::ffi::OsString::from("runs")]);
+}
