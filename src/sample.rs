@@ -46,6 +46,7 @@ use parquet::schema::types::{ColumnPath, TypePtr};
 use rayon::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
 
+use crate::data_exports;
 use crate::period::Period;
 
 // ---------------------------------------------------------------------------------------------
@@ -162,12 +163,20 @@ pub async fn write_sample(
             .collect();
         let files: Vec<String> = jobs.iter().map(|j| j.path.to_string()).collect();
         let rows: u64 = jobs.iter().map(|j| j.rows).sum();
-        let path = prefix
-            .clone()
-            .join("metadata")
-            .join(format!("BILLING_PERIOD={}", period.period))
-            .join(format!("{REPORT_NAME}-Manifest.json"));
-        let body = manifest(period, &files, rows, &plan.columns);
+        let path = data_exports::manifest_path(prefix, period.period, REPORT_NAME);
+        let body = data_exports::Manifest {
+            name: REPORT_NAME,
+            execution_id: None,
+            period: period.period,
+            files: &files,
+            rows,
+            columns: plan
+                .columns
+                .iter()
+                .map(|c| (c.name, c.render.manifest_type()))
+                .collect(),
+        }
+        .to_json();
         put(&store, &path, body).await?;
         summary.files.extend(files);
         summary.manifests.push(path.to_string());
@@ -220,27 +229,6 @@ async fn put(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Vec<u8>) -> Resul
             path: path.to_string(),
             source,
         })
-}
-
-/// A manifest like the one AWS Data Exports writes beside each period's data.
-fn manifest(period: &PeriodInfo, files: &[String], rows: u64, columns: &[Column]) -> Vec<u8> {
-    let columns: Vec<serde_json::Value> = columns
-        .iter()
-        .map(|c| serde_json::json!({ "name": c.name, "type": c.render.manifest_type() }))
-        .collect();
-    let value = serde_json::json!({
-        "version": "1.0",
-        "reportName": REPORT_NAME,
-        "exportName": REPORT_NAME,
-        "billingPeriod": { "start": period.start_millis_iso, "end": period.end_millis_iso },
-        "dataFiles": files,
-        "dataFileCount": files.len(),
-        "rowCount": rows,
-        "compression": "SNAPPY",
-        "format": "PARQUET",
-        "columns": columns,
-    });
-    serde_json::to_vec_pretty(&value).expect("a JSON value always serializes")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -300,10 +288,7 @@ impl Plan {
             let files = opts.rows.div_ceil(opts.rows_per_file).max(1);
             for file in 0..files {
                 let first_ordinal = file * opts.rows_per_file;
-                let path = prefix
-                    .clone()
-                    .join("data")
-                    .join(format!("BILLING_PERIOD={}", period.period))
+                let path = data_exports::data_dir(prefix, period.period)
                     .join(format!("{REPORT_NAME}-{:05}.snappy.parquet", file + 1));
                 let rows = opts
                     .rows
@@ -1080,8 +1065,6 @@ struct PeriodInfo {
     hours: u16,
     /// `2025-11-03T05:00:00Z` for every hour boundary of the period, end included.
     hour_iso: Vec<String>,
-    start_millis_iso: String,
-    end_millis_iso: String,
     /// Per payer.
     invoice_ids: Vec<String>,
     sp_start: String,
@@ -1114,7 +1097,6 @@ impl PeriodInfo {
                     .to_string()
             })
             .collect();
-        let millis_iso = |d: NaiveDate| format!("{}T00:00:00.000Z", d.format("%Y-%m-%d"));
         let code = period.year() as u64 * 12 + u64::from(period.month());
 
         // Commitments started before the period and outlive it, whichever period is asked for.
@@ -1150,8 +1132,6 @@ impl PeriodInfo {
             end_nanos: nanos(end),
             hours,
             hour_iso,
-            start_millis_iso: millis_iso(start),
-            end_millis_iso: millis_iso(end),
             invoice_ids,
             sp_start: format!("{sp_year:04}-{sp_month:02}-01T00:00:00.000Z"),
             sp_end: format!("{:04}-{sp_month:02}-01T00:00:00.000Z", sp_year + 3),

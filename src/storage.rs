@@ -5,10 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ObjectMeta, ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::config::StorageSettings;
@@ -114,6 +115,18 @@ impl Location {
 
     pub fn is_local(&self) -> bool {
         self.root.scheme() == "file"
+    }
+
+    /// Every object below this folder; none when the folder does not exist (yet).
+    pub async fn list(&self) -> Result<Vec<ObjectMeta>> {
+        self.store
+            .list(Some(&self.prefix))
+            .try_collect()
+            .await
+            .or_else(|e| match e {
+                object_store::Error::NotFound { .. } => Ok(Vec::new()),
+                e => Err(self.storage_error(e)),
+            })
     }
 
     pub fn storage_error(&self, source: object_store::Error) -> Error {

@@ -262,16 +262,9 @@ pub fn folder_period(path: &object_store::path::Path) -> Option<Period> {
 }
 
 async fn list_parquet(location: &Location) -> Result<Vec<ObjectMeta>> {
-    let listed: Vec<ObjectMeta> = location
-        .store
-        .list(Some(&location.prefix))
-        .try_collect()
-        .await
-        .or_else(|e| match e {
-            object_store::Error::NotFound { .. } => Ok(Vec::new()),
-            e => Err(location.storage_error(e)),
-        })?;
-    let mut metas: Vec<ObjectMeta> = listed
+    let mut metas: Vec<ObjectMeta> = location
+        .list()
+        .await?
         .into_iter()
         .filter(|m| {
             let rel = m

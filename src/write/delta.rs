@@ -104,13 +104,7 @@ pub fn open(location: &Location) -> DeltaResult<DeltaTable> {
 
 /// Whether a Delta log exists at `location` (the kernel refuses to open a missing table).
 async fn has_log(location: &Location) -> Result<bool> {
-    let log = location.prefix.clone().join("_delta_log");
-    let first = location.store.list(Some(&log)).try_next().await;
-    match first {
-        Ok(entry) => Ok(entry.is_some()),
-        Err(object_store::Error::NotFound { .. }) => Ok(false),
-        Err(e) => Err(location.storage_error(e)),
-    }
+    Ok(!location.child(&["_delta_log"]).list().await?.is_empty())
 }
 
 async fn last_commit_rows(table: &DeltaTable) -> DeltaResult<u64> {

@@ -25,6 +25,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
+use crate::data_exports;
 use crate::error::{Error, Result};
 use crate::ingest::columns::{CUR2_COLUMNS, Kind, map_type};
 use crate::period::Period;
@@ -144,8 +145,10 @@ async fn write_group(
     write_id: &str,
 ) -> Result<GroupExport> {
     let root = output.child(&["exports", group]);
-    let partition = format!("BILLING_PERIOD={period}");
-    let data_dir = root.child(&["data", &partition]);
+    let data_dir = Location {
+        prefix: data_exports::data_dir(&root.prefix, period),
+        ..root.clone()
+    };
     let schema = export_schema();
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -190,12 +193,20 @@ async fn write_group(
         files.push(path);
     }
 
-    let manifest_path = root
-        .child(&["metadata", &partition])
-        .prefix
-        .join(format!("{group}-Manifest.json"));
+    let manifest_path = data_exports::manifest_path(&root.prefix, period, group);
     let urls: Vec<String> = files.iter().map(|p| output.url_of(p).to_string()).collect();
-    let body = manifest(period, group, write_id, &urls, rows);
+    let body = data_exports::Manifest {
+        name: group,
+        execution_id: Some(write_id),
+        period,
+        files: &urls,
+        rows,
+        columns: CUR2_COLUMNS
+            .iter()
+            .map(|(name, kind)| (*name, manifest_type(*kind)))
+            .collect(),
+    }
+    .to_json();
     output
         .store
         .put(&manifest_path, body.into())
@@ -274,40 +285,7 @@ async fn head_size(output: &Location, path: &Path) -> Result<u64> {
 
 /// Every object under `dir` (none when the folder does not exist yet).
 pub async fn list(dir: &Location) -> Result<Vec<Path>> {
-    dir.store
-        .list(Some(&dir.prefix))
-        .map_ok(|m| m.location)
-        .try_collect()
-        .await
-        .or_else(|e| match e {
-            object_store::Error::NotFound { .. } => Ok(Vec::new()),
-            e => Err(dir.storage_error(e)),
-        })
-}
-
-/// A manifest like the one AWS Data Exports writes beside each period's data.
-fn manifest(period: Period, group: &str, write_id: &str, files: &[String], rows: u64) -> Vec<u8> {
-    let columns: Vec<serde_json::Value> = CUR2_COLUMNS
-        .iter()
-        .map(|(name, kind)| serde_json::json!({ "name": name, "type": manifest_type(*kind) }))
-        .collect();
-    let iso = |d: chrono::NaiveDate| format!("{}T00:00:00.000Z", d.format("%Y-%m-%d"));
-    let value = serde_json::json!({
-        "version": "1.0",
-        "exportName": group,
-        "reportName": group,
-        "executionId": write_id,
-        "billingPeriod": { "start": iso(period.first_day()), "end": iso(period.end_exclusive()) },
-        "dataFiles": files,
-        "dataFileCount": files.len(),
-        "rowCount": rows,
-        "compression": "SNAPPY",
-        "format": "PARQUET",
-        "columns": columns,
-    });
-    let mut out = serde_json::to_vec_pretty(&value).expect("a JSON value always serializes");
-    out.push(b'\n');
-    out
+    Ok(dir.list().await?.into_iter().map(|m| m.location).collect())
 }
 
 #[cfg(test)]
