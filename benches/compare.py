@@ -169,7 +169,7 @@ def machine() -> str:
             f"DataFusion {versions[1]} (Python) for the floor")
 
 
-def write_readme(results: list, binary: Path, argv: list) -> None:
+def write_readme(results: list, binary: Path, argv: list, load: float) -> None:
     """Replaces the results section of benches/README.md."""
     version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
     profile = binary.parent.name
@@ -177,7 +177,7 @@ def write_readme(results: list, binary: Path, argv: list) -> None:
         BEGIN,
         f"Machine: {machine()}.",
         f"Binary: `{version}`, `{profile}` profile. "
-        f"Load average before the run: {os.getloadavg()[0]:.2f}.",
+        f"Load average before the run: {load:.2f}.",
         "",
         "```sh",
         shlex.join(["benches/compare.py", *argv]),
@@ -219,7 +219,7 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     print(table(results))
     if args.write_readme:
-        write_readme(results, args.bin, sys.argv[1:])
+        write_readme(results, args.bin, sys.argv[1:], load)
     return 0
 
 
