@@ -1,49 +1,59 @@
--- rate: assigns every CUR row to a billing group, decides how the group's pricing plan treats
--- it (charge class -> policy -> treatment) and prices it with the one most specific rule.
+-- rate: every CUR row of the period assigned (`account_groups`), classified (charge class ->
+-- the group's policy -> treatment) and priced by the one most specific rule of its group's plan.
 --
--- Inputs: `cur` (normalized CUR 2.0 rows of one period) and the config tables registered from
--- the validated config: group_accounts, group_orgs, groups (plan policies per group), rules.
--- Treatments: rerate (priced by a rule), pass (billable value), drop (billable only),
--- unassigned (in no group), unknown (a line item type this engine does not know: an error).
-WITH assigned AS (
+-- Inputs: `cur`, `account_groups` (`sql/account_groups.sql`) and the config tables: groups (plan
+-- policies per group), group_accounts, rules. Treatments: rerate (priced by a rule), pass
+-- (billable value), drop (billable only), unassigned (in no group), unknown (a line item type
+-- this engine does not know: an error).
+--
+-- A decision depends only on a few columns of a row, so it is made once per distinct
+-- combination of them (a few thousand, against millions of rows): the config tables are joined
+-- to those, and the decisions are joined back to the rows in one equi-join.
+WITH decision_keys AS (
+    SELECT DISTINCT
+        line_item_usage_account_id, bill_payer_account_id, line_item_line_item_type,
+        line_item_product_code, line_item_usage_type, line_item_operation, bill_billing_entity,
+        savings_plan_savings_plan_a_r_n, reservation_reservation_a_r_n
+    FROM cur
+),
+classified AS (
     SELECT
-        c.*,
-        COALESCE(ga.billing_group, go.billing_group, '_unassigned') AS billing_group,
-        CASE WHEN ga.billing_group IS NOT NULL THEN 'account'
-             WHEN go.billing_group IS NOT NULL THEN 'organization'
-        END AS assigned_by,
-        go.billing_group AS organization_group,
+        k.*,
+        g.billing_group,
+        g.assigned_by,
+        g.organization_group,
         -- The owner of a commitment is the account inside its ARN (arn:aws:svc:region:ACCOUNT:...).
         CASE
-            WHEN c.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation',
+            WHEN k.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation',
                                                 'SavingsPlanRecurringFee', 'SavingsPlanUpfrontFee')
-                THEN NULLIF(split_part(c.savings_plan_savings_plan_a_r_n, ':', 5), '')
-            WHEN c.line_item_line_item_type IN ('DiscountedUsage', 'RIFee')
-                THEN NULLIF(split_part(c.reservation_reservation_a_r_n, ':', 5), '')
+                THEN NULLIF(split_part(k.savings_plan_savings_plan_a_r_n, ':', 5), '')
+            WHEN k.line_item_line_item_type IN ('DiscountedUsage', 'RIFee')
+                THEN NULLIF(split_part(k.reservation_reservation_a_r_n, ':', 5), '')
         END AS commitment_owner,
         CASE
-            WHEN c.line_item_line_item_type IN ('Usage', 'Fee')
-                 AND (c.line_item_product_code LIKE 'AWSSupport%'
-                      OR c.line_item_product_code IN ('AWSDeveloperSupport', 'OCBPremiumSupport'))
+            WHEN k.line_item_line_item_type IN ('Usage', 'Fee')
+                 AND (k.line_item_product_code LIKE 'AWSSupport%'
+                      OR k.line_item_product_code IN ('AWSDeveloperSupport', 'OCBPremiumSupport'))
                 THEN 'support'
-            WHEN c.line_item_line_item_type = 'Usage' THEN 'usage'
-            WHEN c.line_item_line_item_type = 'Fee' THEN 'fee'
-            WHEN c.line_item_line_item_type IN ('DiscountedUsage', 'SavingsPlanCoveredUsage',
+            WHEN k.line_item_line_item_type = 'Usage' THEN 'usage'
+            WHEN k.line_item_line_item_type = 'Fee' THEN 'fee'
+            WHEN k.line_item_line_item_type IN ('DiscountedUsage', 'SavingsPlanCoveredUsage',
                                                 'SavingsPlanNegation', 'SavingsPlanRecurringFee',
                                                 'SavingsPlanUpfrontFee', 'RIFee')
                 THEN 'commitments'
-            WHEN c.line_item_line_item_type = 'Credit' THEN 'credits'
-            WHEN c.line_item_line_item_type = 'Refund' THEN 'refunds'
-            WHEN c.line_item_line_item_type = 'Tax' THEN 'aws-tax'
-            WHEN c.line_item_line_item_type IN ('EdpDiscount', 'PrivateRateDiscount', 'RiVolumeDiscount',
+            WHEN k.line_item_line_item_type = 'Credit' THEN 'credits'
+            WHEN k.line_item_line_item_type = 'Refund' THEN 'refunds'
+            WHEN k.line_item_line_item_type = 'Tax' THEN 'aws-tax'
+            WHEN k.line_item_line_item_type IN ('EdpDiscount', 'PrivateRateDiscount', 'RiVolumeDiscount',
                                                 'SppDiscount', 'DistributorDiscount', 'Discount')
                 THEN 'private-discounts'
-            WHEN c.line_item_line_item_type = 'BundledDiscount' THEN 'bundled-discount'
+            WHEN k.line_item_line_item_type = 'BundledDiscount' THEN 'bundled-discount'
             ELSE 'unknown'
         END AS charge_class
-    FROM cur c
-    LEFT JOIN group_accounts ga ON ga.account_id = c.line_item_usage_account_id
-    LEFT JOIN group_orgs go ON go.payer_account_id = c.bill_payer_account_id
+    FROM decision_keys k
+    JOIN account_groups g
+        ON (k.line_item_usage_account_id IS NOT DISTINCT FROM g.line_item_usage_account_id)
+       AND (k.bill_payer_account_id IS NOT DISTINCT FROM g.bill_payer_account_id)
 ),
 treated AS (
     SELECT
@@ -77,11 +87,11 @@ treated AS (
             WHEN a.charge_class = 'commitments' THEN 'drop'
             ELSE 'unknown'
         END AS treatment
-    FROM assigned a
+    FROM classified a
     LEFT JOIN groups g ON g.billing_group = a.billing_group
     LEFT JOIN group_accounts oa ON oa.account_id = a.commitment_owner
 ),
-ruled AS (
+decisions AS (
     -- One equi-join per rule kind, most specific first; rules never stack.
     SELECT
         t.*,
@@ -92,15 +102,7 @@ ruled AS (
         r2.rule_name AS rule_billing_entity,
         r1.rule_name AS rule_global,
         COALESCE(r6.rule_name, r5.rule_name, r4.rule_name, r3.rule_name, r2.rule_name, r1.rule_name) AS matched_rule,
-        COALESCE(r6.factor, r5.factor, r4.factor, r3.factor, r2.factor, r1.factor, CAST(1 AS DECIMAL(16, 8))) AS factor,
-        -- Public on-demand is the base; where AWS gives none (Marketplace, some fees) and for
-        -- fees themselves, the unblended amount is.
-        CASE WHEN t.charge_class = 'fee' OR COALESCE(t.pricing_public_on_demand_cost, 0) = 0
-             THEN t.line_item_unblended_cost ELSE t.pricing_public_on_demand_cost
-        END AS base_cost,
-        CASE WHEN t.charge_class = 'fee' OR COALESCE(t.pricing_public_on_demand_cost, 0) = 0
-             THEN t.line_item_unblended_rate ELSE t.pricing_public_on_demand_rate
-        END AS base_rate
+        COALESCE(r6.factor, r5.factor, r4.factor, r3.factor, r2.factor, r1.factor, CAST(1 AS DECIMAL(16, 8))) AS factor
     FROM treated t
     LEFT JOIN (SELECT * FROM rules WHERE kind = 'sku-usage-type-operation') r6
         ON r6.pricing_plan = t.pricing_plan AND r6.service = t.line_item_product_code
@@ -117,16 +119,59 @@ ruled AS (
         ON r2.pricing_plan = t.pricing_plan AND r2.billing_entity = t.bill_billing_entity
     LEFT JOIN (SELECT * FROM rules WHERE kind = 'global') r1
         ON r1.pricing_plan = t.pricing_plan
+),
+-- The small side (decisions) first: it is the one held in memory. Every key compares with IS
+-- NOT DISTINCT FROM (nulls are keys too), which the engine hashes as one equi-join; a plain `=`
+-- among them would turn the others into a filter over every pair. (Parentheses: the SQL parser
+-- binds IS NOT DISTINCT FROM looser than AND.)
+priced AS (
+    SELECT
+        c.*,
+        d.billing_group,
+        d.assigned_by,
+        d.organization_group,
+        d.commitment_owner,
+        d.charge_class,
+        d.pricing_plan,
+        d.commitment_owner_group,
+        d.treatment,
+        d.rule_sku_usage_type_operation,
+        d.rule_sku_usage_type,
+        d.rule_sku_operation,
+        d.rule_service,
+        d.rule_billing_entity,
+        d.rule_global,
+        d.matched_rule,
+        d.factor,
+        -- Public on-demand is the base; where AWS gives none (Marketplace, some fees) and for
+        -- fees themselves, the unblended amount is.
+        CASE WHEN d.charge_class = 'fee' OR COALESCE(c.pricing_public_on_demand_cost, 0) = 0
+             THEN c.line_item_unblended_cost ELSE c.pricing_public_on_demand_cost
+        END AS base_cost,
+        CASE WHEN d.charge_class = 'fee' OR COALESCE(c.pricing_public_on_demand_cost, 0) = 0
+             THEN c.line_item_unblended_rate ELSE c.pricing_public_on_demand_rate
+        END AS base_rate,
+        CASE WHEN d.treatment = 'rerate' THEN d.matched_rule END AS pricing_rule
+    FROM decisions d
+    JOIN cur c
+        ON (c.line_item_usage_account_id IS NOT DISTINCT FROM d.line_item_usage_account_id)
+       AND (c.bill_payer_account_id IS NOT DISTINCT FROM d.bill_payer_account_id)
+       AND (c.line_item_line_item_type IS NOT DISTINCT FROM d.line_item_line_item_type)
+       AND (c.line_item_product_code IS NOT DISTINCT FROM d.line_item_product_code)
+       AND (c.line_item_usage_type IS NOT DISTINCT FROM d.line_item_usage_type)
+       AND (c.line_item_operation IS NOT DISTINCT FROM d.line_item_operation)
+       AND (c.bill_billing_entity IS NOT DISTINCT FROM d.bill_billing_entity)
+       AND (c.savings_plan_savings_plan_a_r_n IS NOT DISTINCT FROM d.savings_plan_savings_plan_a_r_n)
+       AND (c.reservation_reservation_a_r_n IS NOT DISTINCT FROM d.reservation_reservation_a_r_n)
 )
 SELECT
-    r.*,
-    CASE WHEN r.treatment = 'rerate' THEN r.matched_rule END AS pricing_rule,
-    CASE r.treatment
-        WHEN 'rerate' THEN CAST(r.base_cost * r.factor AS DECIMAL(38, 10))
-        WHEN 'pass' THEN r.line_item_unblended_cost
+    p.*,
+    CASE p.treatment
+        WHEN 'rerate' THEN CAST(p.base_cost * p.factor AS DECIMAL(38, 10))
+        WHEN 'pass' THEN p.line_item_unblended_cost
     END AS proforma_cost,
-    CASE r.treatment
-        WHEN 'rerate' THEN CAST(r.base_rate * r.factor AS DECIMAL(38, 10))
-        WHEN 'pass' THEN r.line_item_unblended_rate
+    CASE p.treatment
+        WHEN 'rerate' THEN CAST(p.base_rate * p.factor AS DECIMAL(38, 10))
+        WHEN 'pass' THEN p.line_item_unblended_rate
     END AS proforma_rate
-FROM ruled r
+FROM priced p

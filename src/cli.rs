@@ -33,6 +33,10 @@ pub enum Command {
         /// Fail when a row belongs to no billing group instead of keeping it as _unassigned.
         #[arg(long)]
         strict: bool,
+        /// Memory for joins, aggregations and sorts before they spill to disk, e.g. 4GiB
+        /// (default: [engine] memory-limit, else unbounded).
+        #[arg(long, value_parser = crate::config::parse_memory_limit)]
+        memory_limit: Option<u64>,
         /// Print the run summary as JSON on stdout.
         #[arg(long)]
         json: bool,

@@ -3,16 +3,20 @@
 use std::sync::Arc;
 
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 
+use crate::config::EngineSettings;
 use crate::error::Result;
 use crate::storage::Location;
 
 /// A session configured for CUR: INT96 read as UTC microseconds, plain `Utf8` strings (what
-/// every notebook reader understands), decimals kept decimal.
-pub fn new_context() -> Result<SessionContext> {
+/// every notebook reader understands), decimals kept decimal. With a memory limit, joins,
+/// aggregations and sorts share it fairly and spill to disk past their share.
+pub fn new_context(settings: &EngineSettings) -> Result<SessionContext> {
     let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_batch_size(8192)
@@ -24,10 +28,24 @@ pub fn new_context() -> Result<SessionContext> {
         .set_str("datafusion.execution.parquet.coerce_int96", "us")
         .set_str("datafusion.execution.parquet.coerce_int96_tz", "UTC")
         .set_bool("datafusion.execution.parquet.pushdown_filters", false)
+        // Every join here has a small side (config tables, per-key decisions): hold it whole
+        // and stream the rows past it, instead of hash-repartitioning millions of wide rows.
+        .set_bool("datafusion.optimizer.repartition_joins", false)
         .set_str("datafusion.execution.parquet.compression", "zstd(3)");
-    config.options_mut().execution.target_partitions =
-        std::thread::available_parallelism().map_or(2, |n| n.get());
-    let runtime = RuntimeEnvBuilder::new().build_arc()?;
+    config.options_mut().execution.target_partitions = match settings.target_partitions {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = settings.memory_limit {
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit as usize)));
+    }
+    if let Some(dir) = &settings.spill_dir {
+        runtime = runtime.with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.into()])),
+        );
+    }
+    let runtime = runtime.build_arc()?;
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)

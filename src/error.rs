@@ -43,6 +43,14 @@ pub enum Error {
     )]
     MissingColumn { file: String, column: String },
 
+    #[error("{file}: column {column:?} holds a value rerate cannot read as {expected}: {reason}")]
+    BadValue {
+        file: String,
+        column: String,
+        expected: String,
+        reason: String,
+    },
+
     #[error("{file}: column {column:?} has type {found}, expected {expected}")]
     WrongType {
         file: String,
@@ -62,9 +70,36 @@ pub enum Error {
     },
 
     #[error(
-        "{rows} input row(s) have no bill_billing_period_start_date, so their billing period is unknown"
+        "{file}: {rows} row(s) have no {column}; every CUR line item has one, so the file is \
+         damaged or not a CUR export"
     )]
-    MissingPeriod { rows: u64 },
+    MissingValue {
+        file: String,
+        column: String,
+        rows: u64,
+    },
+
+    #[error(
+        "{file}: {rows} row(s) have line_item_currency_code {currency:?}; rerate re-rates USD \
+         bills (invoices convert with [fx] rates), so a bill in another currency cannot be mixed in"
+    )]
+    NotUsd {
+        file: String,
+        currency: String,
+        rows: u64,
+    },
+
+    #[error(
+        "line item {id:?} ({start} to {end}) appears {count} times, in {files}; each line item \
+         is billed once: is the same export in the input twice?"
+    )]
+    DuplicateLineItem {
+        id: String,
+        start: String,
+        end: String,
+        count: u64,
+        files: String,
+    },
 
     #[error(
         "{rows} row(s) of billing period {period} are in a {folder} folder ({files}); AWS writes \

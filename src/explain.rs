@@ -131,7 +131,7 @@ pub async fn explain(
     let config = crate::load_config(config_path)?;
     let url = input.or(config.io.input.as_deref()).ok_or(Error::NoInput)?;
     let location = Location::parse(url, &config.storage)?;
-    let ctx = engine::new_context()?;
+    let ctx = engine::new_context(&config.engine)?;
     engine::register(&ctx, &location);
     price::tables::register(&ctx, &config)?;
     let discovered = Input::discover(&ctx, &location).await?;

@@ -43,6 +43,7 @@ async fn dispatch(command: Command) -> Result<()> {
             output,
             periods,
             strict,
+            memory_limit,
             json,
         } => {
             let opts = run::RunOptions {
@@ -51,6 +52,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 output,
                 periods,
                 strict,
+                memory_limit,
             };
             let summary = run::run(&opts).await?;
             if json {

@@ -178,6 +178,7 @@ mod tests {
             charge_class: class.into(),
             treatment: treat.into(),
             unassigned_account: None,
+            defect: None,
             rows: 1,
             billable_cost: Decimal::from_str(billable).unwrap(),
             proforma_cost: Decimal::from_str(proforma).unwrap(),

@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, Int64Type};
 use chrono::{DateTime, Utc};
-use datafusion::prelude::{SessionContext, col, lit};
+use datafusion::logical_expr::cast;
+use datafusion::prelude::{Expr, SessionContext, col, lit};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
@@ -35,6 +38,8 @@ pub struct RunOptions {
     pub output: Option<String>,
     pub periods: Vec<Period>,
     pub strict: bool,
+    /// Overrides `[engine] memory-limit` (bytes).
+    pub memory_limit: Option<u64>,
 }
 
 /// The run summary: printed by `--json` and written as `runs/<run-id>.json`.
@@ -186,7 +191,11 @@ async fn run_periods(
     output: &Location,
     summary: &mut RunSummary,
 ) -> Result<()> {
-    let ctx = engine::new_context()?;
+    let mut engine_settings = config.engine.clone();
+    if opts.memory_limit.is_some() {
+        engine_settings.memory_limit = opts.memory_limit;
+    }
+    let ctx = engine::new_context(&engine_settings)?;
     engine::register(&ctx, input);
     engine::register(&ctx, output);
     price::tables::register(&ctx, config)?;
@@ -197,7 +206,10 @@ async fn run_periods(
         .instrument(info_span!("ingest"))
         .await?;
     summary.input.files = discovered.files.clone();
-    let found = discovered.periods(&ctx).await?;
+    let found = match discovered.periods(&ctx).await {
+        Ok(found) => found,
+        Err(e) => return Err(blame(&ctx, &discovered, None, e).await),
+    };
     step.finish();
     let periods = select_periods(&found, &opts.periods)?;
     config.check_fx(&periods)?;
@@ -258,8 +270,11 @@ async fn run_period(
 ) -> Result<PeriodSummary> {
     let step = progress.step(&format!("{period}: re-rating"));
     let rated = price::rated(ctx, input.period_table(ctx, period)?).await?;
-    let accounting = price::accounting(ctx).await?;
-    check_line_item_types(ctx, input, period, &accounting).await?;
+    let accounting = match price::accounting(ctx).await {
+        Ok(accounting) => accounting,
+        Err(e) => return Err(blame(ctx, input, Some(period), e).await),
+    };
+    check_rows(ctx, input, period, &accounting).await?;
     let unassigned = unassigned(&accounting);
     if unassigned.rows > 0 {
         if strict {
@@ -278,14 +293,13 @@ async fn run_period(
     step.finish();
 
     let step = progress.step(&format!("{period}: writing billable"));
-    let billable = delta::replace_period(
-        ctx,
-        output,
-        "billable",
-        price::billable(rated.clone())?,
-        period,
-    )
-    .await?;
+    let billable =
+        match delta::replace_period(ctx, output, "billable", price::billable(ctx).await?, period)
+            .await
+        {
+            Ok(commit) => commit,
+            Err(e) => return Err(blame(ctx, input, Some(period), e).await),
+        };
     step.finish();
     let input_rows: u64 = accounting.iter().map(|r| r.rows).sum();
     if billable.rows != input_rows {
@@ -352,51 +366,110 @@ async fn run_period(
     Ok(summary)
 }
 
-/// Every row's line item type must be one the policy table knows; otherwise name the file.
-async fn check_line_item_types(
+/// A query over the input failed: when one file's values cannot be read, that file (and column)
+/// is the problem to report, not the query.
+async fn blame(ctx: &SessionContext, input: &Input, period: Option<Period>, e: Error) -> Error {
+    if !matches!(e, Error::Engine(_) | Error::Delta { .. }) {
+        return e;
+    }
+    input.find_bad_value(ctx, period).await.unwrap_or(e)
+}
+
+/// Refuses a period holding rows no plan can bill: an unknown line item type, a key column
+/// without a value, an amount not in USD, or one line item twice. The error names the file.
+async fn check_rows(
     ctx: &SessionContext,
     input: &Input,
     period: Period,
     accounting: &[AccountRow],
 ) -> Result<()> {
-    let Some(bad) = accounting
+    if let Some(bad) = accounting
         .iter()
         .find(|r| r.treatment == treatment::UNKNOWN)
-    else {
+    {
+        let (matches, kind) = if bad.line_item_type.is_empty() {
+            (
+                col("line_item_line_item_type").is_null(),
+                "(null)".to_string(),
+            )
+        } else {
+            let kind = bad.line_item_type.clone();
+            (col("line_item_line_item_type").eq(lit(kind.clone())), kind)
+        };
+        let (file, rows) = locate(ctx, input, period, matches, bad.rows).await?;
+        return Err(Error::UnknownLineItemType { kind, file, rows });
+    }
+    if let Some(defect) = accounting.iter().find_map(|r| r.defect.as_deref()) {
+        let rows = accounting
+            .iter()
+            .filter(|r| r.defect.as_deref() == Some(defect))
+            .map(|r| r.rows)
+            .sum();
+        return Err(match defect.split_once(':') {
+            Some(("currency", code)) => {
+                let matches = col("line_item_currency_code").eq(lit(code));
+                let (file, rows) = locate(ctx, input, period, matches, rows).await?;
+                Error::NotUsd {
+                    file,
+                    currency: code.to_string(),
+                    rows,
+                }
+            }
+            _ => {
+                let column = defect.trim_start_matches("null:").to_string();
+                let matches = col(column.as_str()).is_null();
+                let (file, rows) = locate(ctx, input, period, matches, rows).await?;
+                Error::MissingValue { file, column, rows }
+            }
+        });
+    }
+    check_duplicates(ctx, input, period).await
+}
+
+async fn check_duplicates(ctx: &SessionContext, input: &Input, period: Period) -> Result<()> {
+    let batches = ctx.sql(crate::sql::DUPLICATES).await?.collect().await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(());
     };
-    let type_matches = if bad.line_item_type.is_empty() {
-        col("line_item_line_item_type").is_null()
-    } else {
-        col("line_item_line_item_type").eq(lit(bad.line_item_type.clone()))
-    };
-    let kind = if bad.line_item_type.is_empty() {
-        "(null)".to_string()
-    } else {
-        bad.line_item_type.clone()
-    };
-    // Only now, on the error path, look for the file that holds it.
+    let text = |i: usize| b.column(i).as_string::<i32>().value(0).to_string();
+    let (id, start, end) = (text(0), text(1), text(2));
+    let count = b.column(3).as_primitive::<Int64Type>().value(0) as u64;
+    let matches = col("identity_line_item_id")
+        .eq(lit(id.clone()))
+        .and(cast(col("line_item_usage_start_date"), DataType::Utf8).eq(lit(start.clone())))
+        .and(cast(col("line_item_usage_end_date"), DataType::Utf8).eq(lit(end.clone())));
+    let mut files = Vec::new();
     for (i, file) in input.files.iter().enumerate() {
-        let in_period = col("billing_period").eq(lit(period.to_string()));
-        let rows = input
-            .file_table(ctx, i)?
-            .filter(in_period.and(type_matches.clone()))?
-            .count()
-            .await?;
-        if rows > 0 {
-            return Err(Error::UnknownLineItemType {
-                kind,
-                file: file.url.clone(),
-                rows: rows as u64,
-            });
+        if input
+            .count_in_file(ctx, i, Some(period), matches.clone())
+            .await?
+            > 0
+        {
+            files.push(file.url.as_str());
         }
     }
-    // The input changed under us between the two reads: still name the type and count.
-    Err(Error::UnknownLineItemType {
-        kind,
-        file: input.location.to_string(),
-        rows: bad.rows,
+    Err(Error::DuplicateLineItem {
+        id,
+        start,
+        end,
+        count,
+        files: files.join(", "),
     })
+}
+
+/// The first input file holding rows of `period` that match, and how many; if the input changed
+/// under us between the two reads, still the input and the count first seen.
+async fn locate(
+    ctx: &SessionContext,
+    input: &Input,
+    period: Period,
+    matches: Expr,
+    rows: u64,
+) -> Result<(String, u64)> {
+    Ok(input
+        .locate(ctx, Some(period), matches)
+        .await?
+        .unwrap_or_else(|| (input.location.to_string(), rows)))
 }
 
 fn unassigned(accounting: &[AccountRow]) -> Unassigned {

@@ -48,6 +48,17 @@ impl Location {
         if input.trim().is_empty() {
             return Err(bad("empty location"));
         }
+        if let Some((scheme, rest)) = input.split_once("://")
+            && let Some((_, host)) = rest.split('/').next().unwrap_or("").rsplit_once('@')
+        {
+            // Never echo them: this message is logged and written to the run manifest.
+            return Err(Error::BadUrl {
+                url: format!("{scheme}://***@{host}"),
+                reason: "credentials in a location are refused, as they would end up in logs and \
+                         manifests: use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                    .to_string(),
+            });
+        }
         if let Some(rest) = input
             .strip_prefix("s3://")
             .or_else(|| input.strip_prefix("s3a://"))

@@ -34,7 +34,7 @@ pub async fn validate(config_path: &Path, input: Option<&str>) -> Result<Validat
         return Ok(summary);
     };
     let location = Location::parse(url, &config.storage)?;
-    let ctx = engine::new_context()?;
+    let ctx = engine::new_context(&config.engine)?;
     engine::register(&ctx, &location);
     price::tables::register(&ctx, &config)?;
     let discovered = Input::discover(&ctx, &location).await?;

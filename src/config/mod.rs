@@ -31,6 +31,7 @@ pub struct Config {
     pub transfer: Option<Transfer>,
     pub invoice: InvoiceSettings,
     pub storage: StorageSettings,
+    pub engine: EngineSettings,
     pub groups: Vec<BillingGroup>,
     pub plans: Vec<PricingPlan>,
     pub rules: Vec<PricingRule>,
@@ -89,6 +90,60 @@ pub struct StorageSettings {
     /// Give up retrying a request after this long; default 180 s.
     pub retry_timeout_seconds: Option<u32>,
 }
+
+/// `[engine]`: how much of the machine a run may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EngineSettings {
+    /// Bytes the query engine may hold for joins, aggregations and sorts before they spill to
+    /// disk (DataFusion's memory pool); `None` means unbounded. `--memory-limit` wins.
+    pub memory_limit: Option<u64>,
+    /// Where spill files go; default: the system temporary folder.
+    pub spill_dir: Option<String>,
+    /// Parallel partitions per query; default: the number of cores.
+    pub target_partitions: Option<u32>,
+}
+
+/// A memory limit such as `"512MiB"`, `"4GiB"`, `"2GB"` or `"1073741824"` (bytes), in bytes.
+pub fn parse_memory_limit(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit_bytes: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size: use a number with a unit, e.g. \"512MiB\" or \"4GiB\""
+            ));
+        }
+    };
+    let bytes = number
+        .parse::<Decimal>()
+        .ok()
+        .and_then(|n| n.checked_mul(Decimal::from(unit_bytes)))
+        .and_then(|b| u64::try_from(b.trunc()).ok())
+        .ok_or_else(|| {
+            format!("{text:?} is not a size: use a number with a unit, e.g. \"4GiB\"")
+        })?;
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!(
+            "{text:?} is too small: a run needs at least 64MiB to make progress"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Below this a run cannot hold one batch per partition of the widest table.
+const MIN_MEMORY_LIMIT: u64 = 64 << 20;
 
 /// An invoice party (issuer or bill-to).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -31,6 +31,7 @@ pub(super) struct RawConfig {
     pub transfer: Option<RawTransfer>,
     pub invoice: Option<RawInvoice>,
     pub storage: Option<RawStorage>,
+    pub engine: Option<RawEngine>,
     #[serde(default)]
     pub billing_group: Vec<Spanned<RawGroup>>,
     #[serde(default)]
@@ -93,6 +94,18 @@ pub(super) struct RawStorage {
     pub virtual_hosted_style: Option<bool>,
     pub max_retries: Option<Spanned<i64>>,
     pub retry_timeout_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "an [engine] table"
+)]
+pub(super) struct RawEngine {
+    pub memory_limit: Option<Spanned<String>>,
+    pub spill_dir: Option<Spanned<String>>,
+    pub target_partitions: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,6 +318,7 @@ impl RawConfig {
         self.transfer = self.transfer.take().or(part.transfer);
         self.invoice = self.invoice.take().or(part.invoice);
         self.storage = self.storage.take().or(part.storage);
+        self.engine = self.engine.take().or(part.engine);
         self.billing_group.extend(part.billing_group);
         self.pricing_plan.extend(part.pricing_plan);
         self.pricing_rule.extend(part.pricing_rule);

@@ -11,13 +11,15 @@ use rust_decimal::Decimal;
 use toml::Spanned;
 
 use super::raw::{
-    AdjustmentKind, RawConfig, RawCustomLineItem, RawGroup, RawInvoice, RawIo, RawParty, RawPlan,
-    RawRule, RawServiceFilter, RawStorage, RawTaxProfile, RawTransfer, Read, Scalar, ScopeKind,
+    AdjustmentKind, RawConfig, RawCustomLineItem, RawEngine, RawGroup, RawInvoice, RawIo, RawParty,
+    RawPlan, RawRule, RawServiceFilter, RawStorage, RawTaxProfile, RawTransfer, Read, Scalar,
+    ScopeKind,
 };
 use super::{
-    Adjustment, BillingGroup, Config, CustomAmount, CustomKind, CustomLineItem, InvoiceSettings,
-    IoDefaults, Members, Party, Policy, PricingPlan, PricingRule, Report, RuleScope, ServiceFilter,
-    StorageSettings, TaxProfile, Transfer, UNASSIGNED, USD, item_path, line_col,
+    Adjustment, BillingGroup, Config, CustomAmount, CustomKind, CustomLineItem, EngineSettings,
+    InvoiceSettings, IoDefaults, Members, Party, Policy, PricingPlan, PricingRule, Report,
+    RuleScope, ServiceFilter, StorageSettings, TaxProfile, Transfer, UNASSIGNED, USD, item_path,
+    line_col,
 };
 use crate::invoice::money::{minor_units, supported_currencies};
 use crate::period::Period;
@@ -49,6 +51,7 @@ pub(super) fn validate(read: Read, r: &mut Report) -> Config {
         transfer,
         invoice,
         storage,
+        engine,
         fx: raw_fx,
         ..
     } = raw;
@@ -57,6 +60,7 @@ pub(super) fn validate(read: Read, r: &mut Report) -> Config {
         transfer: transfer.and_then(|x| self::transfer(&x, r)),
         invoice: invoice.map(|x| self::invoice(&x, r)).unwrap_or_default(),
         storage: storage.map(|x| self::storage(&x, r)).unwrap_or_default(),
+        engine: engine.map(|x| self::engine(&x, r)).unwrap_or_default(),
         groups,
         plans,
         rules,
@@ -1178,6 +1182,24 @@ fn storage(x: &RawStorage, r: &mut Report) -> StorageSettings {
     }
 }
 
+fn engine(x: &RawEngine, r: &mut Report) -> EngineSettings {
+    EngineSettings {
+        memory_limit: x.memory_limit.as_ref().and_then(|v| {
+            super::parse_memory_limit(v.get_ref())
+                .map_err(|msg| r.at(v, "[engine] memory-limit", msg))
+                .ok()
+        }),
+        spill_dir: x
+            .spill_dir
+            .as_ref()
+            .and_then(|v| text(v, "[engine] spill-dir".into(), r)),
+        target_partitions: x
+            .target_partitions
+            .as_ref()
+            .and_then(|v| bounded(v, 1, 1024, "[engine] target-partitions", r)),
+    }
+}
+
 /// An integer setting within `min..=max`.
 fn bounded(v: &Spanned<i64>, min: u32, max: u32, key: &str, r: &mut Report) -> Option<u32> {
     match u32::try_from(*v.get_ref()) {
@@ -1195,6 +1217,11 @@ fn bounded(v: &Spanned<i64>, min: u32, max: u32, key: &str, r: &mut Report) -> O
 
 fn endpoint(e: &Spanned<String>, allow_http: Option<bool>, r: &mut Report) -> Option<String> {
     let msg = match url::Url::parse(e.get_ref()) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            "credentials in the endpoint are refused, as they would end up in logs: use \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                .to_string()
+        }
         Ok(u) if u.scheme() == "https" => return Some(e.get_ref().clone()),
         Ok(u) if u.scheme() == "http" && allow_http != Some(false) => {
             return Some(e.get_ref().clone());

@@ -124,23 +124,22 @@ impl Input {
     /// All input rows as one normalized CUR 2.0 table with `billing_period` (`YYYY-MM`, from
     /// the data) and `folder_period` (from the file's folder, if it names one).
     pub fn table(&self, ctx: &SessionContext) -> Result<DataFrame> {
-        self.union(ctx, |_| true)
+        self.union(ctx, None)
     }
 
     /// The rows of one period. Files in another period's folder are not even opened.
     pub fn period_table(&self, ctx: &SessionContext, period: Period) -> Result<DataFrame> {
-        let df = self.union(ctx, |g| g.folder_period.is_none_or(|p| p == period))?;
-        Ok(df.filter(col("billing_period").eq(lit(period.to_string())))?)
+        self.union(ctx, Some(period))
     }
 
-    fn union(
-        &self,
-        ctx: &SessionContext,
-        keep: impl Fn(&SchemaGroup) -> bool,
-    ) -> Result<DataFrame> {
+    fn union(&self, ctx: &SessionContext, period: Option<Period>) -> Result<DataFrame> {
         let mut union: Option<DataFrame> = None;
-        for group in self.groups.iter().filter(|g| keep(g)) {
-            let df = self.scan(ctx, group, &group.files)?;
+        let keep = |g: &&SchemaGroup| match (period, g.folder_period) {
+            (Some(p), Some(folder)) => p == folder,
+            _ => true,
+        };
+        for group in self.groups.iter().filter(keep) {
+            let df = self.scan(ctx, group, &group.files, period)?;
             union = Some(match union {
                 None => df,
                 Some(u) => u.union(df)?,
@@ -150,7 +149,7 @@ impl Input {
             Some(u) => Ok(u),
             // No file can hold the period: an empty table of the right shape.
             None => Ok(self
-                .scan(ctx, &self.groups[0], &self.groups[0].files)?
+                .scan(ctx, &self.groups[0], &self.groups[0].files, period)?
                 .limit(0, Some(0))?),
         }
     }
@@ -176,7 +175,16 @@ impl Input {
             for i in 0..b.num_rows() {
                 let n = rows.value(i) as u64;
                 if data.is_null(i) {
-                    return Err(Error::MissingPeriod { rows: n });
+                    let no_period = col("bill_billing_period_start_date").is_null();
+                    let (file, rows) = self
+                        .locate(ctx, None, no_period)
+                        .await?
+                        .unwrap_or_else(|| (self.location.to_string(), n));
+                    return Err(Error::MissingValue {
+                        file,
+                        column: "bill_billing_period_start_date".to_string(),
+                        rows,
+                    });
                 }
                 let period: Period = data.value(i).parse().expect("to_char writes YYYY-MM");
                 if folder.is_valid(i) && folder.value(i) != data.value(i) {
@@ -211,14 +219,92 @@ impl Input {
             .iter()
             .find(|g| g.files.contains(&file))
             .expect("every file is in a group");
-        self.scan(ctx, group, &[file])
+        self.scan(ctx, group, &[file], None)
     }
 
+    /// The first file holding rows (of `period`, if given) that match, and how many it holds:
+    /// how an error names the file a bad row came from. Reads the files one by one, so only
+    /// errors call it.
+    pub async fn locate(
+        &self,
+        ctx: &SessionContext,
+        period: Option<Period>,
+        matches: Expr,
+    ) -> Result<Option<(String, u64)>> {
+        for (i, file) in self.files.iter().enumerate() {
+            let n = self.count_in_file(ctx, i, period, matches.clone()).await?;
+            if n > 0 {
+                return Ok(Some((file.url.clone(), n)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How many rows of one file (of `period`, if given) match.
+    pub async fn count_in_file(
+        &self,
+        ctx: &SessionContext,
+        file: usize,
+        period: Option<Period>,
+        matches: Expr,
+    ) -> Result<u64> {
+        let matches = match period {
+            Some(p) => col("billing_period").eq(lit(p.to_string())).and(matches),
+            None => matches,
+        };
+        let n = self.file_table(ctx, file)?.filter(matches)?.count().await?;
+        Ok(n as u64)
+    }
+
+    /// After a query over the period failed on the data itself (a value that does not cast, an
+    /// amount too large for exact money, a damaged page), finds the file and column to blame by
+    /// reading the period's files one by one. `None` when every file reads: the failure was
+    /// elsewhere. Only run on the error path.
+    pub async fn find_bad_value(
+        &self,
+        ctx: &SessionContext,
+        period: Option<Period>,
+    ) -> Option<Error> {
+        for (i, file) in self.files.iter().enumerate() {
+            let mut df = self.file_table(ctx, i).ok()?;
+            if let Some(p) = period {
+                df = df
+                    .filter(col("billing_period").eq(lit(p.to_string())))
+                    .ok()?;
+            }
+            let Err(whole) = drain(df.clone()).await else {
+                continue;
+            };
+            if whole.exit_code() != 1 {
+                return None; // storage: not the data's fault
+            }
+            for &(column, kind) in CUR2_COLUMNS {
+                let one = df.clone().select_columns(&[column]).ok()?;
+                if let Err(e) = drain(one).await {
+                    return Some(Error::BadValue {
+                        file: file.url.clone(),
+                        column: column.to_string(),
+                        expected: expected_type(column, kind).to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            return Some(Error::CorruptFile {
+                file: file.url.clone(),
+                reason: whole.to_string(),
+            });
+        }
+        None
+    }
+
+    /// The files, normalized, with `billing_period` and `folder_period`; with `period`, only
+    /// that period's rows (by a range on the period's start, cheaper than formatting each row).
     fn scan(
         &self,
         ctx: &SessionContext,
         group: &SchemaGroup,
         files: &[usize],
+        period: Option<Period>,
     ) -> Result<DataFrame> {
         let urls = files
             .iter()
@@ -231,9 +317,30 @@ impl Input {
             .with_listing_options(options)
             .with_schema(group.schema.clone());
         let df = ctx.read_table(Arc::new(ListingTable::try_new(config)?))?;
-        let df = df.select(normalize(&group.schema)?)?;
-        let period =
-            to_char(col("bill_billing_period_start_date"), lit("%Y-%m")).alias("billing_period");
+        let mut df = df.select(normalize(&group.schema)?)?;
+        let start = col("bill_billing_period_start_date");
+        let period = match period {
+            Some(p) => {
+                let at = |day: chrono::NaiveDate| {
+                    let micros = day
+                        .and_time(chrono::NaiveTime::MIN)
+                        .and_utc()
+                        .timestamp_micros();
+                    lit(ScalarValue::TimestampMicrosecond(
+                        Some(micros),
+                        Some("UTC".into()),
+                    ))
+                };
+                df = df.filter(
+                    start
+                        .clone()
+                        .gt_eq(at(p.first_day()))
+                        .and(start.lt(at(p.end_exclusive()))),
+                )?;
+                lit(p.to_string()).alias("billing_period")
+            }
+            None => to_char(start, lit("%Y-%m")).alias("billing_period"),
+        };
         let folder = lit(ScalarValue::Utf8(
             group.folder_period.map(|p| p.to_string()),
         ));
@@ -241,6 +348,15 @@ impl Input {
         exprs.extend([period, folder.alias("folder_period")]);
         Ok(df.select(exprs)?)
     }
+}
+
+/// Reads every batch of `df` and drops it.
+async fn drain(df: DataFrame) -> Result<()> {
+    let mut stream = df.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        batch?;
+    }
+    Ok(())
 }
 
 /// The billing period a file's folders name: `BILLING_PERIOD=YYYY-MM` (CUR 2.0 Data Exports,
@@ -297,6 +413,13 @@ async fn list_parquet(location: &Location) -> Result<Vec<ObjectMeta>> {
             .await?;
     }
     Ok(metas)
+}
+
+/// How a file of this physical schema is read as CUR 2.0: one expression per catalog column, or
+/// the error naming `file` and the column that makes it unreadable.
+pub fn read_plan(file: &str, schema: &Schema) -> Result<Vec<Expr>> {
+    check_columns(file, schema)?;
+    normalize(schema)
 }
 
 /// Required columns present; every known column of a type we can read as its kind.

@@ -601,6 +601,7 @@ mod tests {
             charge_class: "usage".into(),
             treatment: treat.into(),
             unassigned_account: None,
+            defect: None,
             rows: 1,
             billable_cost: d("999.99"),
             proforma_cost: d(proforma),
@@ -703,5 +704,67 @@ rules = []
         assert_eq!(invoice.period_end.to_string(), "2025-11-30");
         assert_eq!(invoice.total.to_string(), "635.00");
         assert_eq!(invoice.bill_to.name, "acme");
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn charge(usd_amount: Decimal) -> Charge {
+            Charge {
+                kind: ChargeKind::of_line_item_type("Usage"),
+                service: "AmazonEC2".into(),
+                service_name: "Amazon EC2".into(),
+                description: "usage".into(),
+                usd_amount,
+            }
+        }
+
+        fn amounts() -> impl Strategy<Value = Vec<Decimal>> {
+            prop::collection::vec(
+                (
+                    -10_000_000_000_000_000i128..10_000_000_000_000_000i128,
+                    0u32..=10,
+                )
+                    .prop_map(|(m, s)| Decimal::from_i128_with_scale(m, s)),
+                0..40,
+            )
+        }
+
+        proptest! {
+            /// Lines always add up: subtotal = Σ rounded lines, tax = round(subtotal × p %),
+            /// total = subtotal + taxes, every amount carrying the currency's decimals.
+            #[test]
+            fn invoice_lines_add_up_to_the_total(
+                usd in amounts(),
+                fx_millionths in 1i64..100_000_000,
+                units in 0u32..=3,
+                percent_hundredths in 0i64..=10_000,
+                reverse_charge in any::<bool>(),
+            ) {
+                let fx = Decimal::new(fx_millionths, 6);
+                let tax = TaxProfile {
+                    name: "t".into(),
+                    label: "VAT".into(),
+                    percent: if reverse_charge { Decimal::ZERO } else { Decimal::new(percent_hundredths, 2) },
+                    reverse_charge,
+                };
+                let charges: Vec<Charge> = usd.iter().copied().map(charge).collect();
+                let a = price(&charges, fx, units, Some(&tax)).unwrap();
+                let sum: Decimal = a.lines.iter().map(|l| l.amount).sum();
+                prop_assert_eq!(a.subtotal, sum);
+                for (line, usd) in a.lines.iter().zip(&usd) {
+                    prop_assert_eq!(line.amount, money::round_to_minor(*usd * fx, units));
+                    prop_assert_eq!(line.amount.scale(), units);
+                }
+                let expected_tax = money::round_to_minor(a.subtotal * tax.percent / Decimal::ONE_HUNDRED, units);
+                prop_assert_eq!(a.taxes[0].amount, expected_tax);
+                if reverse_charge {
+                    prop_assert!(a.taxes[0].amount.is_zero());
+                }
+                prop_assert_eq!(a.total, a.subtotal + a.taxes[0].amount);
+                prop_assert_eq!(a.total.scale(), units);
+            }
+        }
     }
 }

@@ -117,4 +117,44 @@ mod tests {
         assert_eq!(display(d("-0.00"), 2), "0.00");
         assert_eq!(display(d("12.345"), 3), "12.345");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Any amount a CUR could hold: up to 10^18 with up to 10 decimals, either sign.
+        fn amount() -> impl Strategy<Value = Decimal> {
+            (
+                -1_000_000_000_000_000_000i128..1_000_000_000_000_000_000i128,
+                0u32..=10,
+            )
+                .prop_map(|(m, scale)| Decimal::from_i128_with_scale(m, scale))
+        }
+
+        proptest! {
+            #[test]
+            fn rounding_is_within_half_a_minor_unit(x in amount(), units in 0u32..=3) {
+                let r = round_to_minor(x, units);
+                prop_assert_eq!(r.scale(), units);
+                prop_assert!((r - x).abs() <= Decimal::new(5, units + 1));
+            }
+
+            #[test]
+            fn rounding_is_symmetric_and_idempotent(x in amount(), units in 0u32..=3) {
+                let r = round_to_minor(x, units);
+                prop_assert_eq!(round_to_minor(-x, units), -r);
+                prop_assert_eq!(round_to_minor(r, units), r);
+            }
+
+            #[test]
+            fn display_reads_back_as_the_amount(x in amount(), units in 0u32..=3) {
+                let r = round_to_minor(x, units);
+                let shown = display(r, units);
+                let digits: String = shown.chars().filter(|c| *c != ',').collect();
+                prop_assert_eq!(Decimal::from_str_exact(&digits).unwrap(), r);
+                let decimals = shown.split_once('.').map_or(0, |(_, f)| f.len());
+                prop_assert_eq!(decimals as u32, units);
+            }
+        }
+    }
 }

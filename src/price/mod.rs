@@ -16,14 +16,22 @@ use crate::error::{Error, Result};
 use crate::ingest::columns::{CUR2_COLUMNS, Kind};
 use crate::sql;
 
-/// Every row of `cur` (registered as a view) assigned, classified and priced.
+/// Every row of `cur` assigned, classified and priced. Registers the views `cur`,
+/// `account_groups` (`sql/account_groups.sql`), `assigned` (`sql/assign.sql`) and `rated`
+/// (`sql/rate.sql`).
 pub async fn rated(ctx: &SessionContext, cur: DataFrame) -> Result<DataFrame> {
-    ctx.deregister_table("cur")?;
-    ctx.register_table("cur", cur.into_view())?;
+    replace_view(ctx, "cur", cur)?;
+    replace_view(ctx, "account_groups", ctx.sql(sql::ACCOUNT_GROUPS).await?)?;
+    replace_view(ctx, "assigned", ctx.sql(sql::ASSIGN).await?)?;
     let rated = ctx.sql(sql::RATE).await?;
-    ctx.deregister_table("rated")?;
-    ctx.register_table("rated", rated.clone().into_view())?;
+    replace_view(ctx, "rated", rated.clone())?;
     Ok(rated)
+}
+
+fn replace_view(ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, df.into_view())?;
+    Ok(())
 }
 
 /// How a row is treated in pro forma (column `treatment` of `sql/rate.sql`).
@@ -44,6 +52,8 @@ pub struct AccountRow {
     pub charge_class: String,
     pub treatment: String,
     pub unassigned_account: Option<String>,
+    /// Why these rows cannot be billed at all (`null:<column>`, `currency:<code>`), if so.
+    pub defect: Option<String>,
     pub rows: u64,
     pub billable_cost: Decimal,
     pub proforma_cost: Decimal,
@@ -62,27 +72,32 @@ pub async fn accounting(ctx: &SessionContext) -> Result<Vec<AccountRow>> {
 }
 
 fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
-    let text = |i: usize, row: usize| {
-        let a = b.column(i).as_string::<i32>();
+    let column = |name: &str| {
+        b.column_by_name(name)
+            .unwrap_or_else(|| panic!("sql/accounting.sql selects {name}"))
+    };
+    let text = |name: &str, row: usize| {
+        let a = column(name).as_string::<i32>();
         a.is_valid(row).then(|| a.value(row).to_string())
     };
-    let money = |i: usize, row: usize| -> Result<Decimal> {
-        Ok(decimal_at(b.column(i).as_primitive::<Decimal128Type>(), row)?.unwrap_or_default())
+    let money = |name: &str, row: usize| -> Result<Decimal> {
+        Ok(decimal_at(column(name).as_primitive::<Decimal128Type>(), row)?.unwrap_or_default())
     };
-    let counts = b.column(6).as_primitive::<Int64Type>();
+    let counts = column("row_count").as_primitive::<Int64Type>();
     (0..b.num_rows())
         .map(|r| {
             Ok(AccountRow {
-                billing_group: text(0, r).unwrap_or_default(),
-                line_item_type: text(1, r).unwrap_or_default(),
-                product_code: text(2, r),
-                charge_class: text(3, r).unwrap_or_default(),
-                treatment: text(4, r).unwrap_or_default(),
-                unassigned_account: text(5, r),
+                billing_group: text("billing_group", r).unwrap_or_default(),
+                line_item_type: text("line_item_type", r).unwrap_or_default(),
+                product_code: text("product_code", r),
+                charge_class: text("charge_class", r).unwrap_or_default(),
+                treatment: text("treatment", r).unwrap_or_default(),
+                unassigned_account: text("unassigned_account", r),
+                defect: text("defect", r),
                 rows: counts.value(r) as u64,
-                billable_cost: money(7, r)?,
-                proforma_cost: money(8, r)?,
-                product_name: text(9, r),
+                billable_cost: money("billable_cost", r)?,
+                proforma_cost: money("proforma_cost", r)?,
+                product_name: text("product_name", r),
             })
         })
         .collect()
@@ -103,11 +118,12 @@ pub fn decimal_at(
         })
 }
 
-/// The billable table: every input row, CUR 2.0 columns as read, plus its billing group.
-pub fn billable(rated: DataFrame) -> Result<DataFrame> {
+/// The billable table: every input row, CUR 2.0 columns as read, plus its billing group. Reads
+/// the `assigned` view [`rated`] registers: billing needs the group, not the pricing.
+pub async fn billable(ctx: &SessionContext) -> Result<DataFrame> {
     let mut exprs: Vec<Expr> = CUR2_COLUMNS.iter().map(|(n, _)| col(*n)).collect();
     exprs.extend([col("billing_period"), col("billing_group")]);
-    Ok(rated.select(exprs)?)
+    Ok(ctx.table("assigned").await?.select(exprs)?)
 }
 
 /// The pro forma table: re-rated and passed rows, with every cost and rate column carrying the

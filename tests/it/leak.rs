@@ -3,12 +3,14 @@
 //! invoice (JSON and HTML) and every customer export for any billable-only column or value.
 //! Also: money columns of every table stay decimal.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 
-use std::str::FromStr;
-
 use arrow::datatypes::DataType;
-use datafusion::prelude::ParquetReadOptions;
+use datafusion::common::DFSchema;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use rerate::invoice::money;
@@ -57,7 +59,8 @@ async fn count(ctx: &datafusion::prelude::SessionContext, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn proforma_holds_no_billable_only_value() {
-    let (_tmp, ctx) = sample_run().await;
+    let (tmp, ctx) = sample_run().await;
+    let out = tmp.path().join("out");
 
     // The month really has billable-only data to leak.
     assert!(
@@ -78,14 +81,8 @@ async fn proforma_holds_no_billable_only_value() {
     );
     assert!(count(&ctx, "SELECT count(*) FROM billable WHERE savings_plan_savings_plan_effective_cost IS NOT NULL").await > 0);
 
-    // Billable-only columns are empty in pro forma.
-    let leaks = count(
-        &ctx,
-        "SELECT count(*) FROM proforma WHERE bill_invoice_id IS NOT NULL OR discount IS NOT NULL
-           OR discount_total_discount IS NOT NULL OR discount_bundled_discount IS NOT NULL",
-    )
-    .await;
-    assert_eq!(leaks, 0, "bill_invoice_id or discount columns in pro forma");
+    let problems = audit(&out, &ctx).await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 
     // Commitment columns only on commitment lines passed through at their billable value.
     let leaks = count(
@@ -97,30 +94,6 @@ async fn proforma_holds_no_billable_only_value() {
     )
     .await;
     assert_eq!(leaks, 0, "re-rated lines carry commitment cost fields");
-
-    // No invoice id appears anywhere in any text column of pro forma.
-    let schema = ctx.table("proforma").await.unwrap().schema().clone();
-    let text_columns: Vec<String> = schema
-        .fields()
-        .iter()
-        .filter(|f| {
-            matches!(
-                f.data_type(),
-                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
-            )
-        })
-        .map(|f| format!("p.{}", f.name()))
-        .collect();
-    let sql = format!(
-        "SELECT count(*) FROM proforma p JOIN (SELECT DISTINCT bill_invoice_id AS id FROM billable WHERE bill_invoice_id IS NOT NULL) b
-           ON b.id IN ({})",
-        text_columns.join(", ")
-    );
-    assert_eq!(
-        count(&ctx, &sql).await,
-        0,
-        "a billable invoice id in a pro forma text column"
-    );
 
     // Re-rated lines carry their pro forma amount in every cost column, never the billable
     // net (after private discounts) or effective (after commitments) cost.
@@ -277,7 +250,7 @@ async fn invoices_and_exports_hold_no_billable_only_value() {
     assert_eq!(checked, config.groups.len() * 3);
 
     // Every export file, read as a customer's CUR tools would.
-    let exports = rerate::engine::new_context().unwrap();
+    let exports = rerate::engine::new_context(&Default::default()).unwrap();
     let files: Vec<String> = period
         .exports
         .iter()
@@ -310,30 +283,6 @@ async fn invoices_and_exports_hold_no_billable_only_value() {
     )
     .await;
     assert_eq!(leaks, 0, "billable-only columns or costs in an export");
-    let text_columns: Vec<String> = schema
-        .fields()
-        .iter()
-        .filter(|f| f.data_type() == &DataType::Utf8)
-        .map(|f| format!("coalesce({}, '')", f.name()))
-        .collect();
-    let ids = invoice_ids
-        .iter()
-        .map(|id| format!("'{}'", id.replace('\'', "''")))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "SELECT count(*) FROM export WHERE {}",
-        text_columns
-            .iter()
-            .map(|c| format!("{c} IN ({ids})"))
-            .collect::<Vec<_>>()
-            .join(" OR ")
-    );
-    assert_eq!(
-        count(&exports, &sql).await,
-        0,
-        "a billable invoice id in an export"
-    );
     // Per group, an export adds up to the pro forma total, not the billable one.
     let total: f64 = support::query(&exports, "SELECT SUM(line_item_unblended_cost) FROM export")
         .await[0][0]
@@ -349,4 +298,162 @@ async fn invoices_and_exports_hold_no_billable_only_value() {
         (Decimal::try_from(total).unwrap() - proforma).abs() < Decimal::new(1, 6),
         "exports total {total}, pro forma {proforma}"
     );
+}
+
+/// Every customer-facing artifact of the run under `out` (pro forma table, invoices, exports)
+/// holds no billable-only value and nothing of another group: the problems found.
+pub async fn audit(out: &Path, ctx: &SessionContext) -> Vec<String> {
+    let mut problems = Vec::new();
+    let invoice_ids: Vec<String> = support::query(
+        ctx,
+        "SELECT DISTINCT bill_invoice_id FROM billable WHERE bill_invoice_id IS NOT NULL",
+    )
+    .await
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
+    let leaks = count(
+        ctx,
+        "SELECT count(*) FROM proforma WHERE bill_invoice_id IS NOT NULL OR discount IS NOT NULL
+           OR discount_total_discount IS NOT NULL OR discount_bundled_discount IS NOT NULL",
+    )
+    .await;
+    if leaks > 0 {
+        problems.push(format!(
+            "{leaks} pro forma row(s) with an invoice id or discount"
+        ));
+    }
+    let in_text = |table: &str, schema: &DFSchema| {
+        let ids = invoice_ids
+            .iter()
+            .map(|id| format!("'{}'", id.replace('\'', "''")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let any = schema
+            .fields()
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                )
+            })
+            .map(|f| format!("\"{}\" IN ({ids})", f.name()))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        format!("SELECT count(*) FROM {table} WHERE {any}")
+    };
+    if !invoice_ids.is_empty() {
+        let schema = ctx.table("proforma").await.unwrap().schema().clone();
+        let n = count(ctx, &in_text("proforma", &schema)).await;
+        if n > 0 {
+            problems.push(format!("{n} pro forma row(s) hold a billable invoice id"));
+        }
+    }
+
+    // A group's own accounts include its payer (groups may split one organization).
+    let mut usage: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut own_ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in support::query(
+        ctx,
+        "SELECT DISTINCT billing_group, line_item_usage_account_id, bill_payer_account_id
+         FROM billable",
+    )
+    .await
+    {
+        usage.entry(r[0].clone()).or_default().insert(r[1].clone());
+        let own = own_ids.entry(r[0].clone()).or_default();
+        own.insert(r[1].clone());
+        own.insert(r[2].clone());
+    }
+    for (group, own) in &own_ids {
+        let others: BTreeSet<&String> = usage
+            .iter()
+            .filter(|(g, _)| *g != group)
+            .flat_map(|(_, a)| a)
+            .filter(|a| !own.contains(*a))
+            .collect();
+        for file in files_of(out, group) {
+            let name = file.display().to_string();
+            if name.ends_with(".parquet") {
+                let export = SessionContext::new();
+                let df = export
+                    .read_parquet(name.as_str(), ParquetReadOptions::default())
+                    .await
+                    .unwrap();
+                let schema = df.schema().clone();
+                export.register_table("export", df.into_view()).unwrap();
+                let own_list = own
+                    .iter()
+                    .map(|a| format!("'{a}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let foreign = count(
+                    &export,
+                    &format!(
+                        "SELECT count(*) FROM export WHERE line_item_usage_account_id NOT IN ({own_list})"
+                    ),
+                )
+                .await;
+                if foreign > 0 {
+                    problems.push(format!(
+                        "{name}: {foreign} row(s) of another group's accounts"
+                    ));
+                }
+                if !invoice_ids.is_empty() && count(&export, &in_text("export", &schema)).await > 0
+                {
+                    problems.push(format!("{name}: a billable invoice id"));
+                }
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            for secret in invoice_ids.iter().chain(others.iter().copied()) {
+                if contains_token(&text, secret) {
+                    problems.push(format!("{name} holds {secret:?}"));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Whether `token` occurs in `text` as a whole value, not inside a longer one (an AWS invoice id
+/// "INV-2" is not a leak inside our invoice number "INV-202511-acme").
+fn contains_token(text: &str, token: &str) -> bool {
+    let part_of_value = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-');
+    text.match_indices(token).any(|(at, _)| {
+        !part_of_value(text[..at].chars().next_back())
+            && !part_of_value(text[at + token.len()..].chars().next())
+    })
+}
+
+/// A group's invoices (every period) and export files.
+fn files_of(out: &Path, group: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![out.join("exports").join(group)];
+    if let Ok(periods) = std::fs::read_dir(out.join("invoices")) {
+        for p in periods {
+            let p = p.unwrap().path();
+            for ext in ["json", "html"] {
+                let file = p.join(format!("{group}.{ext}"));
+                if file.exists() {
+                    found.push(file);
+                }
+            }
+        }
+    }
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
 }

@@ -2,7 +2,8 @@
 //! `input.csv` of CUR rows and an `expected.toml` of SQL checks over the outputs (`billable`,
 //! `proforma`, `margin`, `invoice_lines`), JSON-pointer checks over the run summary, and checks
 //! over written files (a JSON pointer into an invoice, or text an HTML invoice contains). A new
-//! billing case needs no new Rust.
+//! billing case needs no new Rust. Every scenario also proves its accounting identities and
+//! passes the leak audit (`leak::audit`).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -151,6 +152,8 @@ async fn scenario(dir: &Path) -> Result<(), String> {
         }
     }
     let ctx = support::outputs(&output).await;
+    problems.extend(accounting_identities(&dir.join("input.csv"), &summary, &ctx).await);
+    problems.extend(crate::leak::audit(&output, &ctx).await);
     for c in &expected.check {
         let rows = support::query(&ctx, &c.sql).await;
         if rows != c.rows {
@@ -165,6 +168,105 @@ async fn scenario(dir: &Path) -> Result<(), String> {
     } else {
         Err(problems.join("\n"))
     }
+}
+
+/// Every input row went somewhere and nothing was lost, checked against the input file itself:
+/// input rows = Σ billable rows = Σ rows per group = Σ rows per reason, input total = Σ billable
+/// cost, and the pro forma table holds exactly re-rated + passed + custom.
+async fn accounting_identities(
+    csv: &Path,
+    summary: &serde_json::Value,
+    ctx: &datafusion::prelude::SessionContext,
+) -> Vec<String> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let cost_at = header
+        .iter()
+        .position(|c| *c == "line_item_unblended_cost")
+        .unwrap();
+    let (mut input_rows, mut input_total) = (0u64, Decimal::ZERO);
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        input_rows += 1;
+        input_total += Decimal::from_str(line.split(',').nth(cost_at).unwrap()).unwrap();
+    }
+    let dec = |v: &serde_json::Value| Decimal::from_str(v.as_str().unwrap()).unwrap();
+    let one = |sql: &str| {
+        let sql = sql.to_string();
+        async move { support::query(ctx, &sql).await[0][0].clone() }
+    };
+    let billable_rows: u64 = one("SELECT COUNT(*) FROM billable").await.parse().unwrap();
+    let billable_total =
+        Decimal::from_str(&one("SELECT SUM(line_item_unblended_cost) FROM billable").await)
+            .unwrap();
+    let proforma_total = Decimal::from_str(
+        &one("SELECT COALESCE(SUM(line_item_unblended_cost), 0) FROM proforma").await,
+    )
+    .unwrap();
+
+    let mut problems = Vec::new();
+    let mut check = |what: &str, left: String, right: String| {
+        if left != right {
+            problems.push(format!("identity {what}: {left} != {right}"));
+        }
+    };
+    let periods = summary["periods"].as_array().unwrap();
+    let summed =
+        |f: &dyn Fn(&serde_json::Value) -> Decimal| -> Decimal { periods.iter().map(f).sum() };
+    check(
+        "input rows = summary input rows",
+        input_rows.to_string(),
+        summed(&|p| Decimal::from(p["input_rows"].as_u64().unwrap())).to_string(),
+    );
+    check(
+        "input rows = billable rows",
+        input_rows.to_string(),
+        billable_rows.to_string(),
+    );
+    check(
+        "input total = billable total",
+        input_total.normalize().to_string(),
+        billable_total.normalize().to_string(),
+    );
+    check(
+        "input total = summary input cost",
+        input_total.normalize().to_string(),
+        summed(&|p| dec(&p["input_cost"])).normalize().to_string(),
+    );
+    let groups = periods.iter().flat_map(|p| p["groups"].as_array().unwrap());
+    let (mut group_rows, mut reason_rows, mut reason_total) = (0u64, 0u64, Decimal::ZERO);
+    for g in groups {
+        group_rows += g["rows"].as_u64().unwrap();
+        for tally in g["by_reason"].as_object().unwrap().values() {
+            reason_rows += tally["rows"].as_u64().unwrap();
+            reason_total += dec(&tally["billable_cost"]);
+        }
+    }
+    check(
+        "input rows = Σ group rows",
+        input_rows.to_string(),
+        group_rows.to_string(),
+    );
+    check(
+        "input rows = Σ rows per reason",
+        input_rows.to_string(),
+        reason_rows.to_string(),
+    );
+    check(
+        "input total = Σ billable per reason",
+        input_total.normalize().to_string(),
+        reason_total.normalize().to_string(),
+    );
+    check(
+        "pro forma table = re-rated + passed + custom",
+        proforma_total.normalize().to_string(),
+        summed(&|p| {
+            let c = &p["control"];
+            dec(&c["rerated_total"]) + dec(&c["passed_total"]) + dec(&c["custom_total"])
+        })
+        .normalize()
+        .to_string(),
+    );
+    problems
 }
 
 fn file_check(output: &Path, f: &FileCheck) -> Result<(), String> {

@@ -71,6 +71,7 @@ pub async fn run_with(
         output: Some(output.display().to_string()),
         periods: Vec::new(),
         strict,
+        memory_limit: None,
     };
     rerate::run::run(&opts).await
 }
@@ -81,7 +82,7 @@ pub const TABLES: [&str; 4] = ["billable", "proforma", "margin", "invoice_lines"
 /// A session with the run's Delta tables registered as `billable`, `proforma`, `margin` and
 /// `invoice_lines`.
 pub async fn outputs(output: &Path) -> SessionContext {
-    let ctx = rerate::engine::new_context().unwrap();
+    let ctx = rerate::engine::new_context(&Default::default()).unwrap();
     let location = Location::parse(output.to_str().unwrap(), &Default::default()).unwrap();
     for name in TABLES {
         let mut table = rerate::write::delta::open(&location.child(&[name])).unwrap();
