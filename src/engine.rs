@@ -60,3 +60,28 @@ pub fn new_context(settings: &EngineSettings) -> Result<SessionContext> {
 pub fn register(ctx: &SessionContext, location: &Location) {
     ctx.register_object_store(&location.root, Arc::clone(&location.store));
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::execution::memory_pool::MemoryLimit;
+
+    use super::*;
+
+    #[test]
+    fn the_memory_limit_bounds_the_pool_and_partitions_follow_the_settings() {
+        let ctx = new_context(&EngineSettings {
+            memory_limit: Some(256 << 20),
+            spill_dir: Some(std::env::temp_dir().display().to_string()),
+            target_partitions: Some(3),
+        })
+        .unwrap();
+        let pool = ctx.runtime_env().memory_pool.clone();
+        assert!(matches!(pool.memory_limit(), MemoryLimit::Finite(n) if n == 256 << 20));
+        assert_eq!(ctx.state().config().target_partitions(), 3);
+        let unbounded = new_context(&EngineSettings::default()).unwrap();
+        assert!(matches!(
+            unbounded.runtime_env().memory_pool.memory_limit(),
+            MemoryLimit::Infinite
+        ));
+    }
+}

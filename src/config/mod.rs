@@ -751,6 +751,18 @@ mod tests {
     use super::testing::*;
     use super::*;
 
+    #[test]
+    fn memory_limits_read_binary_and_decimal_units() {
+        assert_eq!(parse_memory_limit("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_memory_limit("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_memory_limit("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_memory_limit("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_memory_limit("1073741824"), Ok(1 << 30));
+        for bad in ["lots", "", "4 GiBs", "-1GiB", "1MiB"] {
+            assert!(parse_memory_limit(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
     /// SPEC §4's example, verbatim: the documented file must parse.
     const SPEC_EXAMPLE: &str = r#"[io]                                   # optional defaults for --input/--output
 input  = "s3://cur-exports/acme-reseller/cur2"

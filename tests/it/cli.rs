@@ -15,6 +15,16 @@ fn rerate(args: &[&str]) -> Output {
         .expect("rerate runs")
 }
 
+/// `rerate run --config … --input … --output …` plus `extra` flags.
+fn run(config: &Path, input: &str, output: &Path, extra: &[&str]) -> Output {
+    let (config, output) = (config.to_str().unwrap(), output.to_str().unwrap());
+    let mut args = vec![
+        "run", "--config", config, "--input", input, "--output", output,
+    ];
+    args.extend(extra);
+    rerate(&args)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -36,17 +46,7 @@ async fn a_run_prints_its_summary_and_a_rerun_replaces_the_period() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = e1_input(tmp.path()).await;
     let out = tmp.path().join("out");
-    let args = [
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        cur.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--json",
-    ];
-    let first = rerate(&args);
+    let first = run(&config, cur.to_str().unwrap(), &out, &["--json"]);
     assert!(first.status.success(), "{}", stderr(&first));
     let summary: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(summary["status"], "succeeded");
@@ -61,7 +61,7 @@ async fn a_run_prints_its_summary_and_a_rerun_replaces_the_period() {
         manifest.display()
     );
 
-    let second = rerate(&args);
+    let second = run(&config, cur.to_str().unwrap(), &out, &["--json"]);
     assert!(second.status.success(), "{}", stderr(&second));
     let ctx = support::outputs(&out).await;
     // The period was replaced, not appended to.
@@ -100,15 +100,7 @@ colour = "red"
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let o = rerate(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        cur.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = run(&config, cur.to_str().unwrap(), &out, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("bad.toml"), "names the file: {err}");
@@ -175,17 +167,12 @@ fn a_period_missing_from_the_input_is_a_user_error() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = rt.block_on(e1_input(tmp.path()));
-    let o = rerate(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
+    let o = run(
+        &config,
         cur.to_str().unwrap(),
-        "--output",
-        tmp.path().join("o").to_str().unwrap(),
-        "--period",
-        "2024-01",
-    ]);
+        &tmp.path().join("o"),
+        &["--period", "2024-01"],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("2024-01 not found in the input; periods found: 2025-11"),
@@ -194,20 +181,48 @@ fn a_period_missing_from_the_input_is_a_user_error() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_limit_is_taken_from_the_flag_and_a_bad_flag_is_a_user_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, cur) = e1_input(tmp.path()).await;
+    let with_limit = |limit: &str, out: &str| {
+        let extra = ["--memory-limit", limit, "--json"];
+        run(
+            &config,
+            cur.to_str().unwrap(),
+            &tmp.path().join(out),
+            &extra,
+        )
+    };
+    let bounded = with_limit("64MiB", "bounded");
+    assert!(bounded.status.success(), "{}", stderr(&bounded));
+    let summary: serde_json::Value = serde_json::from_slice(&bounded.stdout).unwrap();
+    let total: rust_decimal::Decimal = summary["periods"][0]["control"]["proforma_total"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(total, rust_decimal::Decimal::new(11775, 1), "SPEC §9 E1");
+    let bad = with_limit("lots", "bad");
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("\"lots\" is not a size"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
 #[test]
 fn credentials_in_a_location_are_refused_and_never_printed() {
     let tmp = tempfile::tempdir().unwrap();
     let config = support::repo().join("tests/scenarios/e1-rules-do-not-stack/billing.toml");
     let out = tmp.path().join("out");
-    let o = rerate(&[
-        "run",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
+    let o = run(
+        &config,
         "s3://AKIAEXAMPLE:s3cr3t@cur-exports/acme",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+        &out,
+        &[],
+    );
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
