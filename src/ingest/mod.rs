@@ -537,6 +537,10 @@ fn flattened_entries(schema: &Schema, map: &str) -> Option<Vec<Expr>> {
         .fields()
         .iter()
         .filter(|f| columns::kind_of(f.name()).is_none())
+        // Only values that read as text fold into a map<string,string>; a nested column under
+        // a flattened prefix is not a legacy attribute and is ignored like any unknown column
+        // (found by the `normalize` fuzz target: a map there failed at read time).
+        .filter(|f| readable_as(f.name(), Kind::Text, f.data_type()))
         .filter_map(|f| {
             f.name()
                 .strip_prefix(prefix)
@@ -551,6 +555,19 @@ fn flattened_entries(schema: &Schema, map: &str) -> Option<Vec<Expr>> {
 mod tests {
     use super::*;
     use object_store::path::Path;
+
+    #[test]
+    fn only_text_like_columns_fold_into_a_legacy_map() {
+        let map = columns::map_type(DataType::Float64);
+        let schema = Schema::new(vec![
+            arrow::datatypes::Field::new("product_custom_attribute", DataType::Utf8, true),
+            arrow::datatypes::Field::new("product_vcpu", DataType::Int64, true),
+            arrow::datatypes::Field::new("product_nested", map, true),
+        ]);
+        let entries = flattened_entries(&schema, "product").unwrap();
+        let keys: Vec<String> = entries.iter().step_by(2).map(|e| e.to_string()).collect();
+        assert_eq!(keys, ["Utf8(\"custom_attribute\")", "Utf8(\"vcpu\")"]);
+    }
 
     #[test]
     fn folder_periods_follow_both_aws_layouts() {
