@@ -447,25 +447,11 @@ fn e1_csv() -> String {
 
 /// Everything under `out` but the failed run's manifest (kept for audit).
 fn written(out: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![out.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path == out.join("runs") {
-                continue;
-            }
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
+    let runs = out.join("runs");
+    support::files_under(out)
+        .into_iter()
+        .filter(|f| !f.starts_with(&runs))
+        .collect()
 }
 
 /// Rewrites `file` with `column` replaced by `values` (of any type).

@@ -429,31 +429,14 @@ fn contains_token(text: &str, token: &str) -> bool {
 
 /// A group's invoices (every period) and export files.
 fn files_of(out: &Path, group: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![out.join("exports").join(group)];
-    if let Ok(periods) = std::fs::read_dir(out.join("invoices")) {
-        for p in periods {
-            let p = p.unwrap().path();
-            for ext in ["json", "html"] {
-                let file = p.join(format!("{group}.{ext}"));
-                if file.exists() {
-                    found.push(file);
-                }
-            }
-        }
-    }
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                found.push(path);
-            }
-        }
+    let mut found = support::files_under(&out.join("exports").join(group));
+    for ext in ["json", "html"] {
+        let name = format!("{group}.{ext}");
+        found.extend(
+            support::files_under(&out.join("invoices"))
+                .into_iter()
+                .filter(|f| f.file_name().is_some_and(|n| n == name.as_str())),
+        );
     }
     found
 }
