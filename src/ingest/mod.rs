@@ -248,12 +248,26 @@ impl Input {
         period: Option<Period>,
         matches: Expr,
     ) -> Result<u64> {
-        let matches = match period {
-            Some(p) => col("billing_period").eq(lit(p.to_string())).and(matches),
-            None => matches,
-        };
-        let n = self.file_table(ctx, file)?.filter(matches)?.count().await?;
+        let n = self
+            .file_rows(ctx, file, period)?
+            .filter(matches)?
+            .count()
+            .await?;
         Ok(n as u64)
+    }
+
+    /// One file's rows, of `period` if given.
+    fn file_rows(
+        &self,
+        ctx: &SessionContext,
+        file: usize,
+        period: Option<Period>,
+    ) -> Result<DataFrame> {
+        let df = self.file_table(ctx, file)?;
+        Ok(match period {
+            Some(p) => df.filter(col("billing_period").eq(lit(p.to_string())))?,
+            None => df,
+        })
     }
 
     /// After a query over the period failed on the data itself (a value that does not cast, an
@@ -266,12 +280,7 @@ impl Input {
         period: Option<Period>,
     ) -> Option<Error> {
         for (i, file) in self.files.iter().enumerate() {
-            let mut df = self.file_table(ctx, i).ok()?;
-            if let Some(p) = period {
-                df = df
-                    .filter(col("billing_period").eq(lit(p.to_string())))
-                    .ok()?;
-            }
+            let df = self.file_rows(ctx, i, period).ok()?;
             let Err(whole) = drain(df.clone()).await else {
                 continue;
             };
