@@ -125,8 +125,30 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn shared_realdata() -> PathBuf {
-    repo().join("../shared/realdata")
+/// The AWS-written CUR data set `name` (a folder of `../shared/realdata`), where this machine
+/// has it. `RERATE_REALDATA` names the folder of data sets (default: `../shared/realdata`
+/// beside the repository). Where it is not set and the default is absent (a clone elsewhere),
+/// the test says so and is skipped; where it is set, the data must be there (`.ci/run` sets it,
+/// so CI never skips these tests).
+pub fn realdata(name: &str) -> Option<PathBuf> {
+    let (root, required) = match std::env::var_os("RERATE_REALDATA") {
+        Some(dir) => (PathBuf::from(dir), true),
+        None => (repo().join("../shared/realdata"), false),
+    };
+    let path = root.join(name);
+    if path.is_dir() {
+        return Some(path);
+    }
+    assert!(
+        !required,
+        "RERATE_REALDATA is set but {} is not there",
+        path.display()
+    );
+    eprintln!(
+        "skipped: real AWS data {} is not on this machine (set RERATE_REALDATA to its folder)",
+        path.display()
+    );
+    None
 }
 
 /// Every file below `dir` (none if it does not exist).
