@@ -16,10 +16,10 @@ use futures::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use rerate::ingest::Input;
+use rerate::job::Job;
 use rerate::period::Period;
 use rerate::price;
 use rerate::sample::{SampleOptions, write_sample};
-use rerate::storage::Location;
 use tokio::runtime::Runtime;
 
 const SIZES: [u64; 2] = [100_000, 1_000_000];
@@ -52,12 +52,13 @@ impl Month {
             }
             let config =
                 rerate::load_config(Path::new("sample-data/billing.toml")).expect("sample config");
-            let ctx = rerate::engine::new_context(&config.engine).unwrap();
-            price::tables::register(&ctx, &config).unwrap();
-            let location = Location::parse(dir.to_str().unwrap(), &config.storage).unwrap();
-            rerate::engine::register(&ctx, &location);
-            let input = Input::discover(&ctx, &location).await.unwrap();
-            Month { ctx, input, period }
+            let job = Job::open(config, dir.to_str()).unwrap();
+            let input = job.discover().await.unwrap();
+            Month {
+                ctx: job.ctx,
+                input,
+                period,
+            }
         })
     }
 

@@ -9,20 +9,20 @@ SELECT
     charge_class,
     treatment,
     CASE WHEN billing_group = '_unassigned' THEN line_item_usage_account_id END AS unassigned_account,
-    -- What makes a row unbillable whatever the plan: `null:<column>` for a key column without a
-    -- value, `currency:<code>` for an amount that is not in USD. The run refuses the period.
+    -- What makes a row unbillable whatever the plan: a key column without a value, or an
+    -- amount that is not in USD. The run refuses the period.
     CASE
-        WHEN identity_line_item_id IS NULL THEN 'null:identity_line_item_id'
-        WHEN line_item_usage_account_id IS NULL THEN 'null:line_item_usage_account_id'
-        WHEN bill_payer_account_id IS NULL THEN 'null:bill_payer_account_id'
-        WHEN line_item_unblended_cost IS NULL THEN 'null:line_item_unblended_cost'
-        WHEN line_item_currency_code IS NULL THEN 'null:line_item_currency_code'
-        WHEN line_item_currency_code <> 'USD' THEN 'currency:' || line_item_currency_code
-    END AS defect,
+        WHEN identity_line_item_id IS NULL THEN 'identity_line_item_id'
+        WHEN line_item_usage_account_id IS NULL THEN 'line_item_usage_account_id'
+        WHEN bill_payer_account_id IS NULL THEN 'bill_payer_account_id'
+        WHEN line_item_unblended_cost IS NULL THEN 'line_item_unblended_cost'
+        WHEN line_item_currency_code IS NULL THEN 'line_item_currency_code'
+    END AS missing_column,
+    CASE WHEN line_item_currency_code <> 'USD' THEN line_item_currency_code END AS other_currency,
     COUNT(*) AS row_count,
     SUM(line_item_unblended_cost) AS billable_cost,
     SUM(proforma_cost) AS proforma_cost,
     -- The product's name as AWS gives it (Marketplace products have opaque codes): for invoices.
     MAX(array_element(map_extract(product, 'product_name'), 1)) AS product_name
 FROM rated
-GROUP BY 1, 2, 3, 4, 5, 6, 7
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8

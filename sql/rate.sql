@@ -1,7 +1,8 @@
 -- rate: every CUR row of the period assigned (`account_groups`), classified (charge class ->
 -- the group's policy -> treatment) and priced by the one most specific rule of its group's plan.
 --
--- Inputs: `cur`, `account_groups` (`sql/account_groups.sql`) and the config tables: groups (plan
+-- Inputs: `cur`, `account_groups` (`sql/account_groups.sql`), `line_item_types`
+-- (`sql/line_item_types.csv`: what each line item type is) and the config tables: groups (plan
 -- policies per group), group_accounts, rules. Treatments: rerate (priced by a rule), pass
 -- (billable value), drop (billable only), unassigned (in no group), unknown (a line item type
 -- this engine does not know: an error).
@@ -22,38 +23,26 @@ classified AS (
         g.billing_group,
         g.assigned_by,
         g.organization_group,
+        lt.unowned,
+        lt.shown_as,
         -- The owner of a commitment is the account inside its ARN (arn:aws:svc:region:ACCOUNT:...).
-        CASE
-            WHEN k.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation',
-                                                'SavingsPlanRecurringFee', 'SavingsPlanUpfrontFee')
-                THEN NULLIF(split_part(k.savings_plan_savings_plan_a_r_n, ':', 5), '')
-            WHEN k.line_item_line_item_type IN ('DiscountedUsage', 'RIFee')
-                THEN NULLIF(split_part(k.reservation_reservation_a_r_n, ':', 5), '')
+        CASE lt.commitment
+            WHEN 'savings-plan' THEN NULLIF(split_part(k.savings_plan_savings_plan_a_r_n, ':', 5), '')
+            WHEN 'reservation' THEN NULLIF(split_part(k.reservation_reservation_a_r_n, ':', 5), '')
         END AS commitment_owner,
+        -- Null for a type the table does not know.
         CASE
-            WHEN k.line_item_line_item_type IN ('Usage', 'Fee')
+            WHEN lt.charge_class IN ('usage', 'fee')
                  AND (k.line_item_product_code LIKE 'AWSSupport%'
                       OR k.line_item_product_code IN ('AWSDeveloperSupport', 'OCBPremiumSupport'))
                 THEN 'support'
-            WHEN k.line_item_line_item_type = 'Usage' THEN 'usage'
-            WHEN k.line_item_line_item_type = 'Fee' THEN 'fee'
-            WHEN k.line_item_line_item_type IN ('DiscountedUsage', 'SavingsPlanCoveredUsage',
-                                                'SavingsPlanNegation', 'SavingsPlanRecurringFee',
-                                                'SavingsPlanUpfrontFee', 'RIFee')
-                THEN 'commitments'
-            WHEN k.line_item_line_item_type = 'Credit' THEN 'credits'
-            WHEN k.line_item_line_item_type = 'Refund' THEN 'refunds'
-            WHEN k.line_item_line_item_type = 'Tax' THEN 'aws-tax'
-            WHEN k.line_item_line_item_type IN ('EdpDiscount', 'PrivateRateDiscount', 'RiVolumeDiscount',
-                                                'SppDiscount', 'DistributorDiscount', 'Discount')
-                THEN 'private-discounts'
-            WHEN k.line_item_line_item_type = 'BundledDiscount' THEN 'bundled-discount'
-            ELSE 'unknown'
+            ELSE lt.charge_class
         END AS charge_class
     FROM decision_keys k
     JOIN account_groups g
         ON (k.line_item_usage_account_id IS NOT DISTINCT FROM g.line_item_usage_account_id)
        AND (k.bill_payer_account_id IS NOT DISTINCT FROM g.bill_payer_account_id)
+    LEFT JOIN line_item_types lt ON lt.line_item_type = k.line_item_line_item_type
 ),
 treated AS (
     SELECT
@@ -66,7 +55,7 @@ treated AS (
         END AS commitment_owner_group,
         CASE
             WHEN a.billing_group = '_unassigned' THEN 'unassigned'
-            WHEN a.charge_class = 'unknown' THEN 'unknown'
+            WHEN a.charge_class IS NULL THEN 'unknown'
             WHEN a.charge_class IN ('usage', 'fee') THEN 'rerate'
             WHEN a.charge_class = 'bundled-discount' THEN 'pass'
             WHEN a.charge_class = 'support' THEN g.support
@@ -75,16 +64,14 @@ treated AS (
             WHEN a.charge_class = 'aws-tax' THEN g.aws_tax
             WHEN a.charge_class = 'private-discounts' THEN g.private_discounts
             -- commitments: `pass` passes all; `group` passes those owned inside the group;
-            -- the rest is re-rated from on-demand (covered usage) or dropped (fees, negations).
+            -- the rest is re-rated from on-demand (covered usage) or dropped (fees, negations),
+            -- as the type's `unowned` says.
             WHEN a.charge_class = 'commitments' AND g.commitments = 'pass' THEN 'pass'
             WHEN a.charge_class = 'commitments' AND g.commitments = 'group'
                  AND COALESCE(oa.billing_group, a.organization_group) = a.billing_group
                  AND a.commitment_owner IS NOT NULL
                 THEN 'pass'
-            WHEN a.charge_class = 'commitments'
-                 AND a.line_item_line_item_type IN ('DiscountedUsage', 'SavingsPlanCoveredUsage')
-                THEN 'rerate'
-            WHEN a.charge_class = 'commitments' THEN 'drop'
+            WHEN a.charge_class = 'commitments' THEN a.unowned
             ELSE 'unknown'
         END AS treatment
     FROM classified a
@@ -151,7 +138,11 @@ priced AS (
         CASE WHEN d.charge_class = 'fee' OR COALESCE(c.pricing_public_on_demand_cost, 0) = 0
              THEN c.line_item_unblended_rate ELSE c.pricing_public_on_demand_rate
         END AS base_rate,
-        CASE WHEN d.treatment = 'rerate' THEN d.matched_rule END AS pricing_rule
+        CASE WHEN d.treatment = 'rerate' THEN d.matched_rule END AS pricing_rule,
+        -- Re-rated commitment usage shows as the on-demand usage it is charged as.
+        CASE WHEN d.treatment = 'rerate' THEN COALESCE(d.shown_as, c.line_item_line_item_type)
+             ELSE c.line_item_line_item_type
+        END AS proforma_line_item_type
     FROM decisions d
     JOIN cur c
         ON (c.line_item_usage_account_id IS NOT DISTINCT FROM d.line_item_usage_account_id)

@@ -1,12 +1,18 @@
 //! The library's error type, and which errors are the user's to fix (exit 1) and which are the
 //! environment's (exit 2, retryable).
+//!
+//! A variant's message says what failed and how to fix it. Where it wraps another library's
+//! error it prints that error's text itself (those texts already carry their causes), so
+//! [`chain`] never prints a cause twice; only our own wrapped errors are `source`s.
 
 use std::path::PathBuf;
 
 use datafusion::error::DataFusionError;
 
 use crate::config::ConfigError;
+use crate::money::Overflow;
 use crate::period::Period;
+use crate::sample::SampleError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -15,10 +21,10 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
 
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {error}")]
     ConfigFile {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("no input given: pass --input URL or set [io] input in the config")]
@@ -39,7 +45,8 @@ pub enum Error {
     CorruptFile { file: String, reason: String },
 
     #[error(
-        "{file}: required column {column:?} is missing (SPEC §3 lists the required CUR columns)"
+        "{file}: required column {column:?} is missing (the README lists the required CUR \
+         columns under \"Required columns\")"
     )]
     MissingColumn { file: String, column: String },
 
@@ -60,8 +67,9 @@ pub enum Error {
     },
 
     #[error(
-        "{file}: unknown line item type {kind:?} in {rows} row(s); rerate handles every CUR line item \
-         type explicitly, so a new AWS type must be added to its policy table before re-rating"
+        "{file}: unknown line item type {kind:?} in {rows} row(s); rerate handles every CUR line \
+         item type explicitly (sql/line_item_types.csv), so a type AWS added since must be added \
+         there, with what it is, before this bill can be re-rated"
     )]
     UnknownLineItemType {
         kind: String,
@@ -137,44 +145,48 @@ pub enum Error {
         written: u64,
     },
 
-    #[error("amount {value} is too large to account exactly (more than 28 significant digits)")]
-    AmountOverflow { value: String },
+    #[error(transparent)]
+    AmountOverflow(#[from] Overflow),
 
     #[error("Arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 
-    #[error("storage error at {location}: {source}")]
+    #[error("storage error at {location}: {error}")]
     Storage {
         location: String,
-        source: Box<object_store::Error>,
+        error: Box<object_store::Error>,
     },
 
-    #[error("Delta table {table}: {source}")]
+    #[error("Delta table {table}: {error}")]
     Delta {
         table: String,
-        source: Box<deltalake::DeltaTableError>,
+        error: Box<deltalake::DeltaTableError>,
     },
 
-    #[error("writing export file {location}: {source}")]
+    #[error("writing export file {location}: {error}")]
     Export {
         location: String,
-        source: Box<parquet::errors::ParquetError>,
+        error: Box<parquet::errors::ParquetError>,
     },
 
-    #[error("rendering invoice {number}: {source}")]
+    #[error("rendering invoice {number}: {error}")]
     InvoiceRender {
         number: String,
-        source: Box<minijinja::Error>,
+        error: Box<minijinja::Error>,
     },
 
     #[error("query engine: {0}")]
     Engine(Box<DataFusionError>),
 
     #[error(transparent)]
-    Sample(#[from] crate::sample::SampleError),
+    Sample(#[from] SampleError),
 
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+
+    /// Something rerate's own code got wrong: never the input's fault.
+    #[error("internal error: {what}; this is a bug in rerate, please report it")]
+    Internal { what: String },
 }
 
 impl From<DataFusionError> for Error {
@@ -184,20 +196,64 @@ impl From<DataFusionError> for Error {
 }
 
 impl Error {
-    /// Process exit code (SPEC §2): 1 for the user's input or config, 2 for the environment.
+    /// An I/O error on `path`.
+    pub fn io(path: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
+        move |error| Error::Io {
+            path: path.to_string(),
+            error,
+        }
+    }
+
+    /// Process exit code: 0 success, 1 for the user's input or config (retrying cannot help),
+    /// 2 for the environment (storage, network, memory: retry).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Storage { .. } | Error::Io(_) => 2,
+            Error::Config(_)
+            | Error::ConfigFile { .. }
+            | Error::NoInput
+            | Error::NoOutput
+            | Error::BadUrl { .. }
+            | Error::NoInputFiles { .. }
+            | Error::CorruptFile { .. }
+            | Error::MissingColumn { .. }
+            | Error::BadValue { .. }
+            | Error::WrongType { .. }
+            | Error::UnknownLineItemType { .. }
+            | Error::MissingValue { .. }
+            | Error::NotUsd { .. }
+            | Error::DuplicateLineItem { .. }
+            | Error::PeriodFolderMismatch { .. }
+            | Error::PeriodNotInInput { .. }
+            | Error::Unassigned { .. }
+            | Error::LineItemNotFound(_)
+            | Error::AmountOverflow(_) => 1,
+            // Retrying a bug gives the same bug.
+            Error::AccountingMismatch { .. } | Error::Internal { .. } | Error::Arrow(_) => 1,
+            Error::Storage { .. } | Error::Io { .. } => 2,
             // Our own writes are planned and validated before Delta sees them: what fails
             // there is storage, a concurrent commit or the table's state, all retryable.
             Error::Delta { .. } => 2,
             // Export files are encoded from our own plan: what fails there is the upload.
             Error::Export { .. } => 2,
+            Error::InvoiceRender { .. } => 1,
+            // The sample's options are the user's; storing its files is the environment's.
+            Error::Sample(SampleError::Store { .. }) => 2,
+            Error::Sample(_) => 1,
             Error::Engine(e) => engine_exit_code(e),
-            Error::Sample(_) => 2,
-            _ => 1,
         }
     }
+}
+
+/// An error and its causes, one per line (`caused by: …`), as `main` prints them and the run
+/// manifest records them.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    out
 }
 
 fn engine_exit_code(e: &DataFusionError) -> i32 {

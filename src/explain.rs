@@ -8,9 +8,8 @@ use datafusion::prelude::{col, lit};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ingest::Input;
-use crate::storage::Location;
-use crate::{engine, price};
+use crate::job::Job;
+use crate::price;
 
 /// Columns of `sql/rate.sql` that explain a row's pricing, in reading order.
 const FIELDS: &[&str] = &[
@@ -128,17 +127,13 @@ pub async fn explain(
     input: Option<&str>,
     line_item_id: &str,
 ) -> Result<Vec<Explanation>> {
-    let config = crate::load_config(config_path)?;
-    let url = input.or(config.io.input.as_deref()).ok_or(Error::NoInput)?;
-    let location = Location::parse(url, &config.storage)?;
-    let ctx = engine::new_context(&config.engine)?;
-    engine::register(&ctx, &location);
-    price::tables::register(&ctx, &config)?;
-    let discovered = Input::discover(&ctx, &location).await?;
-    let cur = discovered
-        .table(&ctx)?
+    let job = Job::open(crate::load_config(config_path)?, input)?;
+    let cur = job
+        .discover()
+        .await?
+        .table(&job.ctx)?
         .filter(col("identity_line_item_id").eq(lit(line_item_id)))?;
-    let rated = price::rated(&ctx, cur).await?;
+    let rated = price::rated(&job.ctx, cur).await?;
     let batches = rated.select_columns(FIELDS)?.collect().await?;
     let options = FormatOptions::default();
     let mut out = Vec::new();

@@ -10,7 +10,9 @@ pub mod error;
 pub mod explain;
 pub mod ingest;
 pub mod invoice;
+pub mod job;
 pub mod margin;
+pub mod money;
 pub mod period;
 pub mod price;
 pub mod progress;
@@ -21,29 +23,15 @@ pub mod storage;
 pub mod validate;
 pub mod write;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, chain as error_chain};
 
 use std::path::Path;
 
 /// Reads and validates a `billing.toml`.
 pub fn load_config(path: &Path) -> Result<config::Config> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile {
+    let text = std::fs::read_to_string(path).map_err(|error| Error::ConfigFile {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     Ok(config::parse(&text, &path.display().to_string())?)
-}
-
-/// An error and all its causes, one per line, as `main` prints them.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(&format!("\n  caused by: {text}"));
-        }
-        source = s.source();
-    }
-    out
 }

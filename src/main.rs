@@ -117,7 +117,7 @@ async fn dispatch(command: Command) -> Result<()> {
             } else {
                 let mut out = std::io::stdout().lock();
                 for r in &rows {
-                    writeln!(out, "{}", r.narrative())?;
+                    writeln!(out, "{}", r.narrative()).map_err(Error::io("stdout"))?;
                 }
             }
         }
@@ -154,7 +154,7 @@ async fn dispatch(command: Command) -> Result<()> {
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::Io(e.into()))?;
-    writeln!(out)?;
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::io("stdout")(e.into()))?;
+    writeln!(out).map_err(Error::io("stdout"))?;
     Ok(())
 }

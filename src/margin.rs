@@ -1,37 +1,25 @@
-//! The margin report (SPEC §6): per period, group and service, billable against pro forma, and
+//! The margin report: per period, group and service, billable against pro forma, and
 //! what each policy dropped.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::ingest::columns::{MONEY_PRECISION, MONEY_SCALE, money_type};
+use crate::money::{self, money_array, money_type, percent_type};
 use crate::period::Period;
 use crate::price::custom::{CustomCharge, PRODUCT_CODE};
-use crate::price::{AccountRow, treatment};
-
-/// The policies whose dropped amounts get a column each, as `sql/rate.sql` names them.
-pub const DROP_REASONS: &[&str] = &[
-    "credits",
-    "refunds",
-    "private-discounts",
-    "aws-tax",
-    "support",
-    "commitments",
-];
-
-pub const PERCENT_SCALE: u32 = 4;
+use crate::price::{AccountRow, ChargeClass, Treatment};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MarginLine {
     pub billable_cost: Decimal,
     pub proforma_cost: Decimal,
-    pub dropped: BTreeMap<String, Decimal>,
+    pub dropped: BTreeMap<ChargeClass, Decimal>,
 }
 
 impl MarginLine {
@@ -42,8 +30,7 @@ impl MarginLine {
     /// margin / pro forma × 100, to 4 decimals; none without pro forma.
     pub fn margin_percent(&self) -> Option<Decimal> {
         (!self.proforma_cost.is_zero()).then(|| {
-            (self.margin() * Decimal::ONE_HUNDRED / self.proforma_cost)
-                .round_dp_with_strategy(PERCENT_SCALE, RoundingStrategy::MidpointAwayFromZero)
+            money::round_percent(self.margin() * Decimal::ONE_HUNDRED / self.proforma_cost)
         })
     }
 }
@@ -61,13 +48,13 @@ pub fn lines(
             .unwrap_or_else(|| "(none)".to_string());
         let line = out.entry((r.billing_group.clone(), service)).or_default();
         // Margin is measured before tax: AWS's tax is not the reseller's cost of goods.
-        if r.line_item_type != "Tax" {
+        if r.charge_class != Some(ChargeClass::AwsTax) {
             line.billable_cost += r.billable_cost;
         }
-        match r.treatment.as_str() {
-            treatment::RERATE | treatment::PASS => line.proforma_cost += r.proforma_cost,
-            treatment::DROP => {
-                *line.dropped.entry(r.charge_class.clone()).or_default() += r.billable_cost
+        match (r.treatment, r.charge_class) {
+            (Treatment::Rerate | Treatment::Pass, _) => line.proforma_cost += r.proforma_cost,
+            (Treatment::Drop, Some(class)) => {
+                *line.dropped.entry(class).or_default() += r.billable_cost
             }
             _ => {}
         }
@@ -88,15 +75,11 @@ pub fn schema() -> SchemaRef {
         Field::new("billable_cost", money_type(), false),
         Field::new("proforma_cost", money_type(), false),
         Field::new("margin", money_type(), false),
-        Field::new(
-            "margin_percent",
-            DataType::Decimal128(MONEY_PRECISION, PERCENT_SCALE as i8),
-            true,
-        ),
+        Field::new("margin_percent", percent_type(), true),
     ];
-    for reason in DROP_REASONS {
+    for class in ChargeClass::WITH_POLICY {
         fields.push(Field::new(
-            format!("dropped_{}", reason.replace('-', "_")),
+            format!("dropped_{}", class.as_str().replace('-', "_")),
             money_type(),
             false,
         ));
@@ -109,13 +92,7 @@ pub fn batch(
     lines: &BTreeMap<(String, String), MarginLine>,
 ) -> Result<RecordBatch> {
     let money = |f: &dyn Fn(&MarginLine) -> Decimal| -> Result<ArrayRef> {
-        Ok(Arc::new(
-            lines
-                .values()
-                .map(|l| Some(mantissa(f(l), MONEY_SCALE as u32)))
-                .collect::<Decimal128Array>()
-                .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?,
-        ))
+        Ok(Arc::new(money_array(lines.values().map(|l| Some(f(l))))?))
     };
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![period.to_string(); lines.len()])),
@@ -134,27 +111,16 @@ pub fn batch(
         money(&|l| l.billable_cost)?,
         money(&|l| l.proforma_cost)?,
         money(&|l| l.margin())?,
-        Arc::new(
-            lines
-                .values()
-                .map(|l| l.margin_percent().map(|p| mantissa(p, PERCENT_SCALE)))
-                .collect::<Decimal128Array>()
-                .with_precision_and_scale(MONEY_PRECISION, PERCENT_SCALE as i8)?,
-        ),
+        Arc::new(money::decimal_array(
+            lines.values().map(MarginLine::margin_percent),
+            money::PRECISION,
+            money::PERCENT_SCALE,
+        )?),
     ];
-    for reason in DROP_REASONS {
-        columns.push(money(&|l| {
-            l.dropped.get(*reason).copied().unwrap_or_default()
-        })?);
+    for class in ChargeClass::WITH_POLICY {
+        columns.push(money(&|l| l.dropped.get(&class).copied().unwrap_or_default())?);
     }
     Ok(RecordBatch::try_new(schema(), columns)?)
-}
-
-/// The integer mantissa of `d` at `scale` (amounts here already have at most that scale).
-pub fn mantissa(d: Decimal, scale: u32) -> i128 {
-    let mut d = d;
-    d.rescale(scale);
-    d.mantissa()
 }
 
 #[cfg(test)]
@@ -175,8 +141,8 @@ mod tests {
             billing_group: group.into(),
             line_item_type: ty.into(),
             product_code: Some(code.into()),
-            charge_class: class.into(),
-            treatment: treat.into(),
+            charge_class: Some(class.parse().unwrap()),
+            treatment: treat.parse().unwrap(),
             unassigned_account: None,
             defect: None,
             rows: 1,
@@ -209,8 +175,8 @@ mod tests {
             l.margin_percent(),
             Some(Decimal::from_str("1.0526").unwrap())
         );
-        assert_eq!(l.dropped["private-discounts"], Decimal::from(-60));
-        assert_eq!(l.dropped["aws-tax"], Decimal::from(25));
+        assert_eq!(l.dropped[&ChargeClass::PrivateDiscounts], Decimal::from(-60));
+        assert_eq!(l.dropped[&ChargeClass::AwsTax], Decimal::from(25));
         let b = batch(Period::new(2025, 1).unwrap(), &lines).unwrap();
         assert_eq!(b.num_rows(), 1);
     }

@@ -1,4 +1,5 @@
-//! The pipeline's SQL, one statement per file in `sql/`, named after its stage.
+//! The pipeline's SQL, one statement per file in `sql/` named after its stage, and the line
+//! item type table the statements join.
 
 /// The billing group of every (usage account, payer) pair of `cur`.
 pub const ACCOUNT_GROUPS: &str = include_str!("../sql/account_groups.sql");
@@ -14,3 +15,6 @@ pub const ACCOUNTING: &str = include_str!("../sql/accounting.sql");
 
 /// Line items that appear more than once (same id and usage interval) in `cur`.
 pub const DUPLICATES: &str = include_str!("../sql/duplicates.sql");
+
+/// What each line item type is (`price::line_items` parses it; the SQL joins it).
+pub const LINE_ITEM_TYPES: &str = include_str!("../sql/line_item_types.csv");

@@ -140,10 +140,10 @@ impl Location {
             })
     }
 
-    pub fn storage_error(&self, source: object_store::Error) -> Error {
+    pub fn storage_error(&self, error: object_store::Error) -> Error {
         Error::Storage {
             location: self.to_string(),
-            source: Box::new(source),
+            error: Box::new(error),
         }
     }
 }

@@ -7,9 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::ingest::Input;
-use crate::storage::Location;
-use crate::{engine, price};
+use crate::job::Job;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ValidateSummary {
@@ -30,17 +28,15 @@ pub async fn validate(config_path: &Path, input: Option<&str>) -> Result<Validat
         files: 0,
         periods: BTreeMap::new(),
     };
-    let Some(url) = input.or(config.io.input.as_deref()) else {
+    if input.or(config.io.input.as_deref()).is_none() {
         return Ok(summary);
-    };
-    let location = Location::parse(url, &config.storage)?;
-    let ctx = engine::new_context(&config.engine)?;
-    engine::register(&ctx, &location);
-    price::tables::register(&ctx, &config)?;
-    let discovered = Input::discover(&ctx, &location).await?;
-    let periods = discovered.periods(&ctx).await?;
-    config.check_fx(&periods.keys().copied().collect::<Vec<_>>())?;
-    summary.input = Some(location.to_string());
+    }
+    let job = Job::open(config, input)?;
+    let discovered = job.discover().await?;
+    let periods = discovered.periods(&job.ctx).await?;
+    job.config
+        .check_fx(&periods.keys().copied().collect::<Vec<_>>())?;
+    summary.input = Some(job.input.to_string());
     summary.files = discovered.files.len();
     summary.periods = periods
         .into_iter()

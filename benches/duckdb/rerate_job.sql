@@ -6,6 +6,7 @@
 --
 -- Run it with benches/duckdb/run_job.py, or in the duckdb CLI:
 --   SET VARIABLE input = '/path/to/cur'; SET VARIABLE output = '/path/to/out';
+--   SET VARIABLE line_item_types = 'sql/line_item_types.csv';
 --   .read benches/duckdb/rerate_job.sql
 -- `input` is a CUR 2.0 export (<input>/data/BILLING_PERIOD=YYYY-MM/*.parquet); `output` must
 -- exist. Writes <output>/{billable,proforma,margin}/billing_period=P/billing_group=G/*.parquet.
@@ -115,39 +116,31 @@ LEFT JOIN group_orgs go ON go.payer_account_id = c.bill_payer_account_id;
 -- ---------------------------------------------------------------------------------------------
 -- Re-rating (SPEC 5.2, 5.3), as sql/rate.sql: charge class -> policy -> treatment -> rule.
 -- ---------------------------------------------------------------------------------------------
+-- What each line item type is: rerate's own table (sql/line_item_types.csv), read as it is.
+CREATE TEMP TABLE line_item_types AS
+SELECT * FROM read_csv(getvariable('line_item_types'), header = true, all_varchar = true);
+
 CREATE TEMP VIEW rated AS
 WITH classified AS (
     SELECT
         a.*,
+        lt.unowned,
+        lt.shown_as,
+        lt.negation = 'true' AS negation,
         -- The owner of a commitment is the account inside its ARN (arn:aws:svc:region:ACCOUNT:...).
-        CASE
-            WHEN a.line_item_line_item_type IN ('SavingsPlanCoveredUsage', 'SavingsPlanNegation',
-                                                'SavingsPlanRecurringFee', 'SavingsPlanUpfrontFee')
-                THEN NULLIF(split_part(a.savings_plan_savings_plan_a_r_n, ':', 5), '')
-            WHEN a.line_item_line_item_type IN ('DiscountedUsage', 'RIFee')
-                THEN NULLIF(split_part(a.reservation_reservation_a_r_n, ':', 5), '')
+        CASE lt.commitment
+            WHEN 'savings-plan' THEN NULLIF(split_part(a.savings_plan_savings_plan_a_r_n, ':', 5), '')
+            WHEN 'reservation' THEN NULLIF(split_part(a.reservation_reservation_a_r_n, ':', 5), '')
         END AS commitment_owner,
         CASE
-            WHEN a.line_item_line_item_type IN ('Usage', 'Fee')
+            WHEN lt.charge_class IN ('usage', 'fee')
                  AND (a.line_item_product_code LIKE 'AWSSupport%'
                       OR a.line_item_product_code IN ('AWSDeveloperSupport', 'OCBPremiumSupport'))
                 THEN 'support'
-            WHEN a.line_item_line_item_type = 'Usage' THEN 'usage'
-            WHEN a.line_item_line_item_type = 'Fee' THEN 'fee'
-            WHEN a.line_item_line_item_type IN ('DiscountedUsage', 'SavingsPlanCoveredUsage',
-                                                'SavingsPlanNegation', 'SavingsPlanRecurringFee',
-                                                'SavingsPlanUpfrontFee', 'RIFee')
-                THEN 'commitments'
-            WHEN a.line_item_line_item_type = 'Credit' THEN 'credits'
-            WHEN a.line_item_line_item_type = 'Refund' THEN 'refunds'
-            WHEN a.line_item_line_item_type = 'Tax' THEN 'aws-tax'
-            WHEN a.line_item_line_item_type IN ('EdpDiscount', 'PrivateRateDiscount', 'RiVolumeDiscount',
-                                                'SppDiscount', 'DistributorDiscount', 'Discount')
-                THEN 'private-discounts'
-            WHEN a.line_item_line_item_type = 'BundledDiscount' THEN 'bundled-discount'
-            ELSE 'unknown'
+            ELSE COALESCE(lt.charge_class, 'unknown')
         END AS charge_class
     FROM assigned a
+    LEFT JOIN line_item_types lt ON lt.line_item_type = a.line_item_line_item_type
 ),
 treated AS (
     SELECT
@@ -171,10 +164,7 @@ treated AS (
                  AND c.commitment_owner IS NOT NULL
                  AND COALESCE(oa.billing_group, c.organization_group) = c.billing_group
                 THEN 'pass'
-            WHEN c.charge_class = 'commitments'
-                 AND c.line_item_line_item_type IN ('DiscountedUsage', 'SavingsPlanCoveredUsage')
-                THEN 'rerate'
-            WHEN c.charge_class = 'commitments' THEN 'drop'
+            WHEN c.charge_class = 'commitments' THEN c.unowned
             ELSE 'unknown'
         END AS treatment
     FROM classified c
@@ -208,7 +198,11 @@ ruled AS (
         ON r1.pricing_plan = t.pricing_plan
 )
 SELECT
-    * EXCLUDE (organization_group, commitment_owner, matched_rule, factor, from_unblended),
+    * EXCLUDE (organization_group, commitment_owner, matched_rule, factor, from_unblended,
+               unowned, shown_as),
+    -- Re-rated commitment usage shows as the on-demand usage it is charged as.
+    CASE WHEN treatment = 'rerate' THEN COALESCE(shown_as, line_item_line_item_type)
+         ELSE line_item_line_item_type END AS proforma_line_item_type,
     CASE WHEN treatment = 'rerate' THEN matched_rule END AS pricing_rule,
     -- DECIMAL(38,10) x DECIMAL(16,8) is DECIMAL(38,18); the cast rounds half away from zero.
     CASE treatment
@@ -235,6 +229,7 @@ SELECT
     line_item_product_code AS product_code,
     charge_class,
     treatment,
+    negation,
     count(*) AS row_count,
     sum(line_item_unblended_cost) AS billable_cost,
     sum(proforma_cost) AS proforma_cost
@@ -272,7 +267,7 @@ usage_base AS (
      AND acc.treatment IN ('rerate', 'pass')
      AND (a.service_is IS NULL OR COALESCE(acc.product_code, '') = a.service_is)
      AND (a.service_not IS NULL OR COALESCE(acc.product_code, '') <> a.service_not)
-     AND NOT (a.exclude_savings_plan_negation AND acc.line_item_type = 'SavingsPlanNegation')
+     AND NOT (a.exclude_savings_plan_negation AND acc.negation)
     WHERE a.share IS NOT NULL
     GROUP BY ALL
 ),
@@ -314,10 +309,8 @@ TO (getvariable('output') || '/billable')
 COPY (
     SELECT
         COLUMNS(lambda c: NOT regexp_matches(c,
-            '^(line_item_(unblended|net_unblended|blended)_(cost|rate)|line_item_line_item_type|bill_invoice_id|discount.*|reservation_.*|savings_plan_.*|split_line_item_.*_cost|charge_class|treatment|proforma_(cost|rate))$')),
-        -- Re-rated commitment usage is billed like on-demand usage, without its commitment.
-        CASE WHEN charge_class = 'commitments' AND treatment = 'rerate' THEN 'Usage'
-             ELSE line_item_line_item_type END AS line_item_line_item_type,
+            '^(line_item_(unblended|net_unblended|blended)_(cost|rate)|line_item_line_item_type|bill_invoice_id|discount.*|reservation_.*|savings_plan_.*|split_line_item_.*_cost|charge_class|treatment|negation|proforma_(cost|rate|line_item_type))$')),
+        proforma_line_item_type AS line_item_line_item_type,
         proforma_cost AS line_item_unblended_cost,
         proforma_cost AS line_item_net_unblended_cost,
         proforma_cost AS line_item_blended_cost,
@@ -363,7 +356,7 @@ COPY (
     WITH lines AS (
         SELECT
             billing_period, billing_group, COALESCE(product_code, '(none)') AS service,
-            COALESCE(sum(billable_cost) FILTER (line_item_type <> 'Tax'), 0) AS billable_cost,
+            COALESCE(sum(billable_cost) FILTER (charge_class <> 'aws-tax'), 0) AS billable_cost,
             COALESCE(sum(proforma_cost) FILTER (treatment IN ('rerate', 'pass')), 0) AS proforma_cost,
             COALESCE(sum(billable_cost) FILTER (treatment = 'drop' AND charge_class = 'credits'), 0) AS dropped_credits,
             COALESCE(sum(billable_cost) FILTER (treatment = 'drop' AND charge_class = 'refunds'), 0) AS dropped_refunds,

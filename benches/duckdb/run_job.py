@@ -20,6 +20,8 @@ from pathlib import Path
 import duckdb
 
 JOB_SQL = Path(__file__).with_name("rerate_job.sql")
+# rerate's own table of what each line item type is: the job reads it as rerate does.
+LINE_ITEM_TYPES = Path(__file__).resolve().parents[2] / "sql" / "line_item_types.csv"
 
 
 def run_job(input_dir: Path, output_dir: Path) -> None:
@@ -30,6 +32,7 @@ def run_job(input_dir: Path, output_dir: Path) -> None:
         try:
             con.execute("SET VARIABLE input = ?", [str(input_dir.resolve())])
             con.execute("SET VARIABLE output = ?", [str(output_dir.resolve())])
+            con.execute("SET VARIABLE line_item_types = ?", [str(LINE_ITEM_TYPES)])
             con.execute(JOB_SQL.read_text())
         finally:
             con.close()

@@ -388,14 +388,6 @@ impl CustomKind {
         }
     }
 
-    /// `line_item_line_item_type` of the generated pro forma row.
-    pub fn line_item_type(self) -> &'static str {
-        match self {
-            CustomKind::Fee => "Fee",
-            CustomKind::Credit => "Credit",
-        }
-    }
-
     /// +1 for fees, -1 for credits.
     pub fn sign(self) -> Decimal {
         match self {

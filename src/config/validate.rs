@@ -21,7 +21,7 @@ use super::{
     RuleScope, ServiceFilter, StorageSettings, TaxProfile, Transfer, UNASSIGNED, USD, item_path,
     line_col,
 };
-use crate::invoice::money::{minor_units, supported_currencies};
+use crate::money::{self, minor_units, supported_currencies};
 use crate::period::Period;
 
 pub(super) const GROUP: &str = "billing-group";
@@ -32,8 +32,8 @@ pub(super) const TAX: &str = "tax-profile";
 
 /// Rule factors `1 ± p/100` then have at most 8 decimal places: exact in Decimal(16, 8).
 const MAX_PERCENT_PLACES: u32 = 6;
-/// Money is Decimal128 with scale 10 in the engine (SPEC 5.5).
-const MAX_MONEY_PLACES: u32 = 10;
+/// Money has the engine's storage scale.
+const MAX_MONEY_PLACES: u32 = money::SCALE;
 const MAX_GROUP_NAME_LEN: usize = 64;
 const MAX_PAYMENT_TERMS_DAYS: i64 = 365;
 

@@ -8,6 +8,8 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
+use crate::money::money_type;
+
 /// How a column is read and what type it becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -25,13 +27,6 @@ pub enum Kind {
     TextMap,
     /// `map<string,money>` (discount).
     MoneyMap,
-}
-
-pub const MONEY_PRECISION: u8 = 38;
-pub const MONEY_SCALE: i8 = 10;
-
-pub fn money_type() -> DataType {
-    DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE)
 }
 
 pub fn timestamp_type() -> DataType {
@@ -219,7 +214,7 @@ pub const CUR2_COLUMNS: &[(&str, Kind)] = &[
     ("split_line_item_unused_cost", Money),
 ];
 
-/// Columns every input file must have (SPEC §3).
+/// Columns every input file must have (README, Required columns).
 pub const REQUIRED: &[&str] = &[
     "identity_line_item_id",
     "line_item_usage_account_id",

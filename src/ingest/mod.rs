@@ -1,6 +1,7 @@
 //! Finds CUR Parquet files, checks each file's columns, and presents them all as one normalized
 //! CUR 2.0 table (`cur_schema()`), whatever mix of CUR 2.0 and legacy files the input holds.
 
+pub mod checks;
 pub mod columns;
 pub mod string_map;
 
@@ -73,9 +74,9 @@ impl Input {
                         .infer_schema(state, &location.store, std::slice::from_ref(meta))
                         .await
                         .map_err(|e| match e {
-                            DataFusionError::ObjectStore(source) => Error::Storage {
+                            DataFusionError::ObjectStore(error) => Error::Storage {
                                 location: url.clone(),
-                                source,
+                                error,
                             },
                             other => Error::CorruptFile {
                                 file: url.clone(),
@@ -268,6 +269,15 @@ impl Input {
             Some(p) => df.filter(col("billing_period").eq(lit(p.to_string())))?,
             None => df,
         })
+    }
+
+    /// A query over the input failed: when one file's values cannot be read, that file (and
+    /// column) is the problem to report, not the query.
+    pub async fn blame(&self, ctx: &SessionContext, period: Option<Period>, e: Error) -> Error {
+        if !matches!(e, Error::Engine(_) | Error::Delta { .. }) {
+            return e;
+        }
+        self.find_bad_value(ctx, period).await.unwrap_or(e)
     }
 
     /// After a query over the period failed on the data itself (a value that does not cast, an

@@ -1,4 +1,4 @@
-//! Invoices (SPEC §5.5, §6): one per billing group and period, built from the period's pro forma
+//! Invoices: one per billing group and period, built from the period's pro forma
 //! accounting and custom line items (already in memory, no extra scan), converted to the
 //! group's currency and rounded once per line.
 //!
@@ -7,7 +7,6 @@
 //! percentage of the subtotal, and the total is subtotal plus taxes, so the printed numbers
 //! always add up.
 
-pub mod money;
 pub mod render;
 pub mod services;
 pub mod table;
@@ -20,63 +19,13 @@ use serde::{Serialize, Serializer};
 
 use crate::config::{BillingGroup, Config, Party, TaxProfile};
 use crate::error::{Error, Result};
+use crate::money;
 use crate::period::Period;
 use crate::price::custom::{self, CustomCharge};
-use crate::price::{AccountRow, treatment};
-
-/// What an invoice line charges for, in the order the invoice lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChargeKind {
-    /// Usage, and commitment usage re-rated or passed (covered usage, negations).
-    Usage,
-    /// Fees, Savings Plan and Reserved Instance fees.
-    Fees,
-    /// Passed discounts (bundled, and private discounts where the plan passes them).
-    Discounts,
-    Credits,
-    Refunds,
-    /// The reseller's own fees and credits (`[[custom-line-item]]`).
-    CustomLineItems,
-    /// AWS's tax passed through (`aws-tax = "pass"`); customer tax comes from the tax profile.
-    AwsTax,
-}
+pub use crate::price::line_items::ChargeKind;
+use crate::price::AccountRow;
 
 impl ChargeKind {
-    /// The kind of a pro forma line item type.
-    pub fn of_line_item_type(line_item_type: &str) -> ChargeKind {
-        match line_item_type {
-            "Fee" | "RIFee" | "SavingsPlanRecurringFee" | "SavingsPlanUpfrontFee" => {
-                ChargeKind::Fees
-            }
-            "Credit" => ChargeKind::Credits,
-            "Refund" => ChargeKind::Refunds,
-            "Tax" => ChargeKind::AwsTax,
-            "BundledDiscount"
-            | "EdpDiscount"
-            | "PrivateRateDiscount"
-            | "RiVolumeDiscount"
-            | "SppDiscount"
-            | "DistributorDiscount"
-            | "Discount" => ChargeKind::Discounts,
-            // Usage, DiscountedUsage, SavingsPlanCoveredUsage, SavingsPlanNegation.
-            _ => ChargeKind::Usage,
-        }
-    }
-
-    /// `snake_case`, as in the JSON and the `invoice_lines` table.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChargeKind::Usage => "usage",
-            ChargeKind::Fees => "fees",
-            ChargeKind::Discounts => "discounts",
-            ChargeKind::Credits => "credits",
-            ChargeKind::Refunds => "refunds",
-            ChargeKind::CustomLineItems => "custom_line_items",
-            ChargeKind::AwsTax => "aws_tax",
-        }
-    }
-
     /// The section heading on the printed invoice.
     pub fn label(self) -> &'static str {
         match self {
@@ -218,7 +167,7 @@ pub fn build(
         .as_deref()
         .and_then(|t| config.tax_profile(t));
     let amounts = price(
-        &group_charges(group, accounting, charges),
+        &group_charges(group, accounting, charges)?,
         fx_rate,
         currency_units(&group.currency),
         tax,
@@ -271,14 +220,20 @@ pub fn group_charges(
     group: &BillingGroup,
     accounting: &[AccountRow],
     charges: &[CustomCharge],
-) -> Vec<Charge> {
+) -> Result<Vec<Charge>> {
     let mut per_service: BTreeMap<(ChargeKind, String), Decimal> = BTreeMap::new();
     let mut product_names: BTreeMap<&str, &str> = BTreeMap::new();
-    for r in accounting.iter().filter(|r| {
-        r.billing_group == group.name
-            && (r.treatment == treatment::RERATE || r.treatment == treatment::PASS)
-    }) {
-        let kind = ChargeKind::of_line_item_type(&r.line_item_type);
+    for r in accounting
+        .iter()
+        .filter(|r| r.billing_group == group.name && r.treatment.in_proforma())
+    {
+        // The SQL puts only known types in pro forma.
+        let kind = r
+            .line_item_type()
+            .ok_or_else(|| Error::Internal {
+                what: format!("line item type {:?} in pro forma", r.line_item_type),
+            })?
+            .invoice_kind;
         let service = r.product_code.clone().unwrap_or_default();
         if let (Some(code), Some(name)) = (&r.product_code, &r.product_name) {
             product_names.entry(code).or_insert(name);
@@ -321,20 +276,18 @@ pub fn group_charges(
             usd_amount: c.amount,
         });
     out.splice(custom_at..custom_at, custom_lines);
-    out
+    Ok(out)
 }
 
 /// Converts and rounds: each line once, the subtotal as their sum, each tax once on the
-/// subtotal, the total as subtotal plus taxes (SPEC §5.5).
+/// subtotal, the total as subtotal plus taxes.
 pub fn price(
     charges: &[Charge],
     fx_rate: Decimal,
     units: u32,
     tax: Option<&TaxProfile>,
 ) -> Result<Amounts> {
-    let overflow = |what: Decimal| Error::AmountOverflow {
-        value: what.to_string(),
-    };
+    let overflow = |what: Decimal| Error::AmountOverflow(money::Overflow(what.to_string()));
     let mut lines = Vec::with_capacity(charges.len());
     let mut subtotal = money::round_to_minor(Decimal::ZERO, units);
     for c in charges {
@@ -447,7 +400,7 @@ mod tests {
         }
     }
 
-    /// SPEC §9 E6, to the cent.
+    /// Worked example E6, to the cent.
     #[test]
     fn e6_eur_at_0_9210_with_23_percent_vat() {
         let charges = [
@@ -598,8 +551,8 @@ mod tests {
             billing_group: group.into(),
             line_item_type: ty.into(),
             product_code: Some(code.into()),
-            charge_class: "usage".into(),
-            treatment: treat.into(),
+            charge_class: crate::price::line_items::get(ty).map(|t| t.charge_class),
+            treatment: treat.parse().unwrap(),
             unassigned_account: None,
             defect: None,
             rows: 1,
@@ -657,7 +610,7 @@ rules = []
             description: "Managed services".into(),
             amount: d("500"),
         }];
-        let charges = group_charges(group, &accounting, &custom);
+        let charges = group_charges(group, &accounting, &custom).unwrap();
         let got: Vec<(&str, &str, String)> = charges
             .iter()
             .map(|c| {
@@ -712,7 +665,7 @@ rules = []
 
         fn charge(usd_amount: Decimal) -> Charge {
             Charge {
-                kind: ChargeKind::of_line_item_type("Usage"),
+                kind: ChargeKind::Usage,
                 service: "AmazonEC2".into(),
                 service_name: "Amazon EC2".into(),
                 description: "usage".into(),

@@ -1,4 +1,4 @@
-//! Invoice documents: the JSON (SPEC §6 fields, amounts as decimal strings) and the printable
+//! Invoice documents: the JSON (the README's fields, amounts as decimal strings) and the printable
 //! HTML, rendered by minijinja from `templates/invoice.html` with HTML auto-escaping on.
 
 use std::sync::LazyLock;
@@ -7,7 +7,8 @@ use minijinja::{AutoEscape, Environment};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{ChargeKind, Invoice, money, services};
+use super::{ChargeKind, Invoice, services};
+use crate::money;
 use crate::config::{Party, USD};
 
 const TEMPLATE_NAME: &str = "invoice.html";

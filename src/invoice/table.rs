@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Decimal128Array, Int32Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rust_decimal::Decimal;
 
 use super::Invoice;
 use crate::error::Result;
-use crate::ingest::columns::{MONEY_PRECISION, MONEY_SCALE, money_type};
-use crate::margin::mantissa;
+use crate::money::{money_array, money_type};
 
 /// `kind` of tax lines (charge lines carry their [`super::ChargeKind`]).
 pub const TAX_KIND: &str = "tax";
@@ -86,12 +85,7 @@ pub fn batch(invoices: &[Invoice]) -> Result<RecordBatch> {
         Arc::new(rows.iter().map(f).collect::<StringArray>())
     };
     let money = |f: &dyn Fn(&Row) -> Option<Decimal>| -> Result<ArrayRef> {
-        Ok(Arc::new(
-            rows.iter()
-                .map(|r| f(r).map(|d| mantissa(d, MONEY_SCALE as u32)))
-                .collect::<Decimal128Array>()
-                .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?,
-        ))
+        Ok(Arc::new(money_array(rows.iter().map(f))?))
     };
     let columns: Vec<ArrayRef> = vec![
         text(&|r| Some(r.invoice.billing_period.to_string())),

@@ -1,21 +1,22 @@
-//! Custom line items (SPEC §5.4): flat and percentage fees and credits per group and period,
+//! Custom line items: flat and percentage fees and credits per group and period,
 //! computed from the period's pro forma accounting and appended to pro forma as CUR rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Decimal128Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
     new_null_array,
 };
 use arrow::datatypes::SchemaRef;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{AccountRow, treatment};
-use crate::config::{Config, CustomAmount, CustomLineItem, Members};
+use super::line_items::{self, ChargeClass};
+use super::AccountRow;
+use crate::config::{Config, CustomAmount, CustomKind, CustomLineItem, Members};
 use crate::error::Result;
-use crate::ingest::columns::{MONEY_PRECISION, MONEY_SCALE};
+use crate::money;
 use crate::period::Period;
 
 /// Product code of custom line item rows in pro forma.
@@ -63,9 +64,7 @@ pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Ve
                     let usage: Decimal = accounting
                         .iter()
                         .filter(|r| r.billing_group == item.billing_group)
-                        .filter(|r| {
-                            r.treatment == treatment::RERATE || r.treatment == treatment::PASS
-                        })
+                        .filter(|r| r.treatment.in_proforma())
                         .filter(|r| {
                             service
                                 .as_ref()
@@ -73,7 +72,7 @@ pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Ve
                         })
                         .filter(|r| {
                             !(*exclude_savings_plan_negation
-                                && r.line_item_type == "SavingsPlanNegation")
+                                && r.line_item_type().is_some_and(|t| t.negation))
                         })
                         .map(|r| r.proforma_cost)
                         .sum();
@@ -84,23 +83,28 @@ pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Ve
                         .sum();
                     let raw = (usage + included) * percent / Decimal::ONE_HUNDRED;
                     // Stored at the money scale; invoices round once more, to the currency.
-                    item.kind.sign()
-                        * raw.round_dp_with_strategy(
-                            MONEY_SCALE as u32,
-                            RoundingStrategy::MidpointAwayFromZero,
-                        )
+                    item.kind.sign() * money::round_storage(raw)
                 }
             };
             CustomCharge {
                 name: item.name.clone(),
                 billing_group: item.billing_group.clone(),
                 account_id: item.account_id.clone(),
-                line_item_type: item.kind.line_item_type(),
+                line_item_type: line_item_type(item.kind),
                 description: item.description.clone(),
                 amount,
             }
         })
         .collect()
+}
+
+/// The CUR line item type a custom line item is written as: a fee as a `Fee`, a credit as a
+/// `Credit`, as the line item type table names them.
+fn line_item_type(kind: CustomKind) -> &'static str {
+    line_items::plain_type_of(match kind {
+        CustomKind::Fee => ChargeClass::Fee,
+        CustomKind::Credit => ChargeClass::Credits,
+    })
 }
 
 /// The charges as pro forma rows (`schema` is the pro forma table's).
@@ -129,17 +133,7 @@ pub fn rows(
     let at = |t: i64| -> ArrayRef {
         Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC"))
     };
-    let money: ArrayRef = Arc::new(
-        charges
-            .iter()
-            .map(|c| {
-                let mut a = c.amount;
-                a.rescale(MONEY_SCALE as u32);
-                Some(a.mantissa())
-            })
-            .collect::<Decimal128Array>()
-            .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?,
-    );
+    let money: ArrayRef = Arc::new(money::money_array(charges.iter().map(|c| Some(c.amount)))?);
     let payer = |c: &CustomCharge| {
         config
             .group(&c.billing_group)

@@ -2,19 +2,24 @@
 //! custom line items.
 
 pub mod custom;
+pub mod line_items;
 pub mod tables;
+
+use std::str::FromStr;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Decimal128Type, Int64Type};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::when;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+pub use self::line_items::{ChargeClass, LineItemType};
+pub use crate::ingest::checks::Defect;
+use crate::ingest::checks::Unbillable;
 use crate::error::{Error, Result};
 use crate::ingest::columns::{CUR2_COLUMNS, Kind};
-use crate::sql;
+use crate::{money, sql};
 
 /// Every row of `cur` assigned, classified and priced. Registers the views `cur`,
 /// `account_groups` (`sql/account_groups.sql`), `assigned` (`sql/assign.sql`) and `rated`
@@ -35,12 +40,33 @@ fn replace_view(ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
 }
 
 /// How a row is treated in pro forma (column `treatment` of `sql/rate.sql`).
-pub mod treatment {
-    pub const RERATE: &str = "rerate";
-    pub const PASS: &str = "pass";
-    pub const DROP: &str = "drop";
-    pub const UNASSIGNED: &str = "unassigned";
-    pub const UNKNOWN: &str = "unknown";
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::EnumString, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Treatment {
+    /// Priced by the plan's rules.
+    Rerate,
+    /// At its billable value.
+    Pass,
+    /// Billable only.
+    Drop,
+    /// In no billing group: billable only, as `_unassigned`.
+    Unassigned,
+    /// A line item type rerate does not know: the period stops.
+    Unknown,
+}
+
+impl Treatment {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Whether the row is in pro forma (and so on invoices and exports).
+    pub fn in_proforma(self) -> bool {
+        matches!(self, Treatment::Rerate | Treatment::Pass)
+    }
 }
 
 /// One line of the period's accounting (see `sql/accounting.sql`).
@@ -49,16 +75,39 @@ pub struct AccountRow {
     pub billing_group: String,
     pub line_item_type: String,
     pub product_code: Option<String>,
-    pub charge_class: String,
-    pub treatment: String,
+    /// None for a line item type rerate does not know (then `treatment` is `Unknown`).
+    pub charge_class: Option<ChargeClass>,
+    pub treatment: Treatment,
     pub unassigned_account: Option<String>,
-    /// Why these rows cannot be billed at all (`null:<column>`, `currency:<code>`), if so.
-    pub defect: Option<String>,
+    pub defect: Option<Defect>,
     pub rows: u64,
     pub billable_cost: Decimal,
     pub proforma_cost: Decimal,
     /// `product['product_name']` of the rows, if any (readable names on invoices).
     pub product_name: Option<String>,
+}
+
+impl AccountRow {
+    /// The row's type in the line item type table (known for every row in pro forma).
+    pub fn line_item_type(&self) -> Option<&'static LineItemType> {
+        line_items::get(&self.line_item_type)
+    }
+}
+
+/// The first rows of the accounting no plan can bill, and how many rows are like them: an
+/// unknown line item type first, then a defect.
+pub fn unbillable(accounting: &[AccountRow]) -> Option<(Unbillable, u64)> {
+    if let Some(r) = accounting.iter().find(|r| r.treatment == Treatment::Unknown) {
+        let kind = (!r.line_item_type.is_empty()).then(|| r.line_item_type.clone());
+        return Some((Unbillable::UnknownType(kind), r.rows));
+    }
+    let defect = accounting.iter().find_map(|r| r.defect.as_ref())?;
+    let rows = accounting
+        .iter()
+        .filter(|r| r.defect.as_ref() == Some(defect))
+        .map(|r| r.rows)
+        .sum();
+    Some((Unbillable::Defect(defect.clone()), rows))
 }
 
 /// Runs `sql/accounting.sql` over `rated`: where every row went, with amounts.
@@ -81,19 +130,39 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
         a.is_valid(row).then(|| a.value(row).to_string())
     };
     let money = |name: &str, row: usize| -> Result<Decimal> {
-        Ok(decimal_at(column(name).as_primitive::<Decimal128Type>(), row)?.unwrap_or_default())
+        Ok(money::decimal_at(column(name).as_primitive::<Decimal128Type>(), row)?.unwrap_or_default())
     };
+    // What crosses from SQL to Rust as text becomes an enum here, once; a value the SQL
+    // produces that Rust does not know is a bug to report, never a default.
+    fn parse<T: FromStr>(column: &str, value: Option<String>) -> Result<Option<T>> {
+        value
+            .map(|v| {
+                v.parse().map_err(|_| Error::Internal {
+                    what: format!("sql/accounting.sql gave {column} {v:?}"),
+                })
+            })
+            .transpose()
+    }
     let counts = column("row_count").as_primitive::<Int64Type>();
     (0..b.num_rows())
         .map(|r| {
+            let defect = match (text("missing_column", r), text("other_currency", r)) {
+                (Some(column), _) => Some(Defect::Missing { column }),
+                (None, Some(code)) => Some(Defect::Currency { code }),
+                (None, None) => None,
+            };
             Ok(AccountRow {
                 billing_group: text("billing_group", r).unwrap_or_default(),
                 line_item_type: text("line_item_type", r).unwrap_or_default(),
                 product_code: text("product_code", r),
-                charge_class: text("charge_class", r).unwrap_or_default(),
-                treatment: text("treatment", r).unwrap_or_default(),
+                charge_class: parse("charge_class", text("charge_class", r))?,
+                treatment: parse("treatment", text("treatment", r))?.ok_or_else(|| {
+                    Error::Internal {
+                        what: "sql/accounting.sql gave a row without a treatment".into(),
+                    }
+                })?,
                 unassigned_account: text("unassigned_account", r),
-                defect: text("defect", r),
+                defect,
                 rows: counts.value(r) as u64,
                 billable_cost: money("billable_cost", r)?,
                 proforma_cost: money("proforma_cost", r)?,
@@ -101,21 +170,6 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
             })
         })
         .collect()
-}
-
-/// An Arrow decimal as `rust_decimal`, exactly; amounts beyond its 96 bits are an error.
-pub fn decimal_at(
-    a: &arrow::array::PrimitiveArray<Decimal128Type>,
-    row: usize,
-) -> Result<Option<Decimal>> {
-    if a.is_null(row) {
-        return Ok(None);
-    }
-    Decimal::try_from_i128_with_scale(a.value(row), a.scale() as u32)
-        .map(Some)
-        .map_err(|_| Error::AmountOverflow {
-            value: a.value_as_string(row),
-        })
 }
 
 /// The billable table: every input row, CUR 2.0 columns as read, plus its billing group. Reads
@@ -129,7 +183,7 @@ pub async fn billable(ctx: &SessionContext) -> Result<DataFrame> {
 /// The pro forma table: re-rated and passed rows, with every cost and rate column carrying the
 /// pro forma value and every column that could reveal billable prices or discounts emptied.
 pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
-    let passed = || col("treatment").eq(lit(treatment::PASS));
+    let passed = || col("treatment").eq(lit(Treatment::Pass.as_str()));
     let mut exprs = Vec::with_capacity(CUR2_COLUMNS.len() + 4);
     for &(name, kind) in CUR2_COLUMNS {
         let null = Expr::Literal(ScalarValue::try_from(&kind.data_type())?, None);
@@ -145,13 +199,7 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
             | "discount_bundled_discount"
             | "discount_total_discount" => null,
             // Re-rated commitment usage is billed like on-demand usage, without its commitment.
-            "line_item_line_item_type" => when(
-                col("charge_class")
-                    .eq(lit("commitments"))
-                    .and(col("treatment").eq(lit(treatment::RERATE))),
-                lit("Usage"),
-            )
-            .otherwise(col(name))?,
+            "line_item_line_item_type" => col("proforma_line_item_type"),
             _ if name.starts_with("reservation_") || name.starts_with("savings_plan_") => {
                 when(passed(), col(name)).otherwise(null)?
             }
@@ -166,6 +214,9 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
         col("pricing_plan"),
         col("pricing_rule"),
     ]);
-    let shown = col("treatment").in_list(vec![lit(treatment::RERATE), lit(treatment::PASS)], false);
+    let shown = col("treatment").in_list(
+        vec![lit(Treatment::Rerate.as_str()), lit(Treatment::Pass.as_str())],
+        false,
+    );
     Ok(rated.filter(shown)?.select(exprs)?)
 }

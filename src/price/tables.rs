@@ -3,20 +3,17 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
-use rust_decimal::Decimal;
 
 use crate::config::{Config, Members, PricingRule, RuleScope};
 use crate::error::Result;
+use crate::money;
 
-/// Factors are exact: percentages have at most 6 decimals, so `1 ± p/100` fits 8.
-pub const FACTOR_PRECISION: u8 = 16;
-pub const FACTOR_SCALE: u32 = 8;
-
-/// Registers `group_accounts`, `group_orgs`, `groups` and `rules`.
+/// Registers `line_item_types`, `group_accounts`, `group_orgs`, `groups` and `rules`.
 pub fn register(ctx: &SessionContext, config: &Config) -> Result<()> {
+    super::line_items::register(ctx)?;
     let mut accounts = (Vec::new(), Vec::new());
     let mut orgs = (Vec::new(), Vec::new());
     for g in &config.groups {
@@ -112,10 +109,11 @@ fn rules_batch(config: &Config) -> Result<RecordBatch> {
     let text = |f: fn(&PricingRule) -> Option<&str>| -> ArrayRef {
         Arc::new(rules.iter().map(|r| f(r)).collect::<StringArray>())
     };
-    let factors = rules
-        .iter()
-        .map(|r| Some(factor_mantissa(r.factor())))
-        .collect::<Decimal128Array>();
+    let factors = money::decimal_array(
+        rules.iter().map(|r| Some(r.factor())),
+        money::FACTOR_PRECISION,
+        money::FACTOR_SCALE,
+    )?;
     let schema = Schema::new(vec![
         Field::new("pricing_plan", DataType::Utf8, false),
         Field::new("rule_name", DataType::Utf8, false),
@@ -124,11 +122,7 @@ fn rules_batch(config: &Config) -> Result<RecordBatch> {
         Field::new("billing_entity", DataType::Utf8, true),
         Field::new("usage_type", DataType::Utf8, true),
         Field::new("operation", DataType::Utf8, true),
-        Field::new(
-            "factor",
-            DataType::Decimal128(FACTOR_PRECISION, FACTOR_SCALE as i8),
-            false,
-        ),
+        Field::new("factor", money::factor_type(), false),
     ]);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(plan)),
@@ -150,20 +144,9 @@ fn rules_batch(config: &Config) -> Result<RecordBatch> {
             RuleScope::Sku { operation, .. } => operation.as_deref(),
             _ => None,
         }),
-        Arc::new(factors.with_precision_and_scale(FACTOR_PRECISION, FACTOR_SCALE as i8)?),
+        Arc::new(factors),
     ];
     Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
-}
-
-/// `factor` at scale 8, exactly (validation keeps percentages to 6 decimals).
-fn factor_mantissa(factor: Decimal) -> i128 {
-    let mut f = factor;
-    f.rescale(FACTOR_SCALE);
-    debug_assert_eq!(
-        f, factor,
-        "factor {factor} has more than {FACTOR_SCALE} decimals"
-    );
-    f.mantissa()
 }
 
 fn register_strings(
@@ -184,15 +167,4 @@ fn register_strings(
         .collect();
     ctx.register_batch(table, RecordBatch::try_new(Arc::new(schema), arrays)?)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn factors_are_exact_at_scale_8() {
-        assert_eq!(factor_mantissa(Decimal::new(95, 2)), 95_000_000);
-        assert_eq!(factor_mantissa(Decimal::new(1_072_500, 6)), 107_250_000);
-    }
 }

@@ -41,16 +41,16 @@ pub async fn replace_period(
     period: Period,
 ) -> Result<TableCommit> {
     let location = output.child(&[name]);
-    let delta_err = |source: DeltaTableError| Error::Delta {
+    let delta_err = |error: DeltaTableError| Error::Delta {
         table: location.to_string(),
-        source: Box::new(source),
+        error: Box::new(error),
     };
     if location.is_local() {
         let dir = location
             .url()
             .to_file_path()
             .expect("local locations are file URLs");
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir).map_err(Error::io(dir.display()))?;
     }
     let mut table = open(&location).map_err(delta_err)?;
     let exists = has_log(&location).await?;

@@ -111,9 +111,9 @@ pub async fn write_period(
     write_id: &str,
 ) -> Result<Vec<GroupExport>> {
     let location = output.child(&["proforma"]);
-    let delta_err = |source| Error::Delta {
+    let delta_err = |error| Error::Delta {
         table: location.to_string(),
-        source: Box::new(source),
+        error: Box::new(error),
     };
     let mut table = delta::open(&location).map_err(delta_err)?;
     table
@@ -267,10 +267,10 @@ async fn finish(output: &Location, w: AsyncArrowWriter<BufWriter>, path: &Path) 
     head_size(output, path).await
 }
 
-fn export_error(output: &Location, path: &Path, source: parquet::errors::ParquetError) -> Error {
+fn export_error(output: &Location, path: &Path, error: parquet::errors::ParquetError) -> Error {
     Error::Export {
         location: output.url_of(path).to_string(),
-        source: Box::new(source),
+        error: Box::new(error),
     }
 }
 

@@ -37,9 +37,9 @@ pub async fn write_period(
     let dir = output.child(&["invoices", &format!("billing_period={period}")]);
     let mut documents = Vec::with_capacity(invoices.len());
     for inv in invoices {
-        let html = render::html(inv).map_err(|source| Error::InvoiceRender {
+        let html = render::html(inv).map_err(|error| Error::InvoiceRender {
             number: inv.number.clone(),
-            source: Box::new(source),
+            error: Box::new(error),
         })?;
         documents.push((inv, render::json(inv), html.into_bytes()));
     }

@@ -1,16 +1,206 @@
-//! `runs/<run-id>.json`: what a run read, how it was configured, where every row went, the
-//! control totals and the commits it made, for audit.
+//! The run manifest, `runs/<run-id>.json` (also what `rerate run --json` prints): what a run
+//! read, how it was configured, where every row went, the control totals and what each stage
+//! wrote, for audit. Built from the stages' own results.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
+use rust_decimal::Decimal;
+use serde::Serialize;
 
+use crate::config::UNASSIGNED;
 use crate::error::Result;
-use crate::run::RunSummary;
+use crate::ingest::InputFile;
+use crate::period::Period;
+use crate::price::custom::CustomCharge;
+use crate::price::{AccountRow, Treatment};
 use crate::storage::Location;
+use crate::write::delta::TableCommit;
+use crate::write::exports::GroupExport;
+use crate::write::invoices::InvoiceRef;
 
-pub async fn write(output: &Location, summary: &RunSummary) -> Result<()> {
+/// The run manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunManifest {
+    pub run_id: String,
+    pub version: &'static str,
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: u128,
+    pub config: ConfigRef,
+    pub input: InputRef,
+    pub output: String,
+    pub periods: Vec<PeriodSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigRef {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputRef {
+    pub url: String,
+    pub files: Vec<InputFile>,
+}
+
+/// One period: where every input row went, control totals, and what was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodSummary {
+    pub period: Period,
+    pub input_rows: u64,
+    /// Σ line_item_unblended_cost of the input (USD).
+    pub input_cost: Decimal,
+    pub groups: Vec<GroupSummary>,
+    pub unassigned: Unassigned,
+    pub custom_line_items: Vec<CustomCharge>,
+    pub control: ControlTotals,
+    pub tables: Vec<TableCommit>,
+    /// One invoice per configured group (`invoices/billing_period=YYYY-MM/`).
+    pub invoices: Vec<InvoiceRef>,
+    /// One pro forma CUR export per configured group (`exports/<group>/`).
+    pub exports: Vec<GroupExport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupSummary {
+    pub billing_group: String,
+    pub rows: u64,
+    pub billable_cost: Decimal,
+    pub proforma_cost: Decimal,
+    /// rows and billable amount per treatment and charge class, e.g. `drop:credits`.
+    pub by_reason: BTreeMap<String, Tally>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tally {
+    pub rows: u64,
+    pub billable_cost: Decimal,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Unassigned {
+    pub rows: u64,
+    pub billable_cost: Decimal,
+    pub accounts: Vec<String>,
+}
+
+impl Unassigned {
+    /// The rows of the accounting that belong to no group, and their accounts.
+    pub fn of(accounting: &[AccountRow]) -> Unassigned {
+        let mut u = Unassigned::default();
+        for r in accounting.iter().filter(|r| r.billing_group == UNASSIGNED) {
+            u.rows += r.rows;
+            u.billable_cost += r.billable_cost;
+            if let Some(a) = &r.unassigned_account
+                && !u.accounts.contains(a)
+            {
+                u.accounts.push(a.clone());
+            }
+        }
+        u.accounts.sort();
+        u
+    }
+}
+
+/// The identities a finance team checks: nothing lost, nothing unexplained.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ControlTotals {
+    pub billable_rows_written: u64,
+    pub billable_total: Decimal,
+    pub proforma_rows_written: u64,
+    pub rerated_total: Decimal,
+    pub passed_total: Decimal,
+    pub custom_total: Decimal,
+    /// rerated + passed + custom.
+    pub proforma_total: Decimal,
+    pub dropped_total: Decimal,
+}
+
+/// What one period's stages wrote.
+pub struct Written {
+    pub billable: TableCommit,
+    pub proforma: TableCommit,
+    pub margin: TableCommit,
+    pub invoice_lines: TableCommit,
+    pub invoices: Vec<InvoiceRef>,
+    pub exports: Vec<GroupExport>,
+}
+
+impl PeriodSummary {
+    /// The period's summary from its accounting, custom line items and what was written.
+    pub fn new(
+        period: Period,
+        accounting: &[AccountRow],
+        custom_line_items: Vec<CustomCharge>,
+        written: Written,
+    ) -> PeriodSummary {
+        let mut groups: BTreeMap<&str, GroupSummary> = BTreeMap::new();
+        let mut control = ControlTotals::default();
+        for r in accounting {
+            let g = groups
+                .entry(&r.billing_group)
+                .or_insert_with(|| GroupSummary {
+                    billing_group: r.billing_group.clone(),
+                    ..Default::default()
+                });
+            g.rows += r.rows;
+            g.billable_cost += r.billable_cost;
+            g.proforma_cost += r.proforma_cost;
+            let class = r.charge_class.map_or("unknown", |c| c.as_str());
+            let tally = g
+                .by_reason
+                .entry(format!("{}:{class}", r.treatment.as_str()))
+                .or_default();
+            tally.rows += r.rows;
+            tally.billable_cost += r.billable_cost;
+            control.billable_total += r.billable_cost;
+            match r.treatment {
+                Treatment::Rerate => control.rerated_total += r.proforma_cost,
+                Treatment::Pass => control.passed_total += r.proforma_cost,
+                Treatment::Drop => control.dropped_total += r.billable_cost,
+                Treatment::Unassigned | Treatment::Unknown => {}
+            }
+        }
+        for c in &custom_line_items {
+            control.custom_total += c.amount;
+            if let Some(g) = groups.get_mut(c.billing_group.as_str()) {
+                g.proforma_cost += c.amount;
+            }
+        }
+        control.proforma_total =
+            control.rerated_total + control.passed_total + control.custom_total;
+        control.billable_rows_written = written.billable.rows;
+        control.proforma_rows_written = written.proforma.rows;
+        PeriodSummary {
+            period,
+            input_rows: accounting.iter().map(|r| r.rows).sum(),
+            input_cost: control.billable_total,
+            groups: groups.into_values().collect(),
+            unassigned: Unassigned::of(accounting),
+            custom_line_items,
+            control,
+            tables: vec![
+                written.billable,
+                written.proforma,
+                written.margin,
+                written.invoice_lines,
+            ],
+            invoices: written.invoices,
+            exports: written.exports,
+        }
+    }
+}
+
+/// Writes `runs/<run-id>.json` under `output`.
+pub async fn write(output: &Location, manifest: &RunManifest) -> Result<()> {
     let runs = output.child(&["runs"]);
-    let path = runs.prefix.clone().join(format!("{}.json", summary.run_id));
-    let body = serde_json::to_vec_pretty(summary).expect("the summary serializes");
+    let path = runs.prefix.clone().join(format!("{}.json", manifest.run_id));
+    let body = serde_json::to_vec_pretty(manifest).expect("the manifest serializes");
     output
         .store
         .put(&path, body.into())

@@ -13,7 +13,7 @@ use datafusion::common::DFSchema;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use rerate::invoice::money;
+use rerate::money;
 use rerate::sample::{SampleOptions, write_sample};
 use rust_decimal::Decimal;
 
@@ -27,7 +27,7 @@ async fn sample_run() -> (tempfile::TempDir, datafusion::prelude::SessionContext
 async fn sample_run_with_summary() -> (
     tempfile::TempDir,
     datafusion::prelude::SessionContext,
-    rerate::run::RunSummary,
+    rerate::write::manifest::RunManifest,
 ) {
     let tmp = tempfile::tempdir().unwrap();
     let cur = tmp.path().join("cur");

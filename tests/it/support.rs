@@ -9,7 +9,8 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::cast;
 use datafusion::prelude::{CsvReadOptions, SessionContext, col};
 use rerate::ingest::columns::{Kind, kind_of, timestamp_type};
-use rerate::run::{RunOptions, RunSummary};
+use rerate::run::RunOptions;
+use rerate::write::manifest::RunManifest;
 use rerate::storage::Location;
 
 /// Writes `csv` (a header of CUR 2.0 column names) as CUR Parquet with AWS's physical types:
@@ -55,7 +56,7 @@ pub async fn csv_to_cur_parquet(csv: &Path, out_file: &Path) {
     .unwrap();
 }
 
-pub async fn run(config: &Path, input: &Path, output: &Path) -> rerate::Result<RunSummary> {
+pub async fn run(config: &Path, input: &Path, output: &Path) -> rerate::Result<RunManifest> {
     run_with(config, input, output, false).await
 }
 
@@ -64,7 +65,7 @@ pub async fn run_with(
     input: &Path,
     output: &Path,
     strict: bool,
-) -> rerate::Result<RunSummary> {
+) -> rerate::Result<RunManifest> {
     let opts = RunOptions {
         config: config.to_path_buf(),
         input: Some(input.display().to_string()),

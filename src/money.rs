@@ -1,7 +1,94 @@
-//! Invoice money: the currencies rerate invoices in (ISO 4217 minor units), the one rounding of
-//! SPEC §5.5, and how amounts are printed.
+//! Money, the one place it is defined: the engine's decimal types and their Arrow conversions
+//! both ways, the named roundings (storage scale, percent, currency minor unit), and the
+//! currencies rerate invoices in. No float ever holds money.
 
+use arrow::array::{Array, Decimal128Array, PrimitiveArray};
+use arrow::datatypes::{DataType, Decimal128Type};
+use arrow::error::ArrowError;
 use rust_decimal::{Decimal, RoundingStrategy};
+
+/// Money in the engine: `Decimal128(38, 10)` from the moment it is read (CUR doubles are
+/// converted once, half away from zero at the 10th decimal).
+pub(crate) const PRECISION: u8 = 38;
+pub(crate) const SCALE: u32 = 10;
+
+/// Rule factors `1 ± p/100`: percentages have at most 6 decimals, so a factor fits 8 exactly.
+pub(crate) const FACTOR_PRECISION: u8 = 16;
+pub(crate) const FACTOR_SCALE: u32 = 8;
+
+/// Percentages reported (margin percent): 4 decimals.
+pub(crate) const PERCENT_SCALE: u32 = 4;
+
+/// The Arrow type of money and rates.
+pub fn money_type() -> DataType {
+    DataType::Decimal128(PRECISION, SCALE as i8)
+}
+
+/// The Arrow type of a rule factor.
+pub(crate) fn factor_type() -> DataType {
+    DataType::Decimal128(FACTOR_PRECISION, FACTOR_SCALE as i8)
+}
+
+/// The Arrow type of a reported percentage.
+pub(crate) fn percent_type() -> DataType {
+    DataType::Decimal128(PRECISION, PERCENT_SCALE as i8)
+}
+
+/// An amount too large to account exactly in `rust_decimal` (its 96 bits, 28 digits).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("amount {0} is too large to account exactly (more than 28 significant digits)")]
+pub struct Overflow(pub String);
+
+/// An Arrow decimal as `rust_decimal`, exactly; amounts beyond its 96 bits are an error.
+pub(crate) fn decimal_at(
+    a: &PrimitiveArray<Decimal128Type>,
+    row: usize,
+) -> Result<Option<Decimal>, Overflow> {
+    if a.is_null(row) {
+        return Ok(None);
+    }
+    Decimal::try_from_i128_with_scale(a.value(row), a.scale() as u32)
+        .map(Some)
+        .map_err(|_| Overflow(a.value_as_string(row)))
+}
+
+/// Decimals as an Arrow column of `Decimal128(precision, scale)`. Every value must already
+/// carry at most `scale` decimals (rounded where the spec says): this never rounds.
+pub(crate) fn decimal_array(
+    values: impl IntoIterator<Item = Option<Decimal>>,
+    precision: u8,
+    scale: u32,
+) -> Result<Decimal128Array, ArrowError> {
+    let mantissas = values.into_iter().map(|v| {
+        v.map(|d| {
+            let mut at_scale = d;
+            at_scale.rescale(scale);
+            debug_assert_eq!(at_scale, d, "{d} has more than {scale} decimals");
+            at_scale.mantissa()
+        })
+    });
+    mantissas
+        .collect::<Decimal128Array>()
+        .with_precision_and_scale(precision, scale as i8)
+}
+
+/// Money as an Arrow column of [`money_type`].
+pub(crate) fn money_array(
+    values: impl IntoIterator<Item = Option<Decimal>>,
+) -> Result<Decimal128Array, ArrowError> {
+    decimal_array(values, PRECISION, SCALE)
+}
+
+/// Rounds to the storage scale, half away from zero: what a computed amount (a percentage of a
+/// base) is stored at. Invoices round once more, to the currency.
+pub(crate) fn round_storage(amount: Decimal) -> Decimal {
+    amount.round_dp_with_strategy(SCALE, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Rounds a reported percentage to [`PERCENT_SCALE`], half away from zero.
+pub(crate) fn round_percent(percent: Decimal) -> Decimal {
+    percent.round_dp_with_strategy(PERCENT_SCALE, RoundingStrategy::MidpointAwayFromZero)
+}
 
 /// ISO 4217 codes rerate can invoice in, with their minor units (decimal places).
 const MINOR_UNITS: &[(&str, u32)] = &[
@@ -46,7 +133,7 @@ pub fn supported_currencies() -> impl Iterator<Item = &'static str> {
     MINOR_UNITS.iter().map(|(code, _)| *code)
 }
 
-/// The one rounding of invoice money: half away from zero to `units` decimal places, and
+/// The one rounding of invoice money (README, Invoices): half away from zero to `units` decimal places, and
 /// always carrying exactly that scale, so `"874.95"` and `"1235"` print as the currency does.
 pub fn round_to_minor(amount: Decimal, units: u32) -> Decimal {
     let mut rounded = amount.round_dp_with_strategy(units, RoundingStrategy::MidpointAwayFromZero);
@@ -86,6 +173,27 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn arrow_decimals_round_trip_exactly() {
+        let factors = [Some(d("0.95")), Some(d("1.0725")), None];
+        let a = decimal_array(factors, FACTOR_PRECISION, FACTOR_SCALE).unwrap();
+        assert_eq!(a.data_type(), &factor_type());
+        assert_eq!(a.value(0), 95_000_000);
+        assert_eq!(a.value(1), 107_250_000);
+        for (row, expected) in factors.iter().enumerate() {
+            assert_eq!(decimal_at(&a, row).unwrap(), *expected);
+        }
+        let m = money_array([Some(d("-0.0000000001"))]).unwrap();
+        assert_eq!((m.data_type(), m.value(0)), (&money_type(), -1));
+    }
+
+    #[test]
+    fn named_roundings_are_half_away_from_zero() {
+        assert_eq!(round_storage(d("0.00000000005")), d("0.0000000001"));
+        assert_eq!(round_storage(d("-0.00000000005")), d("-0.0000000001"));
+        assert_eq!(round_percent(d("1.05265")), d("1.0527"));
     }
 
     #[test]
