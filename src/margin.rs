@@ -7,7 +7,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rust_decimal::Decimal;
-use serde::Serialize;
 
 use crate::error::Result;
 use crate::money::{self, money_array, money_type, percent_type};
@@ -15,7 +14,7 @@ use crate::period::Period;
 use crate::price::custom::{CustomCharge, PRODUCT_CODE};
 use crate::price::{AccountRow, ChargeClass, Treatment};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MarginLine {
     pub billable_cost: Decimal,
     pub proforma_cost: Decimal,

@@ -3,7 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, NaiveDate, NaiveTime};
+
+fn midnight_micros(day: NaiveDate) -> i64 {
+    day.and_time(NaiveTime::MIN).and_utc().timestamp_micros()
+}
 
 /// One calendar month of billing, written `YYYY-MM` everywhere (paths, partitions, config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +63,16 @@ impl Period {
     /// First day of the following period (the exclusive end of this one).
     pub fn end_exclusive(self) -> NaiveDate {
         self.next().first_day()
+    }
+
+    /// The period's first instant, in UTC microseconds (the engine's timestamps).
+    pub fn start_micros(self) -> i64 {
+        midnight_micros(self.first_day())
+    }
+
+    /// The first instant after the period, in UTC microseconds.
+    pub fn end_micros(self) -> i64 {
+        midnight_micros(self.end_exclusive())
     }
 
     /// `YYYYMM`, as used in invoice numbers.

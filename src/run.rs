@@ -197,11 +197,13 @@ async fn period(&self, period: Period) -> Result<PeriodSummary> {
     let invoices = invoice::build_all(config, period, &accounting, &charges)?;
 
     // 4. the tables
-    let billable = progress.stage(
-        &format!("{period}: writing billable"),
-        delta::replace_period(ctx, output, "billable", price::billable(ctx).await?, period),
-    );
-    let billable = match billable.await {
+    let billable = progress
+        .stage(
+            &format!("{period}: writing billable"),
+            delta::replace_period(ctx, output, "billable", price::billable(ctx).await?, period),
+        )
+        .await;
+    let billable = match billable {
         Ok(commit) => commit,
         Err(e) => return Err(blame(e).await),
     };

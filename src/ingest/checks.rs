@@ -7,7 +7,6 @@ use arrow::array::AsArray;
 use arrow::datatypes::{DataType, Int64Type};
 use datafusion::logical_expr::cast;
 use datafusion::prelude::{Expr, SessionContext, col, lit};
-use serde::Serialize;
 
 use super::Input;
 use crate::error::{Error, Result};
@@ -15,7 +14,7 @@ use crate::period::Period;
 
 /// Why rows cannot be billed whatever the plan (columns `missing_column` and `other_currency`
 /// of `sql/accounting.sql`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Defect {
     /// A key column without a value.
     Missing { column: String },

@@ -340,11 +340,7 @@ impl Input {
         let start = col("bill_billing_period_start_date");
         let period = match period {
             Some(p) => {
-                let at = |day: chrono::NaiveDate| {
-                    let micros = day
-                        .and_time(chrono::NaiveTime::MIN)
-                        .and_utc()
-                        .timestamp_micros();
+                let at = |micros: i64| {
                     lit(ScalarValue::TimestampMicrosecond(
                         Some(micros),
                         Some("UTC".into()),
@@ -353,8 +349,8 @@ impl Input {
                 df = df.filter(
                     start
                         .clone()
-                        .gt_eq(at(p.first_day()))
-                        .and(start.lt(at(p.end_exclusive()))),
+                        .gt_eq(at(p.start_micros()))
+                        .and(start.lt(at(p.end_micros()))),
                 )?;
                 lit(p.to_string()).alias("billing_period")
             }

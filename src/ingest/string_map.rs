@@ -114,20 +114,15 @@ mod tests {
             .unwrap();
         assert_eq!(out.data_type(), &map_type(DataType::Utf8));
         let map = out.as_map();
+        let strings = |a: &arrow::array::ArrayRef| {
+            a.as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
         let entries = |row: usize| {
             let m = map.value(row);
-            let k = m
-                .column(0)
-                .as_string::<i32>()
-                .iter()
-                .map(|s| s.unwrap().to_string())
-                .collect::<Vec<_>>();
-            let v = m
-                .column(1)
-                .as_string::<i32>()
-                .iter()
-                .map(|s| s.unwrap().to_string())
-                .collect::<Vec<_>>();
+            let (k, v) = (strings(m.column(0)), strings(m.column(1)));
             k.into_iter().zip(v).collect::<Vec<_>>()
         };
         assert_eq!(

@@ -118,18 +118,7 @@ pub fn rows(
     let text = |f: &dyn Fn(&CustomCharge) -> Option<String>| -> ArrayRef {
         Arc::new(charges.iter().map(f).collect::<StringArray>())
     };
-    let start = period
-        .first_day()
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        .timestamp_micros();
-    let end = period
-        .end_exclusive()
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        .timestamp_micros();
+    let (start, end) = (period.start_micros(), period.end_micros());
     let at = |t: i64| -> ArrayRef {
         Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC"))
     };

@@ -27,20 +27,7 @@ use crate::error::Result;
 use crate::sql::LINE_ITEM_TYPES as TABLE;
 
 /// What a line is for the plan's policies (column `charge_class` of `sql/rate.sql`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    strum::EnumString,
-    strum::IntoStaticStr,
-)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, strum::EnumString, strum::IntoStaticStr)]
 #[strum(serialize_all = "kebab-case")]
 pub enum ChargeClass {
     /// Re-rated by the plan's rules.

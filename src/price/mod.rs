@@ -10,9 +10,9 @@ use std::str::FromStr;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Decimal128Type, Int64Type};
 use datafusion::common::ScalarValue;
+use datafusion::logical_expr::when;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use rust_decimal::Decimal;
-use serde::Serialize;
 
 pub use self::line_items::{ChargeClass, LineItemType};
 pub use crate::ingest::checks::Defect;
@@ -40,10 +40,7 @@ fn replace_view(ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
 }
 
 /// How a row is treated in pro forma (column `treatment` of `sql/rate.sql`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::EnumString, strum::IntoStaticStr,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
 #[strum(serialize_all = "lowercase")]
 pub enum Treatment {
     /// Priced by the plan's rules.
@@ -70,7 +67,7 @@ impl Treatment {
 }
 
 /// One line of the period's accounting (see `sql/accounting.sql`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountRow {
     pub billing_group: String,
     pub line_item_type: String,
