@@ -678,58 +678,29 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-/// Helpers shared by the tests of `raw` and `validate`.
+/// Helpers shared by the configuration unit tests and the tests that need a configuration.
 #[cfg(test)]
-mod testing {
-    /// Every problem of an invalid configuration, as `Display` prints them.
-    pub fn problems(text: &str) -> Vec<String> {
-        match super::parse(text, "billing.toml") {
-            Ok(_) => panic!("expected problems, the configuration parsed:\n{text}"),
-            Err(e) => e.problems.iter().map(ToString::to_string).collect(),
-        }
+pub(crate) mod testing {
+    /// The text of the case `tests/config/<name>.toml`.
+    macro_rules! case {
+        ($name:literal) => {
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/config/",
+                $name,
+                ".toml"
+            ))
+        };
     }
-
-    /// The one problem of a configuration that has exactly one (no follow-up noise).
-    pub fn only_problem(text: &str) -> String {
-        let problems = problems(text);
-        assert_eq!(
-            problems.len(),
-            1,
-            "expected exactly one problem, got {problems:#?}"
-        );
-        problems.into_iter().next().unwrap()
-    }
-
-    pub fn assert_contains(haystack: &str, needles: &[&str]) {
-        for needle in needles {
-            assert!(
-                haystack.contains(needle),
-                "{haystack:?} should contain {needle:?}"
-            );
-        }
-    }
+    pub(crate) use case;
 
     pub fn valid(text: &str) -> super::Config {
         super::parse(text, "billing.toml").unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// One organization group on one plan with one global rule: tests append what they check.
-    pub const BASE: &str = r#"
-[[billing-group]]
-name = "acme"
-payer-account-id = "111111111111"
-pricing-plan = "standard"
-
-[[pricing-plan]]
-name = "standard"
-rules = ["all-5-off"]
-
-[[pricing-rule]]
-name = "all-5-off"
-scope = "global"
-type = "discount"
-percent = 5
-"#;
+    /// `tests/config/minimal.toml`: one organization group on one plan with one global rule;
+    /// tests append what they check.
+    pub const BASE: &str = case!("minimal");
 
     pub fn with(extra: &str) -> String {
         format!("{BASE}\n{extra}")
@@ -742,6 +713,15 @@ mod tests {
 
     use super::testing::*;
     use super::*;
+
+    fn assert_contains(haystack: &str, needles: &[&str]) {
+        for needle in needles {
+            assert!(
+                haystack.contains(needle),
+                "{haystack:?} should contain {needle:?}"
+            );
+        }
+    }
 
     #[test]
     fn memory_limits_read_binary_and_decimal_units() {
@@ -756,86 +736,7 @@ mod tests {
     }
 
     /// SPEC §4's example, verbatim: the documented file must parse.
-    const SPEC_EXAMPLE: &str = r#"[io]                                   # optional defaults for --input/--output
-input  = "s3://cur-exports/acme-reseller/cur2"
-output = "s3://billing-out/rerate"
-
-[transfer]                             # the bill-transfer account (the reseller); optional
-account-id = "999999999999"
-name = "Example Reseller Ltd"
-
-[invoice]                              # issuer details and numbering
-issuer = { name = "Example Reseller Ltd", address = ["1 Main St", "Dublin"], tax-id = "IE123" }
-number-prefix = "ER"
-payment-terms-days = 30
-
-[[billing-group]]
-name = "acme"                          # [a-z0-9][a-z0-9_-]*; becomes a partition value and a path
-display-name = "ACME Corp"
-payer-account-id = "111111111111"      # a whole bill-source organization (Billing Transfer group)
-# accounts = ["222222222222"]          # …or an explicit list of linked accounts (standard group)
-primary-account-id = "111111111111"    # default: payer-account-id, else the first account
-pricing-plan = "reseller"
-currency = "EUR"                       # invoice currency, default "USD"
-tax-profile = "ie-vat"                 # optional
-bill-to = { name = "ACME Corp", address = ["2 High St", "Cork"], tax-id = "IE456" }
-
-[[pricing-plan]]
-name = "reseller"
-rules = ["all-5-off", "s3-10-off", "m5-markup"]
-credits = "drop"                       # drop | pass
-refunds = "drop"                       # drop | pass
-private-discounts = "drop"             # drop | pass (EdpDiscount, PrivateRateDiscount, RiVolumeDiscount, SppDiscount, DistributorDiscount)
-aws-tax = "drop"                       # drop | pass (AWS Tax lines; customer tax comes from tax-profile)
-support = "drop"                       # drop | pass (AWS Support charges)
-commitments = "group"                  # group | on-demand | pass (see 5.3)
-
-[[pricing-rule]]
-name = "all-5-off"
-scope = "global"                       # global | service | billing-entity | sku
-type = "discount"                      # discount | markup | tiering
-percent = 5
-
-[[pricing-rule]]
-name = "s3-10-off"
-scope = "service"
-service = "AmazonS3"                   # matches line_item_product_code
-type = "discount"
-percent = 10
-
-[[pricing-rule]]
-name = "m5-markup"
-scope = "sku"
-service = "AmazonEC2"
-usage-type = "USW2-BoxUsage:m5.large"  # usage-type and/or operation
-operation = "RunInstances"
-type = "markup"
-percent = 20
-
-[[custom-line-item]]
-name = "managed-service-fee"
-billing-group = "acme"
-account-id = "111111111111"            # default: the group's primary account
-type = "fee"                           # fee | credit
-flat = "500.00"                        # USD amount …
-# percent = 8                          # … or a percentage of a base (5.4)
-# base-includes = ["managed-service-fee"]   # flat items added to a percentage's base
-# service = { not = "AmazonS3" }       # or { is = "AmazonEC2" }: restricts the base
-# exclude-savings-plan-negation = true
-from = "2025-01"                       # first billing period, inclusive
-until = "2026-01"                      # optional, exclusive; absent = recurring
-description = "Managed services"
-
-[[tax-profile]]
-name = "ie-vat"
-label = "VAT"
-percent = 23
-# reverse-charge = true                # 0 % with the legal note printed on the invoice
-
-[fx."2025-11"]                         # USD -> invoice currency, per billing period
-EUR = "0.9210"
-GBP = "0.7890"
-"#;
+    const SPEC_EXAMPLE: &str = case!("spec-example");
 
     fn dec(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
@@ -994,63 +895,6 @@ GBP = "0.7890"
     }
 
     #[test]
-    fn every_problem_is_reported_at_once_in_file_order() {
-        let text = r#"
-[[billing-group]]
-name = "Acme Corp"
-payer-account-id = "1111"
-pricing-plan = "resellr"
-currency = "eur"
-
-[[billing-group]]
-name = "globex"
-pricing-plan = "standard"
-
-[[pricing-plan]]
-name = "standard"
-rules = ["missing-rule"]
-
-[[pricing-rule]]
-name = "too-much"
-scope = "global"
-type = "discount"
-percent = 150
-"#;
-        let problems = problems(text);
-        assert_eq!(problems.len(), 7, "{problems:#?}");
-        assert_contains(
-            &problems[0],
-            &[
-                "billing.toml:3:8:",
-                "\"Acme Corp\" name",
-                "safe path segment",
-            ],
-        );
-        assert_contains(
-            &problems[1],
-            &["billing.toml:4:", "payer-account-id", "12 digits"],
-        );
-        assert_contains(
-            &problems[2],
-            &["billing.toml:5:", "unknown pricing plan \"resellr\""],
-        );
-        assert_contains(&problems[3], &["billing.toml:6:", "ISO 4217"]);
-        assert_contains(
-            &problems[4],
-            &[
-                "billing.toml:8:",
-                "[[billing-group]] \"globex\"",
-                "payer-account-id",
-            ],
-        );
-        assert_contains(
-            &problems[5],
-            &["billing.toml:14:", "unknown pricing rule \"missing-rule\""],
-        );
-        assert_contains(&problems[6], &["billing.toml:20:", "cannot exceed 100"]);
-    }
-
-    #[test]
     fn error_display_lists_every_problem_on_its_own_line() {
         let err = parse(
             "[[billing-group]]\nname = \"acme\"\npricing-plan = \"nope\"\n",
@@ -1123,24 +967,7 @@ percent = 150
 
     #[test]
     fn custom_line_item_is_active_from_inclusive_until_exclusive() {
-        let c = valid(&with(
-            r#"
-[[custom-line-item]]
-name = "fee"
-billing-group = "acme"
-type = "fee"
-flat = 500
-from = "2025-01"
-
-[[custom-line-item]]
-name = "march-credit"
-billing-group = "acme"
-type = "credit"
-flat = 100
-from = "2025-03"
-until = "2025-04"
-"#,
-        ));
+        let c = valid(case!("item-from-until"));
         let fee = &c.custom_line_items[0];
         let credit = &c.custom_line_items[1];
         assert!(!fee.active_in(period("2024-12")));
@@ -1163,33 +990,7 @@ until = "2025-04"
 
     #[test]
     fn check_fx_reports_every_missing_group_currency_period() {
-        let c = valid(
-            r#"
-[[billing-group]]
-name = "acme"
-payer-account-id = "111111111111"
-pricing-plan = "p"
-currency = "EUR"
-
-[[billing-group]]
-name = "globex"
-accounts = ["222222222222"]
-pricing-plan = "p"
-currency = "GBP"
-
-[[billing-group]]
-name = "initech"
-accounts = ["333333333333"]
-pricing-plan = "p"
-
-[[pricing-plan]]
-name = "p"
-
-[fx."2025-11"]
-EUR = "0.9210"
-GBP = 0.789
-"#,
-        );
+        let c = valid(case!("fx-groups-in-three-currencies"));
         assert_eq!(c.check_fx(&[period("2025-11")]), Ok(()));
         assert_eq!(c.check_fx(&[]), Ok(()));
         let err = c

@@ -1245,6 +1245,9 @@ fn endpoint(e: &Spanned<String>, allow_http: Option<bool>, r: &mut Report) -> Op
 
 #[cfg(test)]
 mod tests {
+    //! What validation reads into the plan. What it rejects, and how it says so, is in the cases
+    //! under `tests/config/` (run by `tests/it/config.rs`).
+
     use std::str::FromStr;
 
     use super::super::testing::*;
@@ -1275,115 +1278,6 @@ mod tests {
     // --- accounts and membership -------------------------------------------------------------
 
     #[test]
-    fn an_account_in_two_groups_is_an_error() {
-        let text = with(
-            r#"
-[[billing-group]]
-name = "globex"
-accounts = ["222222222222", "333333333333"]
-pricing-plan = "standard"
-
-[[billing-group]]
-name = "initech"
-accounts = ["444444444444", "333333333333"]
-pricing-plan = "standard"
-"#,
-        );
-        assert_contains(
-            &only_problem(&text),
-            &[
-                "[[billing-group]] \"initech\" accounts",
-                "account 333333333333 is already in group \"globex\"",
-            ],
-        );
-    }
-
-    #[test]
-    fn one_payer_in_two_groups_is_an_error() {
-        let text = group("payer-account-id = \"111111111111\"");
-        assert_contains(
-            &only_problem(&text),
-            &[
-                "\"globex\" payer-account-id",
-                "organization 111111111111 is already billed to group \"acme\"",
-            ],
-        );
-    }
-
-    #[test]
-    fn an_account_group_may_carve_a_linked_account_out_of_an_organization() {
-        // SPEC 5.1: an explicit account wins over an organization, so this is not an overlap.
-        valid(&group("accounts = [\"111111111111\"]"));
-    }
-
-    #[test]
-    fn a_group_needs_exactly_one_of_payer_and_accounts() {
-        assert_contains(
-            &only_problem(&group("")),
-            &[
-                "[[billing-group]] \"globex\"",
-                "needs `payer-account-id",
-                "or `accounts",
-            ],
-        );
-        assert_contains(
-            &only_problem(&group(
-                "payer-account-id = \"555555555555\"\naccounts = [\"666666666666\"]",
-            )),
-            &["\"globex\" accounts", "either payer-account-id", "not both"],
-        );
-    }
-
-    #[test]
-    fn an_empty_accounts_list_is_an_error() {
-        assert_contains(
-            &only_problem(&group("accounts = []")),
-            &["\"globex\" accounts", "accounts is empty"],
-        );
-    }
-
-    #[test]
-    fn an_account_listed_twice_in_one_group_is_an_error() {
-        let text = group("accounts = [\"222222222222\", \"222222222222\"]");
-        assert_contains(
-            &only_problem(&text),
-            &["account 222222222222 is listed twice"],
-        );
-    }
-
-    #[test]
-    fn account_ids_are_twelve_digit_strings() {
-        for bad in [
-            "\"1234\"",
-            "\"1111111111111\"",
-            "\"11111111111a\"",
-            "\"\"",
-            "\" 11111111111\"",
-            "\"１１１１１１１１１１１１\"",
-        ] {
-            let text = group(&format!("payer-account-id = {bad}"));
-            assert_contains(
-                &only_problem(&text),
-                &["payer-account-id", "expected 12 digits"],
-            );
-        }
-        valid(&group("payer-account-id = \"012345678901\""));
-    }
-
-    #[test]
-    fn an_unquoted_account_id_says_to_quote_it_and_keeps_leading_zeros() {
-        let text = group("accounts = [12345678901]");
-        assert_contains(
-            &only_problem(&text),
-            &["must be quoted strings", "write \"012345678901\""],
-        );
-        assert_contains(
-            &only_problem(&group("payer-account-id = 1.5")),
-            &["expected 12 digits in quotes"],
-        );
-    }
-
-    #[test]
     fn primary_account_defaults_to_the_payer_or_the_first_account() {
         let c = valid(&group("accounts = [\"333333333333\", \"222222222222\"]"));
         assert_eq!(
@@ -1403,271 +1297,10 @@ pricing-plan = "standard"
         );
     }
 
-    #[test]
-    fn primary_account_of_an_account_group_must_be_one_of_its_accounts() {
-        let text = group("accounts = [\"333333333333\"]\nprimary-account-id = \"444444444444\"");
-        assert_contains(
-            &only_problem(&text),
-            &[
-                "primary-account-id",
-                "444444444444 is not one of the group's accounts (333333333333)",
-            ],
-        );
-        let text = group("payer-account-id = \"555555555555\"\nprimary-account-id = \"5\"");
-        assert_contains(&only_problem(&text), &["primary-account-id", "12 digits"]);
-    }
-
-    // --- names ----------------------------------------------------------------------------------
-
-    #[test]
-    fn duplicate_names_are_errors_in_every_section() {
-        let cases = [
-            (
-                "billing-group",
-                "[[billing-group]]\nname = \"acme\"\naccounts = [\"222222222222\"]\npricing-plan = \"standard\"\n",
-            ),
-            ("pricing-plan", "[[pricing-plan]]\nname = \"standard\"\n"),
-            (
-                "pricing-rule",
-                "[[pricing-rule]]\nname = \"all-5-off\"\nscope = \"global\"\ntype = \"markup\"\npercent = 1\n",
-            ),
-            (
-                "tax-profile",
-                "[[tax-profile]]\nname = \"vat\"\npercent = 20\n[[tax-profile]]\nname = \"vat\"\npercent = 21\n",
-            ),
-            (
-                "custom-line-item",
-                "[[custom-line-item]]\nname = \"f\"\nbilling-group = \"acme\"\ntype = \"fee\"\nflat = 1\nfrom = \"2025-01\"\n\
-                 [[custom-line-item]]\nname = \"f\"\nbilling-group = \"acme\"\ntype = \"fee\"\nflat = 2\nfrom = \"2025-01\"\n",
-            ),
-        ];
-        for (section, extra) in cases {
-            let problem = only_problem(&with(extra));
-            assert_contains(
-                &problem,
-                &[
-                    &format!("[[{section}]]"),
-                    "duplicate name",
-                    "defined on line",
-                ],
-            );
-        }
-    }
-
-    #[test]
-    fn group_names_must_be_safe_path_segments() {
-        let long = "a".repeat(65);
-        for bad in [
-            "../etc",
-            "Acme",
-            "a b",
-            "a/b",
-            "-acme",
-            "acme.corp",
-            "café",
-            long.as_str(),
-        ] {
-            let text = with(&format!(
-                "[[billing-group]]\nname = {bad:?}\naccounts = [\"222222222222\"]\npricing-plan = \"standard\"\n"
-            ));
-            let problem = only_problem(&text);
-            assert!(
-                problem.contains("safe path segment") || problem.contains("at most 64"),
-                "{bad}: {problem}"
-            );
-        }
-        let long = "b".repeat(64);
-        for good in ["acme2", "0acme_x-1", "a", long.as_str()] {
-            valid(&with(&format!(
-                "[[billing-group]]\nname = {good:?}\naccounts = [\"222222222222\"]\npricing-plan = \"standard\"\n"
-            )));
-        }
-    }
-
-    #[test]
-    fn unassigned_is_a_reserved_group_name() {
-        let text = with(
-            "[[billing-group]]\nname = \"_unassigned\"\naccounts = [\"222222222222\"]\npricing-plan = \"standard\"\n",
-        );
-        assert_contains(&only_problem(&text), &["\"_unassigned\" is reserved"]);
-    }
-
-    #[test]
-    fn empty_names_are_errors() {
-        assert_contains(
-            &only_problem(&with("[[pricing-plan]]\nname = \"\"\n")),
-            &["name must not be empty"],
-        );
-    }
-
-    // --- references -----------------------------------------------------------------------------
-
-    #[test]
-    fn unknown_plan_lists_the_defined_plans() {
-        let text = group("payer-account-id = \"555555555555\"").replace(
-            "name = \"globex\"\npricing-plan = \"standard\"",
-            "name = \"globex\"\npricing-plan = \"standrd\"",
-        );
-        assert_contains(
-            &only_problem(&text),
-            &[
-                "\"globex\" pricing-plan",
-                "unknown pricing plan \"standrd\"; defined pricing plans: standard",
-            ],
-        );
-    }
-
-    #[test]
-    fn unknown_rule_in_a_plan_is_an_error() {
-        let text = with("[[pricing-plan]]\nname = \"p2\"\nrules = [\"all-5-of\"]\n");
-        assert_contains(
-            &only_problem(&text),
-            &[
-                "[[pricing-plan]] \"p2\" rules",
-                "unknown pricing rule \"all-5-of\"; defined pricing rules: all-5-off",
-            ],
-        );
-    }
-
-    #[test]
-    fn unknown_group_of_a_custom_line_item_is_an_error() {
-        let text = with(
-            "[[custom-line-item]]\nname = \"f\"\nbilling-group = \"acm\"\ntype = \"fee\"\nflat = 1\nfrom = \"2025-01\"\n",
-        );
-        assert_contains(
-            &only_problem(&text),
-            &[
-                "billing-group",
-                "unknown billing group \"acm\"; defined billing groups: acme",
-            ],
-        );
-    }
-
-    #[test]
-    fn unknown_tax_profile_is_an_error() {
-        let text = group("payer-account-id = \"555555555555\"\ntax-profile = \"vat\"");
-        assert_contains(
-            &only_problem(&text),
-            &[
-                "\"globex\" tax-profile",
-                "unknown tax profile \"vat\"",
-                "defines no [[tax-profile]]",
-            ],
-        );
-    }
-
-    #[test]
-    fn a_rule_listed_twice_in_a_plan_is_an_error() {
-        let text =
-            with("[[pricing-plan]]\nname = \"p2\"\nrules = [\"all-5-off\", \"all-5-off\"]\n");
-        assert_contains(
-            &only_problem(&text),
-            &["rule \"all-5-off\" is listed twice"],
-        );
-    }
-
     // --- rules ----------------------------------------------------------------------------------
 
     #[test]
-    fn two_rules_with_the_same_scope_and_key_in_one_plan_are_an_error() {
-        let plan_with = |rules: &str| {
-            with(&format!(
-                r#"
-[[pricing-rule]]
-name = "a"
-scope = "service"
-service = "AmazonS3"
-type = "discount"
-percent = 10
-
-[[pricing-rule]]
-name = "b"
-scope = "service"
-service = "AmazonS3"
-type = "markup"
-percent = 10
-
-[[pricing-rule]]
-name = "sku-1"
-scope = "sku"
-service = "AmazonEC2"
-usage-type = "BoxUsage"
-type = "markup"
-percent = 1
-
-[[pricing-rule]]
-name = "sku-2"
-scope = "sku"
-service = "AmazonEC2"
-usage-type = "BoxUsage"
-type = "markup"
-percent = 2
-
-[[pricing-rule]]
-name = "sku-3"
-scope = "sku"
-service = "AmazonEC2"
-usage-type = "BoxUsage"
-operation = "RunInstances"
-type = "markup"
-percent = 3
-
-[[pricing-rule]]
-name = "entity"
-scope = "billing-entity"
-billing-entity = "AWS Marketplace"
-type = "markup"
-percent = 3
-
-[[pricing-rule]]
-name = "global-2"
-scope = "global"
-type = "markup"
-percent = 3
-
-[[pricing-plan]]
-name = "p2"
-rules = {rules}
-"#
-            ))
-        };
-        assert_contains(
-            &only_problem(&plan_with(r#"["a", "b"]"#)),
-            &[
-                "[[pricing-plan]] \"p2\" rules",
-                "rules \"a\" and \"b\" both apply to service AmazonS3",
-            ],
-        );
-        assert_contains(
-            &only_problem(&plan_with(r#"["all-5-off", "global-2"]"#)),
-            &["rules \"all-5-off\" and \"global-2\" both apply to global"],
-        );
-        assert_contains(
-            &only_problem(&plan_with(r#"["sku-1", "sku-2"]"#)),
-            &["both apply to sku AmazonEC2 usage-type BoxUsage"],
-        );
-        // Different keys (or the same key in different plans) are fine.
-        valid(&plan_with(
-            r#"["a", "sku-1", "sku-3", "entity", "global-2"]"#,
-        ));
-    }
-
-    #[test]
-    fn service_scope_needs_service() {
-        assert_contains(
-            &only_problem(&rule("scope = \"service\"\ntype = \"markup\"\npercent = 1")),
-            &["\"r\" service", "a service rule needs `service = \"…\"`"],
-        );
-    }
-
-    #[test]
-    fn billing_entity_scope_needs_billing_entity() {
-        assert_contains(
-            &only_problem(&rule(
-                "scope = \"billing-entity\"\ntype = \"markup\"\npercent = 1",
-            )),
-            &["\"r\" billing-entity", "needs `billing-entity = \"…\"`"],
-        );
+    fn a_billing_entity_rule_matches_its_entity() {
         let c = valid(&rule(
             "scope = \"billing-entity\"\nbilling-entity = \"AWS Marketplace\"\ntype = \"markup\"\npercent = 1",
         ));
@@ -1680,19 +1313,7 @@ rules = {rules}
     }
 
     #[test]
-    fn sku_rule_needs_service_and_usage_type_or_operation() {
-        assert_contains(
-            &only_problem(&rule(
-                "scope = \"sku\"\nservice = \"AmazonEC2\"\ntype = \"markup\"\npercent = 1",
-            )),
-            &["\"r\" scope", "needs `usage-type` and/or `operation`"],
-        );
-        assert_contains(
-            &only_problem(&rule(
-                "scope = \"sku\"\noperation = \"RunInstances\"\ntype = \"markup\"\npercent = 1",
-            )),
-            &["\"r\" service", "a sku rule needs `service"],
-        );
+    fn a_sku_rule_may_name_an_operation_without_a_usage_type() {
         let c = valid(&rule(
             "scope = \"sku\"\nservice = \"AmazonEC2\"\noperation = \"RunInstances\"\ntype = \"markup\"\npercent = 1",
         ));
@@ -1707,64 +1328,11 @@ rules = {rules}
     }
 
     #[test]
-    fn keys_that_do_not_belong_to_the_scope_are_errors() {
-        assert_contains(
-            &only_problem(&rule(
-                "scope = \"global\"\nusage-type = \"BoxUsage\"\ntype = \"markup\"\npercent = 1",
-            )),
-            &[
-                "\"r\" usage-type",
-                "`usage-type` does not apply to a global rule",
-                "scope = \"sku\"",
-            ],
-        );
-        assert_contains(
-            &only_problem(&rule(
-                "scope = \"service\"\nservice = \"AmazonS3\"\nbilling-entity = \"AWS\"\ntype = \"markup\"\npercent = 1",
-            )),
-            &["`billing-entity` does not apply to a service rule"],
-        );
-        assert_contains(
-            &only_problem(&rule(
-                "scope = \"billing-entity\"\nbilling-entity = \"AWS\"\nservice = \"AmazonS3\"\ntype = \"markup\"\npercent = 1",
-            )),
-            &["`service` does not apply to a billing-entity rule"],
-        );
-        assert_contains(
-            &only_problem(&rule(
-                "scope = \"sku\"\nservice = \"AmazonS3\"\noperation = \"Get\"\nbilling-entity = \"AWS\"\ntype = \"markup\"\npercent = 1",
-            )),
-            &["`billing-entity` does not apply to a sku rule"],
-        );
-    }
-
-    #[test]
-    fn negative_percentages_are_errors() {
-        for kind in ["discount", "markup"] {
-            let text = rule(&format!(
-                "scope = \"global\"\ntype = \"{kind}\"\npercent = -5"
-            ));
-            assert_contains(
-                &only_problem(&text),
-                &["\"r\" percent", "cannot be negative (got -5)"],
-            );
-        }
-        let text = rule("scope = \"global\"\ntype = \"discount\"\npercent = \"-0.5\"");
-        assert_contains(&only_problem(&text), &["cannot be negative"]);
-    }
-
-    #[test]
-    fn a_discount_above_100_percent_is_an_error() {
-        let text = rule("scope = \"global\"\ntype = \"discount\"\npercent = 100.5");
-        assert_contains(
-            &only_problem(&text),
-            &["a discount cannot exceed 100 % (got 100.5)"],
-        );
+    fn a_100_percent_discount_is_free_and_a_markup_has_no_upper_bound() {
         let c = valid(&rule(
             "scope = \"global\"\ntype = \"discount\"\npercent = 100",
         ));
         assert_eq!(c.rule("r").unwrap().factor(), Decimal::ZERO);
-        // A markup has no upper bound.
         let c = valid(&rule(
             "scope = \"global\"\ntype = \"markup\"\npercent = 250",
         ));
@@ -1772,60 +1340,21 @@ rules = {rules}
     }
 
     #[test]
-    fn discount_and_markup_need_a_percent() {
-        for kind in ["discount", "markup"] {
-            let text = rule(&format!("scope = \"global\"\ntype = \"{kind}\""));
-            assert_contains(
-                &only_problem(&text),
-                &["\"r\" percent", &format!("a {kind} rule needs `percent`")],
-            );
-        }
-    }
-
-    #[test]
-    fn tiering_defaults_to_free_tier_and_rejects_removing_it() {
+    fn tiering_defaults_to_keeping_the_free_tier() {
         let c = valid(&rule("scope = \"global\"\ntype = \"tiering\""));
         assert_eq!(
             c.rule("r").unwrap().adjustment,
             Adjustment::Tiering { free_tier: true }
         );
         assert_eq!(c.rule("r").unwrap().factor(), Decimal::ONE);
-        valid(&rule(
-            "scope = \"global\"\ntype = \"tiering\"\nfree-tier = true",
-        ));
-        assert_contains(
-            &only_problem(&rule(
-                "scope = \"global\"\ntype = \"tiering\"\nfree-tier = false",
-            )),
-            &[
-                "\"r\" free-tier",
-                "needs public price tiers, which CUR input lacks",
-            ],
-        );
-        assert_contains(
-            &only_problem(&rule("scope = \"global\"\ntype = \"tiering\"\npercent = 5")),
-            &["a tiering rule takes no `percent`"],
-        );
-        assert_contains(
-            &only_problem(&rule(
-                "scope = \"global\"\ntype = \"markup\"\npercent = 5\nfree-tier = true",
-            )),
-            &["`free-tier` only applies to type = \"tiering\""],
-        );
     }
 
     #[test]
-    fn percentages_have_at_most_six_decimal_places() {
-        let text = rule("scope = \"global\"\ntype = \"markup\"\npercent = \"1.2345678\"");
-        assert_contains(
-            &only_problem(&text),
-            &["1.2345678 has 7 decimal places", "at most 6"],
-        );
+    fn percentages_keep_six_decimal_places_and_trailing_zeros_do_not_count() {
         let c = valid(&rule(
             "scope = \"global\"\ntype = \"markup\"\npercent = \"1.234567\"",
         ));
         assert_eq!(c.rule("r").unwrap().factor(), dec("1.01234567"));
-        // Trailing zeros do not count.
         let c = valid(&rule(
             "scope = \"global\"\ntype = \"markup\"\npercent = \"5.00000000\"",
         ));
@@ -1850,93 +1379,16 @@ rules = {rules}
     }
 
     #[test]
-    fn custom_line_item_needs_exactly_one_of_flat_and_percent() {
-        assert_contains(
-            &only_problem(&item(
-                "type = \"fee\"\nflat = 1\npercent = 2\nfrom = \"2025-01\"",
-            )),
-            &["\"item\" percent", "either flat", "not both"],
-        );
-        assert_contains(
-            &only_problem(&item("type = \"fee\"\nfrom = \"2025-01\"")),
-            &["[[custom-line-item]] \"item\"", "needs `flat"],
-        );
-    }
-
-    #[test]
-    fn flat_amounts_are_positive_the_type_gives_the_sign() {
-        for bad in ["0", "-5", "\"-0.01\""] {
-            assert_contains(
-                &only_problem(&item(&format!(
-                    "type = \"credit\"\nflat = {bad}\nfrom = \"2025-01\""
-                ))),
-                &[
-                    "\"item\" flat",
-                    "must be greater than 0",
-                    "type = \"credit\"",
-                ],
-            );
-        }
-        assert_contains(
-            &only_problem(&item(
-                "type = \"fee\"\nflat = \"0.00000000001\"\nfrom = \"2025-01\"",
-            )),
-            &["more than 10 decimal places"],
-        );
-    }
-
-    #[test]
-    fn percentage_only_keys_are_errors_on_flat_items() {
-        let text = item(
-            "type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\nbase-includes = []\nservice = { is = \"AmazonEC2\" }\nexclude-savings-plan-negation = true",
-        );
-        let problems = problems(&text);
-        assert_eq!(problems.len(), 3, "{problems:#?}");
-        assert_contains(
-            &problems[0],
-            &["\"item\" base-includes", "only applies to percentage items"],
-        );
-        assert_contains(&problems[1], &["\"item\" service"]);
-        assert_contains(&problems[2], &["\"item\" exclude-savings-plan-negation"]);
-    }
-
-    fn percent_items(extra: &str) -> String {
-        with(&format!(
-            r#"
-[[billing-group]]
-name = "globex"
-accounts = ["222222222222"]
-pricing-plan = "standard"
-
-[[custom-line-item]]
-name = "fee"
-billing-group = "acme"
-type = "fee"
-flat = "500"
-from = "2025-01"
-
-[[custom-line-item]]
-name = "globex-fee"
-billing-group = "globex"
-type = "fee"
-flat = "100"
-from = "2025-01"
-
-[[custom-line-item]]
-name = "pct"
-billing-group = "acme"
-type = "fee"
-from = "2025-01"
-{extra}
-"#
-        ))
+    fn custom_line_item_account_id_overrides_the_primary_account() {
+        let c = valid(&item(
+            "type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\naccount-id = \"999999999999\"",
+        ));
+        assert_eq!(c.custom_line_items[0].account_id, "999999999999");
     }
 
     #[test]
     fn percentage_items_read_base_includes_and_service_filter() {
-        let c = valid(&percent_items(
-            "percent = 8\nbase-includes = [\"fee\"]\nservice = { not = \"AmazonS3\" }\nexclude-savings-plan-negation = true",
-        ));
+        let c = valid(case!("item-percentage-base-includes-and-service-filter"));
         assert_eq!(
             c.custom_line_items[2].amount,
             CustomAmount::Percent {
@@ -1946,143 +1398,21 @@ from = "2025-01"
                 exclude_savings_plan_negation: true,
             }
         );
-        let c = valid(&percent_items(
-            "percent = \"2.5\"\nservice = { is = \"AmazonEC2\" }",
-        ));
-        let CustomAmount::Percent {
-            service,
-            exclude_savings_plan_negation,
-            ..
-        } = &c.custom_line_items[2].amount
-        else {
-            panic!()
-        };
-        assert_eq!(service, &Some(ServiceFilter::Is("AmazonEC2".into())));
-        assert!(!exclude_savings_plan_negation);
-    }
-
-    #[test]
-    fn base_includes_names_flat_items_of_the_same_group() {
-        assert_contains(
-            &only_problem(&percent_items(
-                "percent = 8\nbase-includes = [\"globex-fee\"]",
-            )),
-            &[
-                "\"pct\" base-includes",
-                "\"globex-fee\" belongs to billing group \"globex\", not \"acme\"",
-            ],
+        assert_eq!(
+            c.custom_line_items[3].amount,
+            CustomAmount::Percent {
+                percent: dec("2.5"),
+                base_includes: Vec::new(),
+                service: Some(ServiceFilter::Is("AmazonEC2".into())),
+                exclude_savings_plan_negation: false,
+            }
         );
-        assert_contains(
-            &only_problem(&percent_items("percent = 8\nbase-includes = [\"pct\"]")),
-            &["\"pct\" is a percentage item"],
-        );
-        assert_contains(
-            &only_problem(&percent_items("percent = 8\nbase-includes = [\"fe\"]")),
-            &["unknown custom line item \"fe\"; defined custom line items: fee, globex-fee, pct"],
-        );
-        assert_contains(
-            &only_problem(&percent_items(
-                "percent = 8\nbase-includes = [\"fee\", \"fee\"]",
-            )),
-            &["\"fee\" is listed twice"],
-        );
-    }
-
-    #[test]
-    fn service_filter_takes_exactly_one_of_is_and_not() {
-        assert_contains(
-            &only_problem(&percent_items(
-                "percent = 8\nservice = { is = \"A\", not = \"B\" }",
-            )),
-            &["\"pct\" service", "exactly one of"],
-        );
-        assert_contains(
-            &only_problem(&percent_items("percent = 8\nservice = {}")),
-            &["exactly one of"],
-        );
-        assert_contains(
-            &only_problem(&percent_items("percent = 8\nservice = { isnt = \"A\" }")),
-            &["unknown field `isnt`"],
-        );
-    }
-
-    #[test]
-    fn percentage_items_are_positive_and_credits_at_most_100() {
-        assert_contains(
-            &only_problem(&percent_items("percent = 0")),
-            &["percent must be greater than 0"],
-        );
-        assert_contains(
-            &only_problem(&percent_items("percent = -3")),
-            &["cannot be negative"],
-        );
-        let credit = percent_items("percent = 101").replace(
-            "name = \"pct\"\nbilling-group = \"acme\"\ntype = \"fee\"",
-            "name = \"pct\"\nbilling-group = \"acme\"\ntype = \"credit\"",
-        );
-        assert_contains(&only_problem(&credit), &["a credit cannot exceed 100 %"]);
-        valid(&percent_items("percent = 150"));
-    }
-
-    #[test]
-    fn until_must_be_after_from() {
-        for until in ["2025-01", "2024-12"] {
-            let text = item(&format!(
-                "type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\nuntil = \"{until}\""
-            ));
-            assert_contains(
-                &only_problem(&text),
-                &["\"item\" until", "must be after from (2025-01)"],
-            );
-        }
-        valid(&item(
-            "type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\nuntil = \"2025-02\"",
-        ));
-    }
-
-    #[test]
-    fn custom_line_item_account_id_is_twelve_digits() {
-        let text = item("type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\naccount-id = \"12\"");
-        assert_contains(&only_problem(&text), &["\"item\" account-id", "12 digits"]);
-        let c = valid(&item(
-            "type = \"fee\"\nflat = 1\nfrom = \"2025-01\"\naccount-id = \"999999999999\"",
-        ));
-        assert_eq!(c.custom_line_items[0].account_id, "999999999999");
     }
 
     // --- currencies, FX, taxes ------------------------------------------------------------------
 
     #[test]
-    fn currency_is_three_upper_case_letters() {
-        for bad in ["eur", "EURO", "E1R", ""] {
-            let text = group(&format!(
-                "payer-account-id = \"555555555555\"\ncurrency = {bad:?}"
-            ));
-            assert_contains(
-                &only_problem(&text),
-                &["\"globex\" currency", "not an ISO 4217 currency code"],
-            );
-        }
-    }
-
-    #[test]
-    fn currency_must_be_one_rerate_can_round() {
-        let text = group("payer-account-id = \"555555555555\"\ncurrency = \"XYZ\"");
-        assert_contains(
-            &only_problem(&text),
-            &[
-                "\"globex\" currency",
-                "\"XYZ\" is not a currency rerate can invoice in",
-                "JPY",
-            ],
-        );
-        assert_contains(
-            &only_problem(&with("[fx.\"2025-11\"]\nXAU = 0.0005\n")),
-            &[
-                "[fx.\"2025-11\"] XAU",
-                "not a currency rerate can invoice in",
-            ],
-        );
+    fn currencies_rerate_can_round_are_kept() {
         for ok in ["EUR", "JPY", "KWD", "CHF"] {
             let c = valid(&group(&format!(
                 "payer-account-id = \"555555555555\"\ncurrency = {ok:?}"
@@ -2092,18 +1422,7 @@ from = "2025-01"
     }
 
     #[test]
-    fn fx_tables_are_checked() {
-        let text = with(
-            "[fx.\"2025-13\"]\nEUR = \"0.9\"\n\n[fx.\"2025-11\"]\neur = 1\nGBP = 0\nJPY = \"-150\"\nUSD = \"0.5\"\nCHF = \"abc\"\n",
-        );
-        let problems = problems(&text);
-        assert_eq!(problems.len(), 6, "{problems:#?}");
-        assert_contains(&problems[0], &["[fx.\"2025-13\"]", "not a billing period"]);
-        assert_contains(&problems[1], &["[fx.\"2025-11\"] eur", "ISO 4217"]);
-        assert_contains(&problems[2], &["[fx.\"2025-11\"] GBP", "greater than 0"]);
-        assert_contains(&problems[3], &["JPY", "greater than 0"]);
-        assert_contains(&problems[4], &["USD", "always 1"]);
-        assert_contains(&problems[5], &["CHF", "not a decimal number"]);
+    fn fx_rates_are_read_exactly() {
         let c = valid(&with("[fx.\"2025-11\"]\nUSD = 1\nJPY = 150.25\n"));
         assert_eq!(
             c.fx_rate("2025-11".parse().unwrap(), "JPY"),
@@ -2112,50 +1431,8 @@ from = "2025-01"
     }
 
     #[test]
-    fn aws_tax_pass_with_a_tax_profile_is_an_error() {
-        let text = r#"
-[[billing-group]]
-name = "acme"
-payer-account-id = "111111111111"
-pricing-plan = "p"
-tax-profile = "vat"
-
-[[pricing-plan]]
-name = "p"
-aws-tax = "pass"
-
-[[tax-profile]]
-name = "vat"
-percent = 20
-"#;
-        assert_contains(
-            &only_problem(text),
-            &[
-                "\"acme\" tax-profile",
-                "plan \"p\" passes AWS tax through (aws-tax = \"pass\", line 10)",
-                "taxed twice",
-            ],
-        );
-        valid(&text.replace("aws-tax = \"pass\"", "aws-tax = \"drop\""));
-        valid(&text.replace("tax-profile = \"vat\"\n\n", "\n"));
-    }
-
-    #[test]
-    fn tax_profile_percent_is_0_to_100_and_required_unless_reverse_charge() {
+    fn a_reverse_charge_profile_charges_0_percent_and_percentages_are_exact() {
         let tax = |body: &str| with(&format!("[[tax-profile]]\nname = \"t\"\n{body}\n"));
-        assert_contains(
-            &only_problem(&tax("percent = 101")),
-            &["\"t\" percent", "cannot exceed 100"],
-        );
-        assert_contains(&only_problem(&tax("percent = -1")), &["cannot be negative"]);
-        assert_contains(
-            &only_problem(&tax("label = \"VAT\"")),
-            &["[[tax-profile]] \"t\"", "needs `percent`"],
-        );
-        assert_contains(
-            &only_problem(&tax("percent = 5\nreverse-charge = true")),
-            &["reverse-charge profile charges 0 %"],
-        );
         let c = valid(&tax("reverse-charge = true"));
         assert_eq!(
             c.tax_profile("t"),
@@ -2166,7 +1443,6 @@ percent = 20
                 reverse_charge: true
             })
         );
-        valid(&tax("percent = 0\nreverse-charge = true"));
         assert_eq!(
             valid(&tax("percent = 7.7"))
                 .tax_profile("t")
@@ -2179,28 +1455,7 @@ percent = 20
     // --- singleton sections ---------------------------------------------------------------------
 
     #[test]
-    fn transfer_account_is_twelve_digits() {
-        let text = with("[transfer]\naccount-id = \"99\"\n");
-        assert_contains(
-            &only_problem(&text),
-            &["[transfer] account-id", "12 digits"],
-        );
-        let text = with("[transfer]\naccount-id = 999999999999\n");
-        assert_contains(
-            &only_problem(&text),
-            &["[transfer] account-id", "write \"999999999999\""],
-        );
-    }
-
-    #[test]
-    fn payment_terms_are_0_to_365_days() {
-        for bad in ["400", "-1"] {
-            let text = with(&format!("[invoice]\npayment-terms-days = {bad}\n"));
-            assert_contains(
-                &only_problem(&text),
-                &["[invoice] payment-terms-days", "expected 0 to 365"],
-            );
-        }
+    fn payment_terms_of_0_and_365_days_are_kept() {
         assert_eq!(
             valid(&with("[invoice]\npayment-terms-days = 0\n"))
                 .invoice
@@ -2213,14 +1468,6 @@ percent = 20
                 .payment_terms_days,
             365
         );
-    }
-
-    #[test]
-    fn invoice_number_prefix_is_one_visible_token() {
-        for bad in ["", "E R", "a/b"] {
-            let text = with(&format!("[invoice]\nnumber-prefix = {bad:?}\n"));
-            assert_contains(&only_problem(&text), &["[invoice] number-prefix"]);
-        }
     }
 
     #[test]
@@ -2247,33 +1494,6 @@ percent = 20
         assert_eq!(
             (c.storage.max_retries, c.storage.retry_timeout_seconds),
             (Some(2), Some(5))
-        );
-        assert_contains(
-            &only_problem(&with("[storage]\nmax-retries = -1\n")),
-            &["[storage] max-retries", "out of range"],
-        );
-        assert_contains(
-            &only_problem(&with(
-                "[storage]\nendpoint = \"http://minio:9000\"\nallow-http = false\n",
-            )),
-            &["[storage] endpoint", "allow-http = false"],
-        );
-        assert_contains(
-            &only_problem(&with("[storage]\nendpoint = \"minio:9000\"\n")),
-            &["[storage] endpoint"],
-        );
-        assert_contains(
-            &only_problem(&with("[io]\noutput = \"\"\n")),
-            &["[io] output", "must not be empty"],
-        );
-    }
-
-    #[test]
-    fn an_invalid_rule_is_reported_once_not_again_by_its_plan() {
-        let text = BASE.replace("percent = 5", "percent = 500");
-        assert_contains(
-            &only_problem(&text),
-            &["\"all-5-off\" percent", "cannot exceed 100"],
         );
     }
 }

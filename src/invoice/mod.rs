@@ -564,19 +564,7 @@ mod tests {
 
     #[test]
     fn charges_per_kind_and_service_with_custom_items_and_no_dropped_lines() {
-        let config = crate::config::parse(
-            r#"
-[[billing-group]]
-name = "acme"
-payer-account-id = "111111111111"
-pricing-plan = "p"
-[[pricing-plan]]
-name = "p"
-rules = []
-"#,
-            "t.toml",
-        )
-        .unwrap();
+        let config = crate::config::testing::valid(crate::config::testing::BASE);
         let group = &config.groups[0];
         let accounting = vec![
             row("acme", "Usage", "AmazonS3", "rerate", "10"),

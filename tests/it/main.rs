@@ -1,6 +1,7 @@
 //! The one integration-test binary: modules per capability.
 
 mod cli;
+mod config;
 mod corpus;
 mod invoices;
 mod leak;
