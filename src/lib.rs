@@ -2,6 +2,8 @@
 //! invoices. The entry points are [`run::run`], [`validate::validate`], [`explain::explain`]
 //! and [`sample::write_sample`].
 
+#![warn(unreachable_pub)]
+
 pub mod cli;
 pub mod config;
 pub mod data_exports;
@@ -11,14 +13,14 @@ pub mod explain;
 pub mod ingest;
 pub mod invoice;
 pub mod job;
-pub mod margin;
+mod margin;
 pub mod money;
 pub mod period;
 pub mod price;
-pub mod progress;
+mod progress;
 pub mod run;
 pub mod sample;
-pub mod sql;
+mod sql;
 pub mod storage;
 pub mod validate;
 pub mod write;

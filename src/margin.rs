@@ -15,19 +15,19 @@ use crate::price::custom::{CustomCharge, PRODUCT_CODE};
 use crate::price::{AccountRow, ChargeClass, Treatment};
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MarginLine {
+pub(crate) struct MarginLine {
     pub billable_cost: Decimal,
     pub proforma_cost: Decimal,
     pub dropped: BTreeMap<ChargeClass, Decimal>,
 }
 
 impl MarginLine {
-    pub fn margin(&self) -> Decimal {
+    pub(crate) fn margin(&self) -> Decimal {
         self.proforma_cost - self.billable_cost
     }
 
     /// margin / pro forma × 100, to 4 decimals; none without pro forma.
-    pub fn margin_percent(&self) -> Option<Decimal> {
+    pub(crate) fn margin_percent(&self) -> Option<Decimal> {
         (!self.proforma_cost.is_zero()).then(|| {
             money::round_percent(self.margin() * Decimal::ONE_HUNDRED / self.proforma_cost)
         })
@@ -35,7 +35,7 @@ impl MarginLine {
 }
 
 /// (group, service) -> line, from the accounting and the custom line items.
-pub fn lines(
+pub(crate) fn lines(
     accounting: &[AccountRow],
     custom: &[CustomCharge],
 ) -> BTreeMap<(String, String), MarginLine> {
@@ -66,7 +66,7 @@ pub fn lines(
     out
 }
 
-pub fn schema() -> SchemaRef {
+pub(crate) fn schema() -> SchemaRef {
     let mut fields = vec![
         Field::new("billing_period", DataType::Utf8, false),
         Field::new("billing_group", DataType::Utf8, false),
@@ -86,7 +86,7 @@ pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-pub fn batch(
+pub(crate) fn batch(
     period: Period,
     lines: &BTreeMap<(String, String), MarginLine>,
 ) -> Result<RecordBatch> {
@@ -117,7 +117,9 @@ pub fn batch(
         )?),
     ];
     for class in ChargeClass::WITH_POLICY {
-        columns.push(money(&|l| l.dropped.get(&class).copied().unwrap_or_default())?);
+        columns.push(money(&|l| {
+            l.dropped.get(&class).copied().unwrap_or_default()
+        })?);
     }
     Ok(RecordBatch::try_new(schema(), columns)?)
 }
@@ -174,7 +176,10 @@ mod tests {
             l.margin_percent(),
             Some(Decimal::from_str("1.0526").unwrap())
         );
-        assert_eq!(l.dropped[&ChargeClass::PrivateDiscounts], Decimal::from(-60));
+        assert_eq!(
+            l.dropped[&ChargeClass::PrivateDiscounts],
+            Decimal::from(-60)
+        );
         assert_eq!(l.dropped[&ChargeClass::AwsTax], Decimal::from(25));
         let b = batch(Period::new(2025, 1).unwrap(), &lines).unwrap();
         assert_eq!(b.num_rows(), 1);

@@ -8,19 +8,19 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::{Instrument, info, info_span};
 
-pub struct Progress {
+pub(crate) struct Progress {
     enabled: bool,
 }
 
 impl Progress {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             enabled: std::io::stderr().is_terminal(),
         }
     }
 
     /// Runs `work` as the stage `name`: in its span, behind its spinner, logged with its time.
-    pub async fn stage<T, E>(
+    pub(crate) async fn stage<T, E>(
         &self,
         name: &str,
         work: impl Future<Output = Result<T, E>>,

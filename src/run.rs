@@ -101,7 +101,10 @@ async fn run_periods(
     let progress = Progress::new();
     let input = progress.stage("reading input", job.discover()).await?;
     manifest.input.files = input.files.clone();
-    let found = match progress.stage("finding periods", input.periods(&job.ctx)).await {
+    let found = match progress
+        .stage("finding periods", input.periods(&job.ctx))
+        .await
+    {
         Ok(found) => found,
         Err(e) => return Err(input.blame(&job.ctx, None, e).await),
     };
@@ -161,115 +164,127 @@ fn select_periods(found: &BTreeMap<Period, u64>, requested: &[Period]) -> Result
 }
 
 impl PeriodRun<'_> {
-/// One period, top to bottom (the module's doc says why in this order).
-async fn period(&self, period: Period) -> Result<PeriodSummary> {
-    let PeriodRun { job, input, output, strict, progress, run_id } = *self;
-    let (ctx, config) = (&job.ctx, &job.config);
-    let blame = |e| input.blame(ctx, Some(period), e);
+    /// One period, top to bottom (the module's doc says why in this order).
+    async fn period(&self, period: Period) -> Result<PeriodSummary> {
+        let PeriodRun {
+            job,
+            input,
+            output,
+            strict,
+            progress,
+            run_id,
+        } = *self;
+        let (ctx, config) = (&job.ctx, &job.config);
+        let blame = |e| input.blame(ctx, Some(period), e);
 
-    // 1. read and rate
-    let rated = price::rated(ctx, input.period_table(ctx, period)?).await?;
-    let accounting = match progress.stage(&format!("{period}: re-rating"), price::accounting(ctx)).await {
-        Ok(accounting) => accounting,
-        Err(e) => return Err(blame(e).await),
-    };
+        // 1. read and rate
+        let rated = price::rated(ctx, input.period_table(ctx, period)?).await?;
+        let accounting = match progress
+            .stage(&format!("{period}: re-rating"), price::accounting(ctx))
+            .await
+        {
+            Ok(accounting) => accounting,
+            Err(e) => return Err(blame(e).await),
+        };
 
-    // 2. check
-    if let Some((what, rows)) = price::unbillable(&accounting) {
-        return Err(checks::refuse(ctx, input, period, what, rows).await);
-    }
-    checks::duplicates(ctx, input, period).await?;
-    let unassigned = Unassigned::of(&accounting);
-    if unassigned.rows > 0 {
-        if strict {
-            return Err(Error::Unassigned {
+        // 2. check
+        if let Some((what, rows)) = price::unbillable(&accounting) {
+            return Err(checks::refuse(ctx, input, period, what, rows).await);
+        }
+        checks::duplicates(ctx, input, period).await?;
+        let unassigned = Unassigned::of(&accounting);
+        if unassigned.rows > 0 {
+            if strict {
+                return Err(Error::Unassigned {
+                    period,
+                    rows: unassigned.rows,
+                    accounts: unassigned.accounts.join(", "),
+                });
+            }
+            warn!(rows = unassigned.rows, accounts = ?unassigned.accounts, "rows in no billing group kept in billable as _unassigned");
+        }
+
+        // 3. price the documents: a problem here leaves the period untouched.
+        let charges = custom::charges(config, period, &accounting);
+        let margin_lines = margin::lines(&accounting, &charges);
+        let invoices = invoice::build_all(config, period, &accounting, &charges)?;
+
+        // 4. the tables
+        let billable = progress
+            .stage(
+                &format!("{period}: writing billable"),
+                delta::replace_period(ctx, output, "billable", price::billable(ctx).await?, period),
+            )
+            .await;
+        let billable = match billable {
+            Ok(commit) => commit,
+            Err(e) => return Err(blame(e).await),
+        };
+        let input_rows: u64 = accounting.iter().map(|r| r.rows).sum();
+        if billable.rows != input_rows {
+            return Err(Error::AccountingMismatch {
                 period,
-                rows: unassigned.rows,
-                accounts: unassigned.accounts.join(", "),
+                input: input_rows,
+                written: billable.rows,
             });
         }
-        warn!(rows = unassigned.rows, accounts = ?unassigned.accounts, "rows in no billing group kept in billable as _unassigned");
-    }
+        let proforma = price::proforma(rated)?;
+        let custom_rows =
+            custom::rows(config, period, &charges, &proforma.schema().inner().clone())?;
+        let proforma = proforma.union(ctx.read_batch(custom_rows)?)?;
+        let proforma = progress
+            .stage(
+                &format!("{period}: writing pro forma"),
+                delta::replace_period(ctx, output, "proforma", proforma, period),
+            )
+            .await?;
+        let margin = ctx.read_batch(margin::batch(period, &margin_lines)?)?;
+        let margin = delta::replace_period(ctx, output, "margin", margin, period).await?;
+        let lines = ctx.read_batch(invoice::table::batch(&invoices)?)?;
+        let invoice_lines =
+            delta::replace_period(ctx, output, "invoice_lines", lines, period).await?;
 
-    // 3. price the documents: a problem here leaves the period untouched.
-    let charges = custom::charges(config, period, &accounting);
-    let margin_lines = margin::lines(&accounting, &charges);
-    let invoices = invoice::build_all(config, period, &accounting, &charges)?;
+        // 5. the documents
+        let invoices = progress
+            .stage(
+                &format!("{period}: writing invoices"),
+                invoices::write_period(output, period, &invoices),
+            )
+            .await?;
 
-    // 4. the tables
-    let billable = progress
-        .stage(
-            &format!("{period}: writing billable"),
-            delta::replace_period(ctx, output, "billable", price::billable(ctx).await?, period),
-        )
-        .await;
-    let billable = match billable {
-        Ok(commit) => commit,
-        Err(e) => return Err(blame(e).await),
-    };
-    let input_rows: u64 = accounting.iter().map(|r| r.rows).sum();
-    if billable.rows != input_rows {
-        return Err(Error::AccountingMismatch {
+        // 6. the customer exports
+        let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
+        let exports = progress
+            .stage(
+                &format!("{period}: writing customer exports"),
+                exports::write_period(ctx, output, &proforma, period, &groups, run_id),
+            )
+            .await?;
+
+        // 7. the summary
+        let summary = PeriodSummary::new(
             period,
-            input: input_rows,
-            written: billable.rows,
-        });
+            &accounting,
+            charges,
+            Written {
+                billable,
+                proforma,
+                margin,
+                invoice_lines,
+                invoices,
+                exports,
+            },
+        );
+        info!(
+            rows = summary.input_rows,
+            billable = %summary.control.billable_total,
+            proforma = %summary.control.proforma_total,
+            invoices = summary.invoices.len(),
+            exported_rows = summary.exports.iter().map(|e| e.rows).sum::<u64>(),
+            "period committed"
+        );
+        Ok(summary)
     }
-    let proforma = price::proforma(rated)?;
-    let custom_rows = custom::rows(config, period, &charges, &proforma.schema().inner().clone())?;
-    let proforma = proforma.union(ctx.read_batch(custom_rows)?)?;
-    let proforma = progress
-        .stage(
-            &format!("{period}: writing pro forma"),
-            delta::replace_period(ctx, output, "proforma", proforma, period),
-        )
-        .await?;
-    let margin = ctx.read_batch(margin::batch(period, &margin_lines)?)?;
-    let margin = delta::replace_period(ctx, output, "margin", margin, period).await?;
-    let lines = ctx.read_batch(invoice::table::batch(&invoices)?)?;
-    let invoice_lines = delta::replace_period(ctx, output, "invoice_lines", lines, period).await?;
-
-    // 5. the documents
-    let invoices = progress
-        .stage(
-            &format!("{period}: writing invoices"),
-            invoices::write_period(output, period, &invoices),
-        )
-        .await?;
-
-    // 6. the customer exports
-    let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
-    let exports = progress
-        .stage(
-            &format!("{period}: writing customer exports"),
-            exports::write_period(ctx, output, &proforma, period, &groups, run_id),
-        )
-        .await?;
-
-    // 7. the summary
-    let summary = PeriodSummary::new(
-        period,
-        &accounting,
-        charges,
-        Written {
-            billable,
-            proforma,
-            margin,
-            invoice_lines,
-            invoices,
-            exports,
-        },
-    );
-    info!(
-        rows = summary.input_rows,
-        billable = %summary.control.billable_total,
-        proforma = %summary.control.proforma_total,
-        invoices = summary.invoices.len(),
-        exported_rows = summary.exports.iter().map(|e| e.rows).sum::<u64>(),
-        "period committed"
-    );
-    Ok(summary)
-}
 }
 
 #[cfg(test)]

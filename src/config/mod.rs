@@ -694,15 +694,15 @@ pub(crate) mod testing {
     }
     pub(crate) use case;
 
-    pub fn valid(text: &str) -> super::Config {
+    pub(crate) fn valid(text: &str) -> super::Config {
         super::parse(text, "billing.toml").unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `tests/config/minimal.toml`: one organization group on one plan with one global rule;
     /// tests append what they check.
-    pub const BASE: &str = case!("minimal");
+    pub(crate) const BASE: &str = case!("minimal");
 
-    pub fn with(extra: &str) -> String {
+    pub(crate) fn with(extra: &str) -> String {
         format!("{BASE}\n{extra}")
     }
 }

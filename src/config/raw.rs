@@ -167,7 +167,7 @@ pub(super) enum ScopeKind {
 }
 
 impl ScopeKind {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             ScopeKind::Global => "global",
             ScopeKind::Service => "service",
@@ -186,7 +186,7 @@ pub(super) enum AdjustmentKind {
 }
 
 impl AdjustmentKind {
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             AdjustmentKind::Discount => "discount",
             AdjustmentKind::Markup => "markup",

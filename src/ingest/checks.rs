@@ -42,7 +42,9 @@ pub async fn refuse(
         Unbillable::UnknownType(None) => col("line_item_line_item_type").is_null(),
         Unbillable::UnknownType(Some(kind)) => col("line_item_line_item_type").eq(lit(kind)),
         Unbillable::Defect(Defect::Missing { column }) => col(column.as_str()).is_null(),
-        Unbillable::Defect(Defect::Currency { code }) => col("line_item_currency_code").eq(lit(code)),
+        Unbillable::Defect(Defect::Currency { code }) => {
+            col("line_item_currency_code").eq(lit(code))
+        }
     };
     let (file, rows) = match locate(ctx, input, period, matches, rows).await {
         Ok(found) => found,

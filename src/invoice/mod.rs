@@ -21,9 +21,9 @@ use crate::config::{BillingGroup, Config, Party, TaxProfile};
 use crate::error::{Error, Result};
 use crate::money;
 use crate::period::Period;
+use crate::price::AccountRow;
 use crate::price::custom::{self, CustomCharge};
 pub use crate::price::line_items::ChargeKind;
-use crate::price::AccountRow;
 
 impl ChargeKind {
     /// The section heading on the printed invoice.

@@ -8,8 +8,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{ChargeKind, Invoice, services};
-use crate::money;
 use crate::config::{Party, USD};
+use crate::money;
 
 const TEMPLATE_NAME: &str = "invoice.html";
 const TEMPLATE: &str = include_str!("../../templates/invoice.html");

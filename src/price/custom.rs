@@ -5,15 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    new_null_array,
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
 };
 use arrow::datatypes::SchemaRef;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::line_items::{self, ChargeClass};
 use super::AccountRow;
+use super::line_items::{self, ChargeClass};
 use crate::config::{Config, CustomAmount, CustomKind, CustomLineItem, Members};
 use crate::error::Result;
 use crate::money;

@@ -27,7 +27,9 @@ use crate::error::Result;
 use crate::sql::LINE_ITEM_TYPES as TABLE;
 
 /// What a line is for the plan's policies (column `charge_class` of `sql/rate.sql`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, strum::EnumString, strum::IntoStaticStr)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, strum::EnumString, strum::IntoStaticStr,
+)]
 #[strum(serialize_all = "kebab-case")]
 pub enum ChargeClass {
     /// Re-rated by the plan's rules.
@@ -122,7 +124,8 @@ pub struct LineItemType {
     pub negation: bool,
 }
 
-const HEADER: &str = "line_item_type,charge_class,invoice_kind,commitment,unowned,shown_as,negation";
+const HEADER: &str =
+    "line_item_type,charge_class,invoice_kind,commitment,unowned,shown_as,negation";
 
 static TYPES: LazyLock<Vec<LineItemType>> = LazyLock::new(|| {
     // The table is ours, compiled in and checked by a unit test: not input.
@@ -172,7 +175,12 @@ pub fn register(ctx: &SessionContext) -> Result<()> {
         text(|t| t.commitment.map(<&str>::from)),
         text(|t| t.unowned.map(Treatment::as_str)),
         text(|t| t.shown_as.as_deref()),
-        Arc::new(all().iter().map(|t| Some(t.negation)).collect::<BooleanArray>()),
+        Arc::new(
+            all()
+                .iter()
+                .map(|t| Some(t.negation))
+                .collect::<BooleanArray>(),
+        ),
     ];
     ctx.register_batch(
         "line_item_types",
@@ -199,7 +207,8 @@ fn row(line: &str) -> std::result::Result<LineItemType, String> {
         return Err(format!("expected 7 fields, found {}", fields.len()));
     };
     fn value<T: FromStr>(column: &str, v: &str) -> std::result::Result<T, String> {
-        v.parse().map_err(|_| format!("{column} {v:?} is not known"))
+        v.parse()
+            .map_err(|_| format!("{column} {v:?} is not known"))
     }
     fn optional<T: FromStr>(column: &str, v: &str) -> std::result::Result<Option<T>, String> {
         (!v.is_empty()).then(|| value(column, v)).transpose()
@@ -214,7 +223,9 @@ fn row(line: &str) -> std::result::Result<LineItemType, String> {
         negation: value("negation", negation)?,
     };
     if t.commitment.is_some() != t.unowned.is_some() {
-        return Err(format!("{name}: commitment lines, and only they, say what `unowned` does"));
+        return Err(format!(
+            "{name}: commitment lines, and only they, say what `unowned` does"
+        ));
     }
     Ok(t)
 }
@@ -232,7 +243,11 @@ mod tests {
         assert_eq!(names.len(), types.len());
         for t in &types {
             if let Some(shown) = &t.shown_as {
-                assert!(get(shown).is_some(), "{} is shown as unknown {shown}", t.name);
+                assert!(
+                    get(shown).is_some(),
+                    "{} is shown as unknown {shown}",
+                    t.name
+                );
             }
         }
         assert_eq!(plain_type_of(ChargeClass::Fee), "Fee");

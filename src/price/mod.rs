@@ -15,9 +15,9 @@ use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 use rust_decimal::Decimal;
 
 pub use self::line_items::{ChargeClass, LineItemType};
+use crate::error::{Error, Result};
 pub use crate::ingest::checks::Defect;
 use crate::ingest::checks::Unbillable;
-use crate::error::{Error, Result};
 use crate::ingest::columns::{CUR2_COLUMNS, Kind};
 use crate::{money, sql};
 
@@ -94,7 +94,10 @@ impl AccountRow {
 /// The first rows of the accounting no plan can bill, and how many rows are like them: an
 /// unknown line item type first, then a defect.
 pub fn unbillable(accounting: &[AccountRow]) -> Option<(Unbillable, u64)> {
-    if let Some(r) = accounting.iter().find(|r| r.treatment == Treatment::Unknown) {
+    if let Some(r) = accounting
+        .iter()
+        .find(|r| r.treatment == Treatment::Unknown)
+    {
         let kind = (!r.line_item_type.is_empty()).then(|| r.line_item_type.clone());
         return Some((Unbillable::UnknownType(kind), r.rows));
     }
@@ -127,7 +130,10 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
         a.is_valid(row).then(|| a.value(row).to_string())
     };
     let money = |name: &str, row: usize| -> Result<Decimal> {
-        Ok(money::decimal_at(column(name).as_primitive::<Decimal128Type>(), row)?.unwrap_or_default())
+        Ok(
+            money::decimal_at(column(name).as_primitive::<Decimal128Type>(), row)?
+                .unwrap_or_default(),
+        )
     };
     // What crosses from SQL to Rust as text becomes an enum here, once; a value the SQL
     // produces that Rust does not know is a bug to report, never a default.
@@ -212,7 +218,10 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
         col("pricing_rule"),
     ]);
     let shown = col("treatment").in_list(
-        vec![lit(Treatment::Rerate.as_str()), lit(Treatment::Pass.as_str())],
+        vec![
+            lit(Treatment::Rerate.as_str()),
+            lit(Treatment::Pass.as_str()),
+        ],
         false,
     );
     Ok(rated.filter(shown)?.select(exprs)?)

@@ -199,7 +199,10 @@ impl PeriodSummary {
 /// Writes `runs/<run-id>.json` under `output`.
 pub async fn write(output: &Location, manifest: &RunManifest) -> Result<()> {
     let runs = output.child(&["runs"]);
-    let path = runs.prefix.clone().join(format!("{}.json", manifest.run_id));
+    let path = runs
+        .prefix
+        .clone()
+        .join(format!("{}.json", manifest.run_id));
     let body = serde_json::to_vec_pretty(manifest).expect("the manifest serializes");
     output
         .store

@@ -10,8 +10,8 @@ use datafusion::logical_expr::cast;
 use datafusion::prelude::{CsvReadOptions, SessionContext, col};
 use rerate::ingest::columns::{Kind, kind_of, timestamp_type};
 use rerate::run::RunOptions;
-use rerate::write::manifest::RunManifest;
 use rerate::storage::Location;
+use rerate::write::manifest::RunManifest;
 
 /// Writes `csv` (a header of CUR 2.0 column names) as CUR Parquet with AWS's physical types:
 /// costs as doubles, rates as strings, timestamps as timestamps.
