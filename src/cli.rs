@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::period::Period;
+use crate::run::RunOptions;
 
 /// Re-rate AWS Cost and Usage Reports: billable and pro forma data, margins, invoices.
 #[derive(Debug, Parser)]
@@ -18,25 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Re-rate every selected billing period and write the outputs.
     Run {
-        /// The billing configuration (billing.toml).
-        #[arg(long, short)]
-        config: PathBuf,
-        /// CUR location: s3://bucket/prefix, file:///abs/path or a local path (default: [io] input).
-        #[arg(long)]
-        input: Option<String>,
-        /// Output location (default: [io] output).
-        #[arg(long)]
-        output: Option<String>,
-        /// Billing period to process (YYYY-MM); repeatable. Default: every period in the input.
-        #[arg(long = "period")]
-        periods: Vec<Period>,
-        /// Fail when a row belongs to no billing group instead of keeping it as _unassigned.
-        #[arg(long)]
-        strict: bool,
-        /// Memory for joins, aggregations and sorts before they spill to disk, e.g. 4GiB
-        /// (default: [engine] memory-limit, else unbounded).
-        #[arg(long, value_parser = crate::config::parse_memory_limit)]
-        memory_limit: Option<u64>,
+        #[command(flatten)]
+        options: RunOptions,
         /// Print the run summary as JSON on stdout.
         #[arg(long)]
         json: bool,

@@ -49,24 +49,8 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Run {
-            config,
-            input,
-            output,
-            periods,
-            strict,
-            memory_limit,
-            json,
-        } => {
-            let opts = run::RunOptions {
-                config,
-                input,
-                output,
-                periods,
-                strict,
-                memory_limit,
-            };
-            let summary = run::run(&opts).await?;
+        Command::Run { options, json } => {
+            let summary = run::run(&options).await?;
             if json {
                 print_json(&summary)?;
             } else {

@@ -31,15 +31,27 @@ use crate::write::manifest::{
 use crate::write::{delta, exports, invoices};
 use crate::{invoice, margin};
 
-/// What `rerate run` was asked to do.
-#[derive(Debug, Clone, Default)]
+/// What `rerate run` was asked to do (its flags: the doc comments are the help).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunOptions {
+    /// The billing configuration (billing.toml).
+    #[arg(long, short)]
     pub config: PathBuf,
+    /// CUR location: s3://bucket/prefix, file:///abs/path or a local path (default: [io] input).
+    #[arg(long)]
     pub input: Option<String>,
+    /// Output location (default: [io] output).
+    #[arg(long)]
     pub output: Option<String>,
+    /// Billing period to process (YYYY-MM); repeatable. Default: every period in the input.
+    #[arg(long = "period")]
     pub periods: Vec<Period>,
+    /// Fail when a row belongs to no billing group instead of keeping it as _unassigned.
+    #[arg(long)]
     pub strict: bool,
-    /// Overrides `[engine] memory-limit` (bytes).
+    /// Memory for joins, aggregations and sorts before they spill to disk, e.g. 4GiB
+    /// (default: [engine] memory-limit, else unbounded).
+    #[arg(long, value_parser = crate::config::parse_memory_limit)]
     pub memory_limit: Option<u64>,
 }
 

@@ -82,23 +82,7 @@ async fn a_bad_config_lists_every_problem_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, cur) = e1_input(tmp.path()).await;
     let config = tmp.path().join("bad.toml");
-    std::fs::write(
-        &config,
-        r#"
-[[billing-group]]
-name = "Bad/Name"
-payer-account-id = "111111111111"
-pricing-plan = "nope"
-
-[[pricing-rule]]
-name = "too-much"
-scope = "global"
-type = "discount"
-percent = 120
-colour = "red"
-"#,
-    )
-    .unwrap();
+    std::fs::write(&config, include_str!("../fixtures/four-problems.toml")).unwrap();
     let out = tmp.path().join("out");
     let o = run(&config, cur.to_str().unwrap(), &out, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -112,15 +96,18 @@ colour = "red"
 async fn explain_names_the_rule_that_won_and_the_ones_it_beat() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = e1_input(tmp.path()).await;
-    let o = rerate(&[
-        "explain",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        cur.to_str().unwrap(),
-        "--line-item-id",
-        "e1-s3",
-    ]);
+    let explain = |id: &str| {
+        rerate(&[
+            "explain",
+            "--config",
+            config.to_str().unwrap(),
+            "--input",
+            cur.to_str().unwrap(),
+            "--line-item-id",
+            id,
+        ])
+    };
+    let o = explain("e1-s3");
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -131,15 +118,7 @@ async fn explain_names_the_rule_that_won_and_the_ones_it_beat() {
     assert!(text.contains("beaten:    all-5-off"), "{text}");
     assert!(text.contains("pro forma: 180.0000000000"), "{text}");
 
-    let missing = rerate(&[
-        "explain",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        cur.to_str().unwrap(),
-        "--line-item-id",
-        "nope",
-    ]);
+    let missing = explain("nope");
     assert_eq!(missing.status.code(), Some(1));
 }
 

@@ -175,20 +175,7 @@ async fn an_export_reads_back_as_rerate_input() {
         .unwrap();
 
     let config = tmp.path().join("next-level.toml");
-    std::fs::write(
-        &config,
-        r#"
-[[billing-group]]
-name = "acme-platform-team"
-payer-account-id = "111111111111"
-pricing-plan = "at-cost"
-
-[[pricing-plan]]
-name = "at-cost"
-rules = []
-"#,
-    )
-    .unwrap();
+    std::fs::write(&config, include_str!("../fixtures/next-level.toml")).unwrap();
     let level2 = support::run(&config, &out.join("exports/acme"), &tmp.path().join("out2"))
         .await
         .unwrap_or_else(|e| panic!("{}", rerate::error_chain(&e)));

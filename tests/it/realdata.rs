@@ -1,31 +1,10 @@
-//! AWS-written legacy CUR (`wa-labs-workshopcur` of the real data, see `support::realdata`: three months, 334,911 rows,
-//! INT64 millisecond timestamps, string rates, `""` blanks, flattened product and tag columns)
+//! AWS-written legacy CUR (`wa-labs-workshopcur` of the real data, see `support::realdata`:
+//! three months, 334,911 rows, INT64 millisecond timestamps, string rates, `""` blanks, flattened product and tag columns)
 //! read end to end: every row accounted for, billable totals equal to the input's.
 
 use crate::support;
 
-const CONFIG: &str = r#"
-[[billing-group]]
-name = "workshop"
-payer-account-id = "836060457634"
-pricing-plan = "list-minus-3"
-
-[[billing-group]]
-name = "carved-out"
-accounts = ["011254002932"]
-pricing-plan = "list-minus-3"
-
-[[pricing-plan]]
-name = "list-minus-3"
-rules = ["all-3-off"]
-commitments = "group"
-
-[[pricing-rule]]
-name = "all-3-off"
-scope = "global"
-type = "discount"
-percent = 3
-"#;
+const CONFIG: &str = include_str!("../fixtures/wa-labs-workshop.toml");
 
 #[tokio::test(flavor = "multi_thread")]
 async fn legacy_workshop_cur_is_read_end_to_end() {
