@@ -21,7 +21,7 @@ use crate::period::Period;
 /// The currency every amount is in before invoice conversion.
 pub const USD: &str = "USD";
 
-/// The billing group of rows that belong to no configured group (SPEC 5.1); reserved.
+/// The billing group of rows that belong to no configured group; reserved.
 pub const UNASSIGNED: &str = "_unassigned";
 
 /// The whole validated configuration.
@@ -168,7 +168,7 @@ pub struct BillingGroup {
     pub bill_to: Option<Party>,
 }
 
-/// Which rows a group owns (SPEC 5.1: an explicit account wins over an organization).
+/// Which rows a group owns (an explicit account wins over an organization).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Members {
     /// A whole bill-source organization, matched on `bill_payer_account_id`.
@@ -190,9 +190,12 @@ pub struct PricingPlan {
     pub commitments: CommitmentPolicy,
 }
 
-/// What pro forma does with a kind of line item (SPEC 5.3).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What pro forma does with a kind of line item (docs/config.md, `[[pricing-plan]]`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Policy {
     /// Absent from pro forma, present in billable, counted per reason.
     #[default]
@@ -203,16 +206,16 @@ pub enum Policy {
 
 impl Policy {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Drop => "drop",
-            Policy::Pass => "pass",
-        }
+        self.into()
     }
 }
 
-/// What pro forma does with Savings Plan and Reserved Instance lines (SPEC 5.3).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What pro forma does with Savings Plan and Reserved Instance lines (docs/config.md).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum CommitmentPolicy {
     /// Commitments owned inside the group pass through; others are re-rated as on-demand.
     #[default]
@@ -223,11 +226,7 @@ pub enum CommitmentPolicy {
 
 impl CommitmentPolicy {
     pub fn as_str(self) -> &'static str {
-        match self {
-            CommitmentPolicy::Group => "group",
-            CommitmentPolicy::OnDemand => "on-demand",
-            CommitmentPolicy::Pass => "pass",
-        }
+        self.into()
     }
 }
 
@@ -253,7 +252,8 @@ impl PricingRule {
 }
 
 /// What a rule matches. Equal scopes in one plan are a configuration error.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum RuleScope {
     Global,
     /// Matches `line_item_product_code`.
@@ -274,15 +274,10 @@ pub enum RuleScope {
 
 impl RuleScope {
     pub fn as_str(&self) -> &'static str {
-        match self {
-            RuleScope::Global => "global",
-            RuleScope::Service { .. } => "service",
-            RuleScope::BillingEntity { .. } => "billing-entity",
-            RuleScope::Sku { .. } => "sku",
-        }
+        self.into()
     }
 
-    /// Higher is more specific: sku 3 > service 2 > billing-entity 1 > global 0 (SPEC 5.2).
+    /// Higher is more specific: sku 3 > service 2 > billing-entity 1 > global 0.
     pub fn specificity(&self) -> u8 {
         match self {
             RuleScope::Global => 0,
@@ -320,7 +315,8 @@ impl fmt::Display for RuleScope {
 }
 
 /// How a rule changes the base. Percentages are in 0..=100 for discounts, >= 0 for markups.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Adjustment {
     Discount(Decimal),
     Markup(Decimal),
@@ -333,11 +329,7 @@ pub enum Adjustment {
 
 impl Adjustment {
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Adjustment::Discount(_) => "discount",
-            Adjustment::Markup(_) => "markup",
-            Adjustment::Tiering { .. } => "tiering",
-        }
+        self.into()
     }
 
     /// The percentage of a discount or markup.
@@ -349,7 +341,7 @@ impl Adjustment {
     }
 }
 
-/// A fee or credit added to a group's pro forma (SPEC 5.4). Amounts are USD.
+/// A fee or credit added to a group's pro forma (docs/config.md). Amounts are USD.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CustomLineItem {
     pub name: String,
@@ -373,8 +365,9 @@ impl CustomLineItem {
 }
 
 /// `type = "fee" | "credit"`: the kind decides the sign, amounts are always positive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum CustomKind {
     Fee,
     Credit,
@@ -382,10 +375,7 @@ pub enum CustomKind {
 
 impl CustomKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            CustomKind::Fee => "fee",
-            CustomKind::Credit => "credit",
-        }
+        self.into()
     }
 
     /// +1 for fees, -1 for credits.
@@ -580,10 +570,7 @@ impl Config {
 }
 
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
 /// `[[section]] "name"`: how problems name an entry of an array of tables.

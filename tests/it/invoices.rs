@@ -2,7 +2,7 @@
 //! invoice and a pro forma CUR export for every group; a re-run keeps invoice numbers and
 //! leaves no stale file; an export is valid rerate input (multi-level billing).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
@@ -20,23 +20,6 @@ fn sample_input() -> PathBuf {
 
 fn dec(v: &Value) -> Decimal {
     Decimal::from_str(v.as_str().unwrap_or_else(|| panic!("{v} is not a string"))).unwrap()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }
 
 fn url_path(url: &str) -> PathBuf {
@@ -151,7 +134,11 @@ async fn sample_run_writes_an_invoice_and_an_export_per_group_and_reruns_without
             export.billing_group
         ));
         let listed: Vec<PathBuf> = export.files.iter().map(|f| url_path(f)).collect();
-        assert_eq!(files_under(&dir), listed, "exactly this run's files");
+        assert_eq!(
+            support::files_under(&dir),
+            listed,
+            "exactly this run's files"
+        );
     }
 }
 

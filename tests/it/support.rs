@@ -152,22 +152,14 @@ pub fn realdata(name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Every file below `dir` (none if it does not exist).
+/// Every file below `dir`, sorted (none if it does not exist).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
+    let mut found: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect();
+    found.sort();
     found
 }
