@@ -126,7 +126,7 @@ async fn explain_names_the_rule_that_won_and_the_ones_it_beat() {
 async fn validate_reports_periods_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = e1_input(tmp.path()).await;
-    let before: Vec<_> = walk(tmp.path());
+    let before: Vec<_> = support::paths_under(tmp.path());
     let o = rerate(&[
         "validate",
         "--config",
@@ -138,7 +138,7 @@ async fn validate_reports_periods_and_writes_nothing() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["periods"]["2025-11"], 5);
-    assert_eq!(walk(tmp.path()), before);
+    assert_eq!(support::paths_under(tmp.path()), before);
 }
 
 #[test]
@@ -210,17 +210,4 @@ fn credentials_in_a_location_are_refused_and_never_printed() {
     );
     assert!(!err.contains("s3cr3t"), "{err}");
     assert!(!out.exists(), "nothing may be written");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        }
-        out.push(p);
-    }
-    out.sort();
-    out
 }

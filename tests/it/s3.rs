@@ -149,7 +149,7 @@ impl S3Server {
 
     /// Every file the server holds (objects, and multipart parts at its root).
     fn files(&self) -> Vec<PathBuf> {
-        walk(self.root.path())
+        support::files_under(self.root.path())
     }
 }
 
@@ -157,21 +157,6 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn rerate(server: &S3Server, args: &[&str]) -> Command {
@@ -187,8 +172,24 @@ fn run_args<'a>(config: &'a str, input: &'a str, output: &'a str) -> Vec<&'a str
 }
 
 /// Uploads every file under `local` to `location`, keeping relative paths.
+impl S3Server {
+    /// A server with the bundled sample month uploaded to `bucket/prefix`, and an empty bucket
+    /// for the outputs.
+    async fn with_sample(bucket: &str, prefix: &str, output_bucket: &str) -> S3Server {
+        let server = S3Server::start();
+        server.bucket(bucket);
+        server.bucket(output_bucket);
+        upload(
+            &support::repo().join("sample-data/cur"),
+            &server.location(bucket, prefix),
+        )
+        .await;
+        server
+    }
+}
+
 async fn upload(local: &Path, location: &Location) {
-    for file in walk(local) {
+    for file in support::files_under(local) {
         let rel = file
             .strip_prefix(local)
             .unwrap()
@@ -239,14 +240,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_to_s3_matches_local_and_never_logs_credentials() {
     let _one = SERIAL.lock().await;
-    let server = S3Server::start();
-    server.bucket("cur-exports");
-    server.bucket("billing-out");
-    upload(
-        &support::repo().join("sample-data/cur"),
-        &server.location("cur-exports", "acme/cur2"),
-    )
-    .await;
+    let server = S3Server::with_sample("cur-exports", "acme/cur2", "billing-out").await;
 
     let config = support::repo().join("sample-data/billing.toml");
     let config = config.to_str().unwrap();
@@ -387,14 +381,7 @@ async fn an_outage_mid_run_fails_with_exit_2_and_leaves_the_previous_version() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_runs_of_one_period_at_once_do_not_corrupt_the_tables() {
     let _one = SERIAL.lock().await;
-    let server = S3Server::start();
-    server.bucket("cur");
-    server.bucket("out");
-    upload(
-        &support::repo().join("sample-data/cur"),
-        &server.location("cur", "cur2"),
-    )
-    .await;
+    let server = S3Server::with_sample("cur", "cur2", "out").await;
     let config = support::repo().join("sample-data/billing.toml");
     let args = run_args(config.to_str().unwrap(), "s3://cur/cur2", "s3://out/rerate");
     let a = rerate(&server, &args)

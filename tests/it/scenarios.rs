@@ -204,7 +204,8 @@ async fn accounting_identities(
     .unwrap();
 
     let mut problems = Vec::new();
-    let mut check = |what: &str, left: String, right: String| {
+    // Decimals compare by value (1.50 = 1.5); row counts are compared as decimals too.
+    let mut check = |what: &str, left: Decimal, right: Decimal| {
         if left != right {
             problems.push(format!("identity {what}: {left} != {right}"));
         }
@@ -212,59 +213,48 @@ async fn accounting_identities(
     let periods = summary["periods"].as_array().unwrap();
     let summed =
         |f: &dyn Fn(&serde_json::Value) -> Decimal| -> Decimal { periods.iter().map(f).sum() };
+    let rows = |v: &serde_json::Value| Decimal::from(v.as_u64().unwrap());
+    let input_rows = Decimal::from(input_rows);
     check(
         "input rows = summary input rows",
-        input_rows.to_string(),
-        summed(&|p| Decimal::from(p["input_rows"].as_u64().unwrap())).to_string(),
+        input_rows,
+        summed(&|p| rows(&p["input_rows"])),
     );
     check(
         "input rows = billable rows",
-        input_rows.to_string(),
-        billable_rows.to_string(),
+        input_rows,
+        billable_rows.into(),
     );
-    check(
-        "input total = billable total",
-        input_total.normalize().to_string(),
-        billable_total.normalize().to_string(),
-    );
+    check("input total = billable total", input_total, billable_total);
     check(
         "input total = summary input cost",
-        input_total.normalize().to_string(),
-        summed(&|p| dec(&p["input_cost"])).normalize().to_string(),
+        input_total,
+        summed(&|p| dec(&p["input_cost"])),
     );
     let groups = periods.iter().flat_map(|p| p["groups"].as_array().unwrap());
-    let (mut group_rows, mut reason_rows, mut reason_total) = (0u64, 0u64, Decimal::ZERO);
+    let (mut group_rows, mut reason_rows, mut reason_total) =
+        (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
     for g in groups {
-        group_rows += g["rows"].as_u64().unwrap();
+        group_rows += rows(&g["rows"]);
         for tally in g["by_reason"].as_object().unwrap().values() {
-            reason_rows += tally["rows"].as_u64().unwrap();
+            reason_rows += rows(&tally["rows"]);
             reason_total += dec(&tally["billable_cost"]);
         }
     }
-    check(
-        "input rows = Σ group rows",
-        input_rows.to_string(),
-        group_rows.to_string(),
-    );
-    check(
-        "input rows = Σ rows per reason",
-        input_rows.to_string(),
-        reason_rows.to_string(),
-    );
+    check("input rows = Σ group rows", input_rows, group_rows);
+    check("input rows = Σ rows per reason", input_rows, reason_rows);
     check(
         "input total = Σ billable per reason",
-        input_total.normalize().to_string(),
-        reason_total.normalize().to_string(),
+        input_total,
+        reason_total,
     );
     check(
         "pro forma table = re-rated + passed + custom",
-        proforma_total.normalize().to_string(),
+        proforma_total,
         summed(&|p| {
             let c = &p["control"];
             dec(&c["rerated_total"]) + dec(&c["passed_total"]) + dec(&c["custom_total"])
-        })
-        .normalize()
-        .to_string(),
+        }),
     );
     problems
 }

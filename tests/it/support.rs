@@ -152,14 +152,21 @@ pub fn realdata(name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Every file below `dir`, sorted (none if it does not exist).
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+/// Every file and folder below `dir`, sorted (none if it does not exist).
+pub fn paths_under(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
         .into_iter()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
         .map(walkdir::DirEntry::into_path)
         .collect();
     found.sort();
+    found
+}
+
+/// Every file below `dir`, sorted (none if it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = paths_under(dir);
+    found.retain(|p| p.is_file());
     found
 }
