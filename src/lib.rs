@@ -4,14 +4,12 @@
 
 pub mod cli;
 pub mod config;
-pub mod data_exports;
 pub mod engine;
 pub mod error;
 pub mod explain;
 pub mod ingest;
 pub mod invoice;
 pub mod margin;
-pub mod period;
 pub mod price;
 pub mod progress;
 pub mod run;
@@ -21,6 +19,7 @@ pub mod storage;
 pub mod validate;
 pub mod write;
 
+pub use cur_layout::{data_exports, period};
 pub use error::{Error, Result};
 
 use std::path::Path;
