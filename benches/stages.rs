@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use cur_sample::{SampleOptions, write_sample};
 use datafusion::prelude::{DataFrame, SessionContext, col};
 use futures::StreamExt;
 use object_store::local::LocalFileSystem;
@@ -18,7 +19,6 @@ use object_store::path::Path as ObjectPath;
 use rerate::ingest::Input;
 use rerate::period::Period;
 use rerate::price;
-use rerate::sample::{SampleOptions, write_sample};
 use rerate::storage::Location;
 use tokio::runtime::Runtime;
 

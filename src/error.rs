@@ -171,7 +171,7 @@ pub enum Error {
     Engine(Box<DataFusionError>),
 
     #[error(transparent)]
-    Sample(#[from] crate::sample::SampleError),
+    Sample(#[from] cur_sample::SampleError),
 
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -1,6 +1,6 @@
 //! rerate: re-rate AWS Cost and Usage Reports into billable and pro forma data, margins and
-//! invoices. The entry points are [`run::run`], [`validate::validate`], [`explain::explain`]
-//! and [`sample::write_sample`].
+//! invoices. The entry points are [`run::run`], [`validate::validate`] and [`explain::explain`];
+//! `rerate sample` is [`cur_sample::write_sample`].
 
 pub mod cli;
 pub mod config;
@@ -13,7 +13,6 @@ pub mod margin;
 pub mod price;
 pub mod progress;
 pub mod run;
-pub mod sample;
 pub mod sql;
 pub mod storage;
 pub mod validate;
