@@ -81,38 +81,20 @@ pub(crate) struct Service {
     name: &'static str,
 }
 
-pub(crate) const EC2: Service = Service {
-    code: "AmazonEC2",
-    name: "Amazon Elastic Compute Cloud",
-};
-pub(crate) const S3: Service = Service {
-    code: "AmazonS3",
-    name: "Amazon Simple Storage Service",
-};
-const CLOUDWATCH: Service = Service {
-    code: "AmazonCloudWatch",
-    name: "AmazonCloudWatch",
-};
-const LAMBDA: Service = Service {
-    code: "AWSLambda",
-    name: "AWS Lambda",
-};
-const RDS: Service = Service {
-    code: "AmazonRDS",
-    name: "Amazon Relational Database Service",
-};
-const DYNAMODB: Service = Service {
-    code: "AmazonDynamoDB",
-    name: "Amazon DynamoDB",
-};
-const DATA_TRANSFER: Service = Service {
-    code: "AWSDataTransfer",
-    name: "AWS Data Transfer",
-};
-const VPC: Service = Service {
-    code: "AmazonVPC",
-    name: "Amazon Virtual Private Cloud",
-};
+impl Service {
+    const fn new(code: &'static str, name: &'static str) -> Self {
+        Self { code, name }
+    }
+}
+
+pub(crate) const EC2: Service = Service::new("AmazonEC2", "Amazon Elastic Compute Cloud");
+pub(crate) const S3: Service = Service::new("AmazonS3", "Amazon Simple Storage Service");
+const CLOUDWATCH: Service = Service::new("AmazonCloudWatch", "AmazonCloudWatch");
+const LAMBDA: Service = Service::new("AWSLambda", "AWS Lambda");
+const RDS: Service = Service::new("AmazonRDS", "Amazon Relational Database Service");
+const DYNAMODB: Service = Service::new("AmazonDynamoDB", "Amazon DynamoDB");
+const DATA_TRANSFER: Service = Service::new("AWSDataTransfer", "AWS Data Transfer");
+const VPC: Service = Service::new("AmazonVPC", "Amazon Virtual Private Cloud");
 
 /// How much of a SKU one hourly line item meters.
 #[derive(Clone, Copy)]
@@ -417,30 +399,21 @@ impl Catalog {
             sku: Some(sku_code("ComputeSP:3yrNoUpfront", "")),
             resource: Resource::SavingsPlan,
             ..Item::account_level(
-                &Service {
-                    code: "ComputeSavingsPlans",
-                    name: "Savings Plans for AWS Compute usage",
-                },
+                &Service::new("ComputeSavingsPlans", "Savings Plans for AWS Compute usage"),
                 "3 year No Upfront Compute Savings Plan".to_string(),
             )
         });
         let business_support = add(Item {
             usage_type: "Dollar".to_string(),
             ..Item::account_level(
-                &Service {
-                    code: "AWSSupportBusiness",
-                    name: "AWS Support (Business)",
-                },
+                &Service::new("AWSSupportBusiness", "AWS Support (Business)"),
                 "AWS Support (Business)".to_string(),
             )
         });
         let developer_support = add(Item {
             usage_type: "Dollar".to_string(),
             ..Item::account_level(
-                &Service {
-                    code: "AWSDeveloperSupport",
-                    name: "AWS Support (Developer)",
-                },
+                &Service::new("AWSDeveloperSupport", "AWS Support (Developer)"),
                 "AWS Support (Developer)".to_string(),
             )
         });
@@ -449,10 +422,10 @@ impl Catalog {
             legal_entity: "Datadog, Inc.",
             usage_type: "SaaS-Subscription:pro".to_string(),
             ..Item::account_level(
-                &Service {
-                    code: "9s2k4hd7rw3qz0mxv5b8ny1tj",
-                    name: "Datadog Pro (monthly subscription)",
-                },
+                &Service::new(
+                    "9s2k4hd7rw3qz0mxv5b8ny1tj",
+                    "Datadog Pro (monthly subscription)",
+                ),
                 "Datadog Pro - monthly subscription fee".to_string(),
             )
         });
@@ -470,10 +443,7 @@ impl Catalog {
             resource: Resource::Instance,
             zonal: true,
             ..Item::account_level(
-                &Service {
-                    code: "6ub7c3mw0qz2kx5fh8tyd1nae",
-                    name: "Sentinel Threat Scanner",
-                },
+                &Service::new("6ub7c3mw0qz2kx5fh8tyd1nae", "Sentinel Threat Scanner"),
                 "$0.35 per hour for Sentinel Threat Scanner on t3.medium".to_string(),
             )
         });

@@ -172,45 +172,37 @@ fn render_resource_id(r: &Row, x: &Ctx<'_>, o: &mut StrOut) {
         ^ u64::from(index))
         >> 4;
     o.with(|b| {
+        if let Some(service) = arn_service(item.resource) {
+            let _ = write!(b, "arn:aws:{service}:{region}:{}:", account.id);
+        }
         let _ = match item.resource {
             Resource::Instance => write!(b, "i-0{hex:015x}"),
             Resource::Volume => write!(b, "vol-0{hex:015x}"),
             Resource::Bucket => write!(b, "{}-{word}-{index}", account.name),
-            Resource::Function => write!(
-                b,
-                "arn:aws:lambda:{region}:{}:function:{word}-{index}",
-                account.id
-            ),
-            Resource::Database => write!(
-                b,
-                "arn:aws:rds:{region}:{}:db:{word}-db-{index}",
-                account.id
-            ),
-            Resource::Table => write!(
-                b,
-                "arn:aws:dynamodb:{region}:{}:table/{word}-{index}",
-                account.id
-            ),
-            Resource::NatGateway => write!(
-                b,
-                "arn:aws:ec2:{region}:{}:natgateway/nat-0{hex:015x}",
-                account.id
-            ),
-            Resource::LogGroup => write!(
-                b,
-                "arn:aws:logs:{region}:{}:log-group:/aws/lambda/{word}-{index}",
-                account.id
-            ),
-            Resource::Address => write!(
-                b,
-                "arn:aws:ec2:{region}:{}:elastic-ip/eipalloc-0{hex:015x}",
-                account.id
-            ),
+            Resource::Function => write!(b, "function:{word}-{index}"),
+            Resource::Database => write!(b, "db:{word}-db-{index}"),
+            Resource::Table => write!(b, "table/{word}-{index}"),
+            Resource::NatGateway => write!(b, "natgateway/nat-0{hex:015x}"),
+            Resource::LogGroup => write!(b, "log-group:/aws/lambda/{word}-{index}"),
+            Resource::Address => write!(b, "elastic-ip/eipalloc-0{hex:015x}"),
             Resource::Reservation => write!(b, "{RI_ARN}"),
             Resource::SavingsPlan => write!(b, "{SP_ARN}"),
             Resource::None => Ok(()),
         };
     });
+}
+
+/// The service in the ARN of a resource named `arn:aws:<service>:<region>:<account>:<resource>`;
+/// `None` for resources named otherwise (instances, volumes, buckets, commitments).
+fn arn_service(resource: Resource) -> Option<&'static str> {
+    match resource {
+        Resource::Function => Some("lambda"),
+        Resource::Database => Some("rds"),
+        Resource::Table => Some("dynamodb"),
+        Resource::NatGateway | Resource::Address => Some("ec2"),
+        Resource::LogGroup => Some("logs"),
+        _ => None,
+    }
 }
 
 const RESOURCE_WORDS: [&str; 8] = [
@@ -252,23 +244,15 @@ mod tests {
 
     use arrow::array::AsArray;
     use arrow::datatypes::{DataType as ArrowType, TimeUnit, TimestampNanosecondType};
-    use object_store::ObjectStoreExt;
-    use object_store::path::Path;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::basic::Type as PhysicalType;
 
-    use crate::testing::{generate, options, strings};
+    use crate::testing::{generate, object, options, strings};
 
     #[tokio::test]
     async fn physical_format_matches_aws() {
         let (store, summary) = generate(&options(2_000, 42)).await;
-        let data = store
-            .get(&Path::from(summary.files[0].as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let data = object(&store, &summary.files[0]).await;
         let builder = ParquetRecordBatchReaderBuilder::try_new(data).unwrap();
 
         let parquet = builder.metadata().file_metadata().schema_descr();

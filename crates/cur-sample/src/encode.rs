@@ -266,31 +266,16 @@ fn write_column(
             write_leaf::<ByteArrayType>(group, &s.arrays, &s.strs.def, None)?;
         }
         Render::F64(f) => {
-            s.doubles.clear();
-            s.def.clear();
-            for r in rows {
-                match f(r, ctx) {
-                    Some(v) => {
-                        s.doubles.push(v);
-                        s.def.push(1);
-                    }
-                    None => s.def.push(0),
-                }
-            }
+            optional(rows, |r| f(r, ctx), &mut s.doubles, &mut s.def);
             write_leaf::<DoubleType>(group, &s.doubles, &s.def, None)?;
         }
         Render::Ts(f) => {
-            s.timestamps.clear();
-            s.def.clear();
-            for r in rows {
-                match f(r, ctx) {
-                    Some(nanos) => {
-                        s.timestamps.push(int96(nanos));
-                        s.def.push(1);
-                    }
-                    None => s.def.push(0),
-                }
-            }
+            optional(
+                rows,
+                |r| f(r, ctx).map(int96),
+                &mut s.timestamps,
+                &mut s.def,
+            );
             write_leaf::<Int96Type>(group, &s.timestamps, &s.def, None)?;
         }
         Render::StrMap(f) => {
@@ -319,6 +304,26 @@ fn write_column(
     // Release the shared string buffer now rather than at the next column.
     s.arrays.clear();
     Ok(())
+}
+
+/// One optional primitive column's values (present ones only) and definition levels.
+fn optional<T>(
+    rows: &[Row],
+    value: impl Fn(&Row) -> Option<T>,
+    values: &mut Vec<T>,
+    def: &mut Vec<i16>,
+) {
+    values.clear();
+    def.clear();
+    for r in rows {
+        match value(r) {
+            Some(v) => {
+                values.push(v);
+                def.push(1);
+            }
+            None => def.push(0),
+        }
+    }
 }
 
 fn write_leaf<T: DataType>(

@@ -232,7 +232,7 @@ mod tests {
     use arrow::record_batch::RecordBatch;
 
     use super::*;
-    use crate::testing::{generate, options, period, read_all, strings};
+    use crate::testing::{generate, object, options, period, read_all, strings};
 
     #[tokio::test]
     async fn same_seed_writes_the_same_bytes() {
@@ -245,20 +245,7 @@ mod tests {
         assert_eq!(sa, sb);
         assert_eq!(sa.files.len(), 3);
         for file in &sa.files {
-            let (x, y) = (
-                a.get(&Path::from(file.as_str()))
-                    .await
-                    .unwrap()
-                    .bytes()
-                    .await
-                    .unwrap(),
-                b.get(&Path::from(file.as_str()))
-                    .await
-                    .unwrap()
-                    .bytes()
-                    .await
-                    .unwrap(),
-            );
+            let (x, y) = (object(&a, file).await, object(&b, file).await);
             assert_eq!(x, y, "{file} differs between runs");
         }
     }
@@ -326,16 +313,8 @@ mod tests {
             summary.manifests[1],
             "cur2/metadata/BILLING_PERIOD=2025-12/rerate-sample-Manifest.json"
         );
-        let manifest: serde_json::Value = serde_json::from_slice(
-            &store
-                .get(&Path::from(summary.manifests[1].as_str()))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&object(&store, &summary.manifests[1]).await).unwrap();
         assert_eq!(
             manifest["billingPeriod"]["start"],
             "2025-12-01T00:00:00.000Z"

@@ -262,10 +262,8 @@ impl PeriodInfo {
 
 #[cfg(test)]
 mod tests {
-    use object_store::ObjectStoreExt;
-
     use super::*;
-    use crate::testing::{generate, options};
+    use crate::testing::{generate, object, options};
 
     #[tokio::test]
     async fn bytes_do_not_depend_on_threads() {
@@ -277,14 +275,8 @@ mod tests {
         let plan = Plan::new(&Path::from("cur2"), &opts).unwrap();
         for (index, file) in summary.files.iter().enumerate() {
             let alone = plan.render_file(index).unwrap();
-            let written = store
-                .get(&Path::from(file.as_str()))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            assert_eq!(alone.bytes, written.to_vec(), "{file}");
+            let written = object(&store, file).await;
+            assert_eq!(alone.bytes, written, "{file}");
         }
     }
 }

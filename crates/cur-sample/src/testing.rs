@@ -10,6 +10,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use bytes::Bytes;
+
 use crate::{Period, SampleOptions, SampleSummary, write_sample};
 
 pub(crate) fn period(text: &str) -> Period {
@@ -33,17 +35,16 @@ pub(crate) async fn generate(opts: &SampleOptions) -> (Arc<dyn ObjectStore>, Sam
     (store, summary)
 }
 
+/// The bytes of one object the sample wrote.
+pub(crate) async fn object(store: &Arc<dyn ObjectStore>, path: &str) -> Bytes {
+    let get = store.get(&Path::from(path)).await.unwrap();
+    get.bytes().await.unwrap()
+}
+
 pub(crate) async fn read_all(store: &Arc<dyn ObjectStore>, files: &[String]) -> Vec<RecordBatch> {
     let mut batches = Vec::new();
     for file in files {
-        let data = store
-            .get(&Path::from(file.as_str()))
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(data)
+        let reader = ParquetRecordBatchReaderBuilder::try_new(object(store, file).await)
             .unwrap()
             .with_batch_size(8192)
             .build()
