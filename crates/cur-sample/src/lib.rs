@@ -90,6 +90,7 @@ pub struct SampleSummary {
     pub unblended_total: Decimal,
 }
 
+/// Why a sample was not written: options to fix, a store that failed, or a bug here.
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
     #[error("no billing period to generate: give at least one --period YYYY-MM")]
@@ -111,6 +112,14 @@ pub enum SampleError {
         #[source]
         source: object_store::Error,
     },
+}
+
+impl SampleError {
+    /// Whether the output store failed (worth retrying as is), rather than the options (to fix)
+    /// or the encoder (a bug: the files are encoded from a plan the options already passed).
+    pub fn is_storage(&self) -> bool {
+        matches!(self, SampleError::Store { .. })
+    }
 }
 
 /// Generates the sample described by `opts` and writes it under `prefix` in `store`.
@@ -230,9 +239,37 @@ mod tests {
     use arrow::array::AsArray;
     use arrow::datatypes::TimestampNanosecondType;
     use arrow::record_batch::RecordBatch;
+    use object_store::local::LocalFileSystem;
 
     use super::*;
     use crate::testing::{generate, object, options, period, read_all, strings};
+
+    #[tokio::test]
+    async fn bad_options_and_storage_failures_are_told_apart() {
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
+        let fail = |prefix: Path, opts: SampleOptions| {
+            let store = Arc::clone(&store);
+            async move { write_sample(store, &prefix, &opts).await.unwrap_err() }
+        };
+        let zero = SampleOptions {
+            rows_per_file: 0,
+            ..options(10, 1)
+        };
+        let zero = fail(Path::from("cur2"), zero).await;
+        assert!(matches!(zero, SampleError::ZeroRowsPerFile) && !zero.is_storage());
+        let none = SampleOptions {
+            periods: Vec::new(),
+            ..options(10, 1)
+        };
+        let none = fail(Path::from("cur2"), none).await;
+        assert!(matches!(none, SampleError::NoPeriods) && !none.is_storage());
+
+        // A regular file where the output folder should be: every write under it fails.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let prefix = Path::from_absolute_path(file.path().join("cur2")).unwrap();
+        let failed = fail(prefix, options(10, 1)).await;
+        assert!(matches!(failed, SampleError::Store { .. }) && failed.is_storage());
+    }
 
     #[tokio::test]
     async fn same_seed_writes_the_same_bytes() {
