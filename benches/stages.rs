@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use cur_sample::{SampleOptions, write_sample};
 use datafusion::prelude::{DataFrame, SessionContext, col};
 use futures::StreamExt;
 use object_store::local::LocalFileSystem;
@@ -19,7 +20,6 @@ use rerate::ingest::Input;
 use rerate::job::Job;
 use rerate::period::Period;
 use rerate::price;
-use rerate::sample::{SampleOptions, write_sample};
 use tokio::runtime::Runtime;
 
 const SIZES: [u64; 2] = [100_000, 1_000_000];

@@ -12,7 +12,7 @@ use datafusion::error::DataFusionError;
 use crate::config::ConfigError;
 use crate::money::Overflow;
 use crate::period::Period;
-use crate::sample::SampleError;
+use cur_sample::SampleError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -237,7 +237,7 @@ impl Error {
             Error::Export { .. } => 2,
             Error::InvoiceRender { .. } => 1,
             // The sample's options are the user's; storing its files is the environment's.
-            Error::Sample(SampleError::Store { .. }) => 2,
+            Error::Sample(e) if e.is_storage() => 2,
             Error::Sample(_) => 1,
             Error::Engine(e) => engine_exit_code(e),
         }

@@ -1,12 +1,11 @@
 //! rerate: re-rate AWS Cost and Usage Reports into billable and pro forma data, margins and
-//! invoices. The entry points are [`run::run`], [`validate::validate`], [`explain::explain`]
-//! and [`sample::write_sample`].
+//! invoices. The entry points are [`run::run`], [`validate::validate`] and [`explain::explain`];
+//! `rerate sample` is [`cur_sample::write_sample`].
 
 #![warn(unreachable_pub)]
 
 pub mod cli;
 pub mod config;
-pub mod data_exports;
 pub mod engine;
 pub mod error;
 pub mod explain;
@@ -15,16 +14,15 @@ pub mod invoice;
 pub mod job;
 mod margin;
 pub mod money;
-pub mod period;
 pub mod price;
 mod progress;
 pub mod run;
-pub mod sample;
 mod sql;
 pub mod storage;
 pub mod validate;
 pub mod write;
 
+pub use cur_layout::{data_exports, period};
 pub use error::{Error, Result, chain as error_chain};
 
 use std::path::Path;

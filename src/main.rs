@@ -5,9 +5,9 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use cur_sample::{SampleOptions, write_sample};
 use rerate::cli::{Cli, Command};
 use rerate::config::StorageSettings;
-use rerate::sample::{SampleOptions, write_sample};
 use rerate::storage::Location;
 use rerate::{Error, Result, error_chain, explain, run, validate};
 use tracing_subscriber::EnvFilter;

@@ -9,12 +9,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
+use cur_sample::{SampleOptions, write_sample};
 use datafusion::common::DFSchema;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use rerate::money;
-use rerate::sample::{SampleOptions, write_sample};
 use rust_decimal::Decimal;
 
 use crate::support;

@@ -298,12 +298,12 @@ async fn an_outage_mid_run_fails_with_exit_2_and_leaves_the_previous_version() {
     server.bucket("cur");
     server.bucket("out");
     let input = server.location("cur", "big");
-    let opts = rerate::sample::SampleOptions {
+    let opts = cur_sample::SampleOptions {
         rows: 200_000,
         seed: 3,
         ..Default::default()
     };
-    rerate::sample::write_sample(input.store.clone(), &input.prefix, &opts)
+    cur_sample::write_sample(input.store.clone(), &input.prefix, &opts)
         .await
         .unwrap();
 
