@@ -17,8 +17,9 @@
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::compute::concat_batches;
+use arrow::csv::ReaderBuilder;
+use arrow::csv::reader::Format;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
@@ -154,38 +155,17 @@ pub fn plain_type_of(class: ChargeClass) -> &'static str {
     }
 }
 
-/// Registers the table as `line_item_types` for the SQL.
+/// Registers the table as `line_item_types` for the SQL, read from the same text by Arrow's CSV
+/// reader (empty cells are nulls, `true`/`false` booleans).
 pub fn register(ctx: &SessionContext) -> Result<()> {
-    let text = |f: fn(&LineItemType) -> Option<&str>| -> ArrayRef {
-        Arc::new(all().iter().map(f).collect::<StringArray>())
-    };
-    let schema = Schema::new(vec![
-        Field::new("line_item_type", DataType::Utf8, false),
-        Field::new("charge_class", DataType::Utf8, false),
-        Field::new("invoice_kind", DataType::Utf8, false),
-        Field::new("commitment", DataType::Utf8, true),
-        Field::new("unowned", DataType::Utf8, true),
-        Field::new("shown_as", DataType::Utf8, true),
-        Field::new("negation", DataType::Boolean, false),
-    ]);
-    let columns: Vec<ArrayRef> = vec![
-        text(|t| Some(&t.name)),
-        text(|t| Some(t.charge_class.as_str())),
-        text(|t| Some(t.invoice_kind.as_str())),
-        text(|t| t.commitment.map(<&str>::from)),
-        text(|t| t.unowned.map(Treatment::as_str)),
-        text(|t| t.shown_as.as_deref()),
-        Arc::new(
-            all()
-                .iter()
-                .map(|t| Some(t.negation))
-                .collect::<BooleanArray>(),
-        ),
-    ];
-    ctx.register_batch(
-        "line_item_types",
-        RecordBatch::try_new(Arc::new(schema), columns)?,
-    )?;
+    let format = Format::default().with_header(true);
+    let (schema, _) = format.infer_schema(TABLE.as_bytes(), None)?;
+    let schema = Arc::new(schema);
+    let batches = ReaderBuilder::new(schema.clone())
+        .with_format(format)
+        .build(TABLE.as_bytes())?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    ctx.register_batch("line_item_types", concat_batches(&schema, &batches)?)?;
     Ok(())
 }
 
@@ -232,6 +212,9 @@ fn row(line: &str) -> std::result::Result<LineItemType, String> {
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+
     use super::*;
 
     #[test]
@@ -252,6 +235,31 @@ mod tests {
         }
         assert_eq!(plain_type_of(ChargeClass::Fee), "Fee");
         assert_eq!(plain_type_of(ChargeClass::Credits), "Credit");
+    }
+
+    #[tokio::test]
+    async fn the_sql_reads_the_same_table() {
+        let ctx = SessionContext::new();
+        register(&ctx).unwrap();
+        let batches = ctx
+            .sql(
+                "SELECT count(*), count(commitment), count(*) FILTER (WHERE negation), \
+                 arrow_typeof(negation) FROM line_item_types GROUP BY 4",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let b = &batches[0];
+        let count = |i: usize| b.column(i).as_primitive::<Int64Type>().value(0) as usize;
+        let commitments = all().iter().filter(|t| t.commitment.is_some()).count();
+        let negations = all().iter().filter(|t| t.negation).count();
+        assert_eq!(
+            (count(0), count(1), count(2)),
+            (all().len(), commitments, negations)
+        );
+        assert_eq!(b.column(3).as_string::<i32>().value(0), "Boolean");
     }
 
     #[test]

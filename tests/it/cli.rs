@@ -15,14 +15,18 @@ fn rerate(args: &[&str]) -> Output {
         .expect("rerate runs")
 }
 
-/// `rerate run --config … --input … --output …` plus `extra` flags.
-fn run(config: &Path, input: &str, output: &Path, extra: &[&str]) -> Output {
-    let (config, output) = (config.to_str().unwrap(), output.to_str().unwrap());
-    let mut args = vec![
-        "run", "--config", config, "--input", input, "--output", output,
-    ];
+/// `rerate VERB --config … --input …` plus `extra` flags.
+fn on_input(verb: &str, config: &Path, input: &str, extra: &[&str]) -> Output {
+    let mut args = vec![verb, "--config", config.to_str().unwrap(), "--input", input];
     args.extend(extra);
     rerate(&args)
+}
+
+/// `rerate run --config … --input … --output …` plus `extra` flags.
+fn run(config: &Path, input: &str, output: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["--output", output.to_str().unwrap()];
+    args.extend(extra);
+    on_input("run", config, input, &args)
 }
 
 fn stderr(o: &Output) -> String {
@@ -97,15 +101,12 @@ async fn explain_names_the_rule_that_won_and_the_ones_it_beat() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = e1_input(tmp.path()).await;
     let explain = |id: &str| {
-        rerate(&[
+        on_input(
             "explain",
-            "--config",
-            config.to_str().unwrap(),
-            "--input",
+            &config,
             cur.to_str().unwrap(),
-            "--line-item-id",
-            id,
-        ])
+            &["--line-item-id", id],
+        )
     };
     let o = explain("e1-s3");
     assert!(o.status.success(), "{}", stderr(&o));
@@ -127,14 +128,7 @@ async fn validate_reports_periods_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = e1_input(tmp.path()).await;
     let before: Vec<_> = support::paths_under(tmp.path());
-    let o = rerate(&[
-        "validate",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        cur.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = on_input("validate", &config, cur.to_str().unwrap(), &["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["periods"]["2025-11"], 5);

@@ -36,22 +36,9 @@ async fn sample_run_writes_an_invoice_and_an_export_per_group_and_reruns_without
         .unwrap_or_else(|e| panic!("{}", rerate::error_chain(&e)));
     let period = &first.periods[0];
     let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(
-        period
-            .invoices
-            .iter()
-            .map(|i| i.billing_group.as_str())
-            .collect::<Vec<_>>(),
-        groups
-    );
-    assert_eq!(
-        period
-            .exports
-            .iter()
-            .map(|e| e.billing_group.as_str())
-            .collect::<Vec<_>>(),
-        groups
-    );
+    let invoiced: Vec<&str> = period.invoices.iter().map(|i| &*i.billing_group).collect();
+    let exported: Vec<&str> = period.exports.iter().map(|e| &*e.billing_group).collect();
+    assert_eq!((invoiced, exported), (groups.clone(), groups));
 
     let ctx = support::outputs(&out).await;
     let line_totals = support::query(
