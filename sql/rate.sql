@@ -140,9 +140,8 @@ priced AS (
         END AS base_rate,
         CASE WHEN d.treatment = 'rerate' THEN d.matched_rule END AS pricing_rule,
         -- Re-rated commitment usage shows as the on-demand usage it is charged as.
-        CASE WHEN d.treatment = 'rerate' THEN COALESCE(d.shown_as, c.line_item_line_item_type)
-             ELSE c.line_item_line_item_type
-        END AS proforma_line_item_type
+        COALESCE(CASE WHEN d.treatment = 'rerate' THEN d.shown_as END, c.line_item_line_item_type)
+            AS proforma_line_item_type
     FROM decisions d
     JOIN cur c
         ON (c.line_item_usage_account_id IS NOT DISTINCT FROM d.line_item_usage_account_id)

@@ -201,8 +201,8 @@ SELECT
     * EXCLUDE (organization_group, commitment_owner, matched_rule, factor, from_unblended,
                unowned, shown_as),
     -- Re-rated commitment usage shows as the on-demand usage it is charged as.
-    CASE WHEN treatment = 'rerate' THEN COALESCE(shown_as, line_item_line_item_type)
-         ELSE line_item_line_item_type END AS proforma_line_item_type,
+    COALESCE(CASE WHEN treatment = 'rerate' THEN shown_as END, line_item_line_item_type)
+        AS proforma_line_item_type,
     CASE WHEN treatment = 'rerate' THEN matched_rule END AS pricing_rule,
     -- DECIMAL(38,10) x DECIMAL(16,8) is DECIMAL(38,18); the cast rounds half away from zero.
     CASE treatment
