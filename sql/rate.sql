@@ -54,8 +54,9 @@ treated AS (
              THEN COALESCE(oa.billing_group, a.organization_group)
         END AS commitment_owner_group,
         CASE
-            WHEN a.billing_group = '_unassigned' THEN 'unassigned'
+            -- An unknown type stops the period wherever it is, in no group too.
             WHEN a.charge_class IS NULL THEN 'unknown'
+            WHEN a.billing_group = '_unassigned' THEN 'unassigned'
             WHEN a.charge_class IN ('usage', 'fee') THEN 'rerate'
             WHEN a.charge_class = 'bundled-discount' THEN 'pass'
             WHEN a.charge_class = 'support' THEN g.support

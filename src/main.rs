@@ -9,6 +9,7 @@ use cur_sample::{SampleOptions, write_sample};
 use rerate::cli::{Cli, Command};
 use rerate::config::StorageSettings;
 use rerate::storage::Location;
+use rerate::write::manifest::RunManifest;
 use rerate::{Error, Result, error_chain, explain, run, validate};
 use tracing_subscriber::EnvFilter;
 
@@ -50,26 +51,18 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Run { options, json } => {
-            let summary = run::run(&options).await?;
-            if json {
-                print_json(&summary)?;
-            } else {
-                for p in &summary.periods {
-                    eprintln!(
-                        "{}: {} rows, billable {} USD, pro forma {} USD, {} groups, {} rows unassigned",
-                        p.period,
-                        p.input_rows,
-                        p.control.billable_total.round_dp(2),
-                        p.control.proforma_total.round_dp(2),
-                        p.groups
-                            .iter()
-                            .filter(|g| g.billing_group != rerate::config::UNASSIGNED)
-                            .count(),
-                        p.unassigned.rows,
-                    );
-                }
-                eprintln!("outputs in {} (run {})", summary.output, summary.run_id);
+            let (manifest, result) = run::execute(&options).await;
+            match (&manifest, &result) {
+                (Some(manifest), _) if json => print_json(manifest)?,
+                // The run failed before it had a manifest (the config, a location).
+                (None, Err(e)) if json => print_json(&serde_json::json!({
+                    "status": "failed",
+                    "error": error_chain(e),
+                }))?,
+                (Some(manifest), Ok(())) => print_totals(manifest),
+                _ => {}
             }
+            result?;
         }
         Command::Validate {
             config,
@@ -134,6 +127,25 @@ async fn dispatch(command: Command) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line per period and where the outputs are, for a person at a terminal.
+fn print_totals(manifest: &RunManifest) {
+    for p in &manifest.periods {
+        eprintln!(
+            "{}: {} rows, billable {} USD, pro forma {} USD, {} groups, {} rows unassigned",
+            p.period,
+            p.input_rows,
+            p.control.billable_total.round_dp(2),
+            p.control.proforma_total.round_dp(2),
+            p.groups
+                .iter()
+                .filter(|g| g.billing_group != rerate::config::UNASSIGNED)
+                .count(),
+            p.unassigned.rows,
+        );
+    }
+    eprintln!("outputs in {} (run {})", manifest.output, manifest.run_id);
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::{Error, Result};
@@ -57,15 +57,66 @@ pub struct RunOptions {
 
 /// Runs the job; the manifest is written whether it succeeds or fails.
 pub async fn run(opts: &RunOptions) -> Result<RunManifest> {
+    let (manifest, result) = execute(opts).await;
+    match (manifest, result) {
+        (Some(manifest), Ok(())) => Ok(manifest),
+        (_, Err(e)) => Err(e),
+        (None, Ok(())) => Err(Error::Internal {
+            what: "a run succeeded without a manifest".to_string(),
+        }),
+    }
+}
+
+/// Runs the job and says how it went: the run manifest (there is one from the moment the
+/// config and both locations are read, failed runs included: what `--json` prints) and the
+/// outcome.
+pub async fn execute(opts: &RunOptions) -> (Option<RunManifest>, Result<()>) {
     let started_at = Utc::now();
     let clock = Instant::now();
+    let opened = open(opts).map(|(job, output)| {
+        let manifest = new_manifest(&job, &opts.config, &output, started_at);
+        (job, output, manifest)
+    });
+    let (job, output, mut manifest) = match opened {
+        Ok(opened) => opened,
+        Err(e) => return (None, Err(e)),
+    };
+    let result = run_periods(&job, &output, opts, &mut manifest).await;
+    manifest.finished_at = Utc::now();
+    manifest.duration_ms = clock.elapsed().as_millis();
+    match &result {
+        Ok(()) => manifest.status = "succeeded",
+        Err(e) => manifest.error = Some(crate::error_chain(e)),
+    }
+    // A run that failed before touching the input (no files) leaves no manifest file.
+    let written = if result.is_ok() || !manifest.input.files.is_empty() {
+        manifest::write(&output, &manifest).await
+    } else {
+        Ok(())
+    };
+    // The run's own error comes first; a failed manifest write fails a run that succeeded.
+    (Some(manifest), result.and(written))
+}
+
+/// The config (with the command line's overrides), the job and the output location.
+fn open(opts: &RunOptions) -> Result<(Job, Location)> {
     let mut config = crate::load_config(&opts.config)?;
     if opts.memory_limit.is_some() {
         config.engine.memory_limit = opts.memory_limit;
     }
     let job = Job::open(config, opts.input.as_deref())?;
     let output = job.output(opts.output.as_deref())?;
-    let mut manifest = RunManifest {
+    Ok((job, output))
+}
+
+/// The manifest of a run starting now: failed until it succeeds.
+fn new_manifest(
+    job: &Job,
+    config: &std::path::Path,
+    output: &Location,
+    started_at: DateTime<Utc>,
+) -> RunManifest {
+    RunManifest {
         run_id: format!(
             "{}-{}",
             started_at.format("%Y%m%dT%H%M%SZ"),
@@ -78,7 +129,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunManifest> {
         finished_at: started_at,
         duration_ms: 0,
         config: ConfigRef {
-            path: opts.config.display().to_string(),
+            path: config.display().to_string(),
             sha256: job.config.hash.clone(),
         },
         input: InputRef {
@@ -87,21 +138,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunManifest> {
         },
         output: output.to_string(),
         periods: Vec::new(),
-    };
-    let result = run_periods(&job, &output, opts, &mut manifest).await;
-    manifest.finished_at = Utc::now();
-    manifest.duration_ms = clock.elapsed().as_millis();
-    match &result {
-        Ok(()) => manifest.status = "succeeded",
-        Err(e) => manifest.error = Some(crate::error_chain(e)),
     }
-    // A run that failed before touching the input (bad config, no files) leaves no manifest.
-    if (result.is_ok() || !manifest.input.files.is_empty())
-        && let Err(e) = manifest::write(&output, &manifest).await
-    {
-        return Err(result.err().unwrap_or(e));
-    }
-    result.map(|()| manifest)
 }
 
 async fn run_periods(

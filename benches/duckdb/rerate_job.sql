@@ -147,8 +147,8 @@ treated AS (
         c.*,
         g.pricing_plan,
         CASE
-            WHEN c.billing_group = '_unassigned' THEN 'unassigned'
             WHEN c.charge_class = 'unknown' THEN 'unknown'
+            WHEN c.billing_group = '_unassigned' THEN 'unassigned'
             WHEN c.charge_class IN ('usage', 'fee') THEN 'rerate'
             WHEN c.charge_class = 'bundled-discount' THEN 'pass'
             WHEN c.charge_class = 'support' THEN g.support

@@ -3,13 +3,15 @@
 
 pub mod checks;
 pub mod columns;
+mod decimal_text;
 pub mod string_map;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimestampMicrosecondType};
+use chrono::{DateTime, Datelike};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -101,6 +103,7 @@ impl Input {
             .collect();
         let mut groups: Vec<SchemaGroup> = Vec::new();
         for (i, (schema, meta)) in schemas.into_iter().zip(&metas).enumerate() {
+            let schema = nullable(&schema);
             let folder_period = folder_period(&meta.location);
             match groups
                 .iter_mut()
@@ -160,42 +163,76 @@ impl Input {
     /// row would otherwise be billed in neither).
     pub async fn periods(&self, ctx: &SessionContext) -> Result<BTreeMap<Period, u64>> {
         use datafusion::functions_aggregate::expr_fn::count;
+        // By the start instant itself, not a formatted period: a damaged start (a zeroed
+        // INT96, the year 900) must become a clear error, and the engine cannot format every
+        // instant it can hold.
+        let start = "bill_billing_period_start_date";
         let batches = self
             .table(ctx)?
             .aggregate(
-                vec![col("billing_period"), col("folder_period")],
+                vec![col(start), col("folder_period")],
                 vec![count(lit(1)).alias("rows")],
             )?
             .collect()
             .await?;
         let mut out = BTreeMap::new();
         for b in &batches {
-            let data = b.column(0).as_string::<i32>();
+            let starts = b.column(0).as_primitive::<TimestampMicrosecondType>();
             let folder = b.column(1).as_string::<i32>();
             let rows = b.column(2).as_primitive::<Int64Type>();
             for i in 0..b.num_rows() {
                 let n = rows.value(i) as u64;
-                if data.is_null(i) {
-                    let no_period = col("bill_billing_period_start_date").is_null();
+                if starts.is_null(i) {
                     let (file, rows) = self
-                        .locate(ctx, None, no_period)
+                        .locate(ctx, None, col(start).is_null())
                         .await?
                         .unwrap_or_else(|| (self.location.to_string(), n));
                     return Err(Error::MissingValue {
                         file,
-                        column: "bill_billing_period_start_date".to_string(),
+                        column: start.to_string(),
                         rows,
                     });
                 }
-                let period: Period = data.value(i).parse().expect("to_char writes YYYY-MM");
-                if folder.is_valid(i) && folder.value(i) != data.value(i) {
-                    let folder: Period = folder.value(i).parse().expect("validated folder period");
-                    return Err(self.stray_rows(period, folder, n));
+                let micros = starts.value(i);
+                let Some(period) = DateTime::from_timestamp_micros(micros)
+                    .and_then(|t| Period::new(t.year(), t.month()))
+                else {
+                    return Err(self.unreadable_period(ctx, micros, n).await);
+                };
+                if let Some(folder) = folder.is_valid(i).then(|| folder.value(i)) {
+                    let folder: Period = folder.parse().expect("a folder period we wrote");
+                    if folder != period {
+                        return Err(self.stray_rows(period, folder, n));
+                    }
                 }
                 *out.entry(period).or_default() += n;
             }
         }
         Ok(out)
+    }
+
+    /// A billing period start outside the years a period can name (1000 to 9999): a damaged
+    /// date, such as a zeroed INT96.
+    async fn unreadable_period(&self, ctx: &SessionContext, micros: i64, rows: u64) -> Error {
+        let column = "bill_billing_period_start_date";
+        let at = lit(ScalarValue::TimestampMicrosecond(
+            Some(micros),
+            Some("UTC".into()),
+        ));
+        let file = match self.locate(ctx, None, col(column).eq(at)).await {
+            Ok(found) => found.map_or_else(|| self.location.to_string(), |(file, _)| file),
+            Err(e) => return e,
+        };
+        let shown = DateTime::from_timestamp_micros(micros).map_or_else(
+            || format!("{micros} µs"),
+            |t| t.format("%Y-%m-%d").to_string(),
+        );
+        Error::BadValue {
+            file,
+            column: column.to_string(),
+            expected: "a date in the years 1000 to 9999".to_string(),
+            reason: format!("{rows} row(s) start their billing period on {shown}"),
+        }
     }
 
     fn stray_rows(&self, period: Period, folder: Period, rows: u64) -> Error {
@@ -363,6 +400,18 @@ impl Input {
         exprs.extend([period, folder.alias("folder_period")]);
         Ok(df.select(exprs)?)
     }
+}
+
+/// `schema` with every column nullable. Files are read through it, so what rerate writes never
+/// inherits a file's REQUIRED flags: legacy CUR marks every column REQUIRED, and the rows
+/// rerate adds (custom line items) leave most columns null.
+fn nullable(schema: &Schema) -> SchemaRef {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Reads every batch of `df` and drops it.
@@ -538,6 +587,10 @@ fn read_as(name: &str, kind: Kind, found: &DataType, target: DataType) -> Expr {
         Kind::Text => blank_to_null(c),
         Kind::TextMap | Kind::MoneyMap if found == &target => c,
         Kind::TextMap | Kind::MoneyMap => cast(c, target),
+        // Rates are text in CUR; exactly, in any standard notation.
+        Kind::Money | Kind::Rate if is_string(found) => {
+            ScalarUDF::from(decimal_text::DecimalText::default()).call(vec![blank_to_null(c)])
+        }
         _ if is_string(found) => cast(blank_to_null(c), target),
         _ if found == &target => c,
         _ => cast(c, target),
@@ -570,6 +623,22 @@ fn flattened_entries(schema: &Schema, map: &str) -> Option<Vec<Expr>> {
 mod tests {
     use super::*;
     use object_store::path::Path;
+
+    #[test]
+    fn required_file_columns_are_read_as_nullable() {
+        let file = Schema::new(vec![
+            arrow::datatypes::Field::new(
+                "line_item_normalization_factor",
+                DataType::Float64,
+                false,
+            ),
+            arrow::datatypes::Field::new("product", columns::map_type(DataType::Utf8), false),
+        ]);
+        let read = nullable(&file);
+        assert!(read.fields().iter().all(|f| f.is_nullable()));
+        // Only the columns: a map's keys stay non-null.
+        assert_eq!(read.field(1).data_type(), file.field(1).data_type());
+    }
 
     #[test]
     fn only_text_like_columns_fold_into_a_legacy_map() {

@@ -96,6 +96,38 @@ async fn a_bad_config_lists_every_problem_and_writes_nothing() {
     assert!(!out.exists(), "nothing may be written for a bad config");
 }
 
+/// A scheduler reading `--json` learns how a failed run ended: from its manifest once it has
+/// one (an input that cannot be billed), or status and error alone (a bad config).
+#[tokio::test(flavor = "multi_thread")]
+async fn json_summarizes_a_failed_run_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, cur) = e1_input(tmp.path()).await;
+    let out = tmp.path().join("out");
+    let o = run(
+        &config,
+        cur.to_str().unwrap(),
+        &out,
+        &["--json", "--period", "2024-01"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "failed");
+    assert!(
+        v["error"].as_str().unwrap().contains("2024-01 not found"),
+        "{v}"
+    );
+    assert_eq!(v["input"]["files"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["periods"].as_array().unwrap().len(), 0, "{v}");
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, include_str!("../fixtures/four-problems.toml")).unwrap();
+    let o = run(&bad, cur.to_str().unwrap(), &out, &["--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "failed");
+    assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn explain_names_the_rule_that_won_and_the_ones_it_beat() {
     let tmp = tempfile::tempdir().unwrap();

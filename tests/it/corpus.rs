@@ -266,6 +266,18 @@ fn cases() -> Vec<Case> {
             says: &["part.parquet", "SurpriseCharge", "1 row"],
         },
         Case {
+            // Regression: rows in no group were kept as `_unassigned` whatever their type.
+            name: "an unknown line item type on an account in no group",
+            config: same,
+            input: Input::Rows(|csv| {
+                let csv = set(csv, "e1-s3", "line_item_line_item_type", "SurpriseCharge");
+                let csv = set(&csv, "e1-s3", "bill_payer_account_id", "999999999999");
+                set(&csv, "e1-s3", "line_item_usage_account_id", "999999999999")
+            }),
+            exit: 1,
+            says: &["part.parquet", "SurpriseCharge", "1 row"],
+        },
+        Case {
             name: "a line item without an id",
             config: same,
             input: Input::Rows(|csv| csv.replace("e1-cw,", ",")),
@@ -278,6 +290,26 @@ fn cases() -> Vec<Case> {
             input: Input::Rows(|csv| set(csv, "e1-s3", "bill_billing_period_start_date", "")),
             exit: 1,
             says: &["part.parquet", "bill_billing_period_start_date", "1 row"],
+        },
+        Case {
+            // Regression: a period start outside the years 1000-9999 panicked.
+            name: "a billing period start in the year 900",
+            config: same,
+            input: Input::Rows(|csv| {
+                set(
+                    csv,
+                    "e1-s3",
+                    "bill_billing_period_start_date",
+                    "0900-11-01T00:00:00Z",
+                )
+            }),
+            exit: 1,
+            says: &[
+                "part.parquet",
+                "bill_billing_period_start_date",
+                "1000 to 9999",
+                "0900-11",
+            ],
         },
         Case {
             name: "a line item without a usage account",

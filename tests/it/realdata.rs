@@ -2,6 +2,10 @@
 //! three months, 334,911 rows, INT64 millisecond timestamps, string rates, `""` blanks, flattened product and tag columns)
 //! read end to end: every row accounted for, billable totals equal to the input's.
 
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
 use crate::support;
 
 const CONFIG: &str = include_str!("../fixtures/wa-labs-workshop.toml");
@@ -77,16 +81,102 @@ async fn legacy_workshop_cur_is_read_end_to_end() {
     ]];
     assert_eq!(rows, expected);
 
-    // The RIs are owned inside the organization: the workshop group sees them passed through,
-    // the carved-out account gets its RI-covered usage re-rated from public on-demand.
+    // The RIs are owned inside the organization: the workshop group (`group`) sees its RI lines
+    // passed through; the carved-out account (`on-demand`) has its RI-covered usage re-rated
+    // from public on-demand, shown as Usage, and no RI fee.
     let rows = support::query(
         &ctx,
-        "SELECT billing_group, line_item_line_item_type, count(*) > 0 FROM proforma
-         WHERE line_item_line_item_type IN ('RIFee', 'DiscountedUsage') GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT billing_group, line_item_line_item_type FROM proforma
+         WHERE line_item_line_item_type IN ('RIFee', 'DiscountedUsage')
+         GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .await;
-    assert!(
-        !rows.is_empty(),
-        "commitment lines reach pro forma under `group`"
+    assert_eq!(
+        rows,
+        [["workshop", "DiscountedUsage"], ["workshop", "RIFee"]]
     );
+
+    // Custom line items from the second month on, in every AWS-written column schema the
+    // tables inherited from REQUIRED legacy columns (regression: the first custom row, with a
+    // null normalization factor, was refused after billable had committed).
+    let custom: Vec<(String, Vec<&str>)> = summary
+        .periods
+        .iter()
+        .map(|p| {
+            let names = p
+                .custom_line_items
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            (p.period.to_string(), names)
+        })
+        .collect();
+    assert_eq!(
+        custom,
+        [
+            ("2018-10".to_string(), vec![]),
+            (
+                "2018-11".to_string(),
+                vec!["managed-service-fee", "support-5pct", "onboarding-credit"]
+            ),
+            (
+                "2018-12".to_string(),
+                vec!["managed-service-fee", "support-5pct"]
+            ),
+        ]
+    );
+    let rows = support::query(
+        &ctx,
+        "SELECT billing_period, billing_group, count(*), sum(line_item_unblended_cost)
+         FROM proforma WHERE line_item_product_code = 'CustomLineItem'
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .await;
+    let custom_total = |period: &str, group: &str| -> Decimal {
+        let p = summary
+            .periods
+            .iter()
+            .find(|p| p.period.to_string() == period)
+            .unwrap();
+        p.custom_line_items
+            .iter()
+            .filter(|c| c.billing_group == group)
+            .map(|c| c.amount)
+            .sum()
+    };
+    for r in &rows {
+        assert_eq!(
+            Decimal::from_str(&r[3]).unwrap(),
+            custom_total(&r[0], &r[1]),
+            "{r:?}"
+        );
+    }
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for p in &summary.periods {
+        // 5 % of the usage and the flat fee: the percentage's base includes the fee.
+        if let Some(fee) = p
+            .custom_line_items
+            .iter()
+            .find(|c| c.name == "support-5pct")
+        {
+            let usage = p
+                .groups
+                .iter()
+                .find(|g| g.billing_group == "workshop")
+                .unwrap();
+            let base = usage.proforma_cost - custom_total(&p.period.to_string(), "workshop")
+                + Decimal::from(250);
+            let expected = (base * Decimal::new(5, 2))
+                .round_dp_with_strategy(10, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+            assert_eq!(fee.amount, expected, "{}", p.period);
+        }
+        let control = &p.control;
+        assert_eq!(
+            control.proforma_total,
+            control.rerated_total + control.passed_total + control.custom_total
+        );
+    }
+
+    let problems = crate::leak::audit(&out, &ctx).await;
+    assert!(problems.is_empty(), "{problems:#?}");
 }
