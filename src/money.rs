@@ -24,11 +24,6 @@ pub fn money_type() -> DataType {
     DataType::Decimal128(PRECISION, SCALE as i8)
 }
 
-/// The Arrow type of a rule factor.
-pub(crate) fn factor_type() -> DataType {
-    DataType::Decimal128(FACTOR_PRECISION, FACTOR_SCALE as i8)
-}
-
 /// The Arrow type of a reported percentage.
 pub(crate) fn percent_type() -> DataType {
     DataType::Decimal128(PRECISION, PERCENT_SCALE as i8)
@@ -179,7 +174,8 @@ mod tests {
     fn arrow_decimals_round_trip_exactly() {
         let factors = [Some(d("0.95")), Some(d("1.0725")), None];
         let a = decimal_array(factors, FACTOR_PRECISION, FACTOR_SCALE).unwrap();
-        assert_eq!(a.data_type(), &factor_type());
+        let factor = DataType::Decimal128(FACTOR_PRECISION, FACTOR_SCALE as i8);
+        assert_eq!(a.data_type(), &factor);
         assert_eq!(a.value(0), 95_000_000);
         assert_eq!(a.value(1), 107_250_000);
         for (row, expected) in factors.iter().enumerate() {

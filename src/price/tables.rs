@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 
 use crate::config::{Config, Members, PricingRule, RuleScope};
@@ -114,39 +113,41 @@ fn rules_batch(config: &Config) -> Result<RecordBatch> {
         money::FACTOR_PRECISION,
         money::FACTOR_SCALE,
     )?;
-    let schema = Schema::new(vec![
-        Field::new("pricing_plan", DataType::Utf8, false),
-        Field::new("rule_name", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("service", DataType::Utf8, true),
-        Field::new("billing_entity", DataType::Utf8, true),
-        Field::new("usage_type", DataType::Utf8, true),
-        Field::new("operation", DataType::Utf8, true),
-        Field::new("factor", money::factor_type(), false),
-    ]);
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(plan)),
-        text(|r| Some(r.name.as_str())),
-        text(|r| Some(rule_kind(&r.scope))),
-        text(|r| match &r.scope {
-            RuleScope::Service { service } | RuleScope::Sku { service, .. } => Some(service),
-            _ => None,
-        }),
-        text(|r| match &r.scope {
-            RuleScope::BillingEntity { billing_entity } => Some(billing_entity),
-            _ => None,
-        }),
-        text(|r| match &r.scope {
-            RuleScope::Sku { usage_type, .. } => usage_type.as_deref(),
-            _ => None,
-        }),
-        text(|r| match &r.scope {
-            RuleScope::Sku { operation, .. } => operation.as_deref(),
-            _ => None,
-        }),
-        Arc::new(factors),
+    let columns: [(&str, ArrayRef); 8] = [
+        ("pricing_plan", Arc::new(StringArray::from(plan))),
+        ("rule_name", text(|r| Some(r.name.as_str()))),
+        ("kind", text(|r| Some(rule_kind(&r.scope)))),
+        (
+            "service",
+            text(|r| match &r.scope {
+                RuleScope::Service { service } | RuleScope::Sku { service, .. } => Some(service),
+                _ => None,
+            }),
+        ),
+        (
+            "billing_entity",
+            text(|r| match &r.scope {
+                RuleScope::BillingEntity { billing_entity } => Some(billing_entity),
+                _ => None,
+            }),
+        ),
+        (
+            "usage_type",
+            text(|r| match &r.scope {
+                RuleScope::Sku { usage_type, .. } => usage_type.as_deref(),
+                _ => None,
+            }),
+        ),
+        (
+            "operation",
+            text(|r| match &r.scope {
+                RuleScope::Sku { operation, .. } => operation.as_deref(),
+                _ => None,
+            }),
+        ),
+        ("factor", Arc::new(factors)),
     ];
-    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+    Ok(RecordBatch::try_from_iter(columns)?)
 }
 
 fn register_strings(
@@ -155,16 +156,10 @@ fn register_strings(
     names: &[&str],
     columns: &[Vec<&str>],
 ) -> Result<()> {
-    let schema = Schema::new(
-        names
-            .iter()
-            .map(|n| Field::new(*n, DataType::Utf8, false))
-            .collect::<Vec<_>>(),
-    );
-    let arrays: Vec<ArrayRef> = columns
-        .iter()
-        .map(|c| Arc::new(StringArray::from(c.clone())) as ArrayRef)
-        .collect();
-    ctx.register_batch(table, RecordBatch::try_new(Arc::new(schema), arrays)?)?;
+    let arrays = names.iter().zip(columns).map(|(name, values)| {
+        let array: ArrayRef = Arc::new(StringArray::from(values.clone()));
+        (*name, array)
+    });
+    ctx.register_batch(table, RecordBatch::try_from_iter(arrays)?)?;
     Ok(())
 }
