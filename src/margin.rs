@@ -51,6 +51,8 @@ pub(crate) fn lines(
             line.billable_cost += r.billable_cost;
         }
         match (r.treatment, r.charge_class) {
+            // AWS's tax passed through is not the reseller's revenue either.
+            (Treatment::Pass, Some(ChargeClass::AwsTax)) => {}
             (Treatment::Rerate | Treatment::Pass, _) => line.proforma_cost += r.proforma_cost,
             (Treatment::Drop, Some(class)) => {
                 *line.dropped.entry(class).or_default() += r.billable_cost
@@ -167,6 +169,8 @@ mod tests {
                 "0",
             ),
             row("g", "Tax", "AmazonEC2", "aws-tax", "drop", "25", "0"),
+            row("h", "Usage", "AmazonS3", "usage", "rerate", "100", "110"),
+            row("h", "Tax", "AmazonS3", "aws-tax", "pass", "20", "20"),
         ];
         let lines = lines(&acc, &[]);
         let l = &lines[&("g".to_string(), "AmazonEC2".to_string())];
@@ -181,8 +185,14 @@ mod tests {
             Decimal::from(-60)
         );
         assert_eq!(l.dropped[&ChargeClass::AwsTax], Decimal::from(25));
+        // Passed through or not, AWS's tax is on neither side.
+        let h = &lines[&("h".to_string(), "AmazonS3".to_string())];
+        assert_eq!(
+            (h.billable_cost, h.proforma_cost),
+            (Decimal::from(100), Decimal::from(110))
+        );
         let b = batch(Period::new(2025, 1).unwrap(), &lines).unwrap();
-        assert_eq!(b.num_rows(), 1);
+        assert_eq!(b.num_rows(), 2);
     }
 
     #[test]

@@ -254,7 +254,7 @@ impl PeriodRun<'_> {
         }
 
         // 3. price the documents: a problem here leaves the period untouched.
-        let charges = custom::charges(config, period, &accounting);
+        let charges = custom::charges(config, period, &accounting)?;
         let margin_lines = margin::lines(&accounting, &charges);
         let invoices = invoice::build_all(config, period, &accounting, &charges)?;
 

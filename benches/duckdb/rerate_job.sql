@@ -44,8 +44,8 @@ INSERT INTO groups VALUES
     ('globex',    'partner',   'pass', 'pass', 'pass', 'pass', 'pass', 'pass'),
     ('initech',   'reseller',  'drop', 'pass', 'drop', 'drop', 'drop', 'group');
 
--- Every plan's rules with their match key and exact factor (1 - p/100, 1 + p/100; tiering
--- with the free tier is 1). DECIMAL(16, 8) like rerate's, so products round identically.
+-- Every plan's price rules with their match key and exact factor (1 - p/100, 1 + p/100).
+-- DECIMAL(16, 8) like rerate's, so products round identically.
 CREATE TEMP TABLE rules (
     pricing_plan VARCHAR, rule_name VARCHAR, kind VARCHAR, service VARCHAR,
     billing_entity VARCHAR, usage_type VARCHAR, operation VARCHAR, factor DECIMAL(16, 8)
@@ -57,8 +57,8 @@ INSERT INTO rules VALUES
                   'USW2-BoxUsage:m5.large', 'RunInstances', 1.20),
     ('reseller',  'marketplace-at-cost', 'billing-entity',           NULL, 'AWS Marketplace', NULL, NULL, 1.00),
     ('on-demand', 'ec2-3-off',           'service',                  'AmazonEC2', NULL, NULL, NULL, 0.97),
-    ('partner',   'all-2-markup',        'global',                   NULL, NULL, NULL, NULL, 1.025),
-    ('partner',   'lambda-free-tier',    'service',                  'AWSLambda', NULL, NULL, NULL, 1.00);
+    ('partner',   'all-2-markup',        'global',                   NULL, NULL, NULL, NULL, 1.025);
+-- (lambda-free-tier keeps AWS's free tier: not a price, so not a rule here either.)
 
 -- Custom line items. `share` is the percentage as a fraction (8 % = 0.08): DuckDB divides
 -- decimals in DOUBLE, so the division by 100 is done here, exactly, once.
@@ -351,13 +351,15 @@ TO (getvariable('output') || '/proforma')
 (FORMAT parquet, PARTITION_BY (billing_period, billing_group), COMPRESSION zstd);
 
 -- margin: per period, group and service, billable (before AWS tax: not the reseller's cost
--- of goods) against pro forma (with custom line items), and what each policy dropped.
+-- of goods) against pro forma (with custom line items, without AWS tax passed through), and
+-- what each policy dropped.
 COPY (
     WITH lines AS (
         SELECT
             billing_period, billing_group, COALESCE(product_code, '(none)') AS service,
             COALESCE(sum(billable_cost) FILTER (charge_class <> 'aws-tax'), 0) AS billable_cost,
-            COALESCE(sum(proforma_cost) FILTER (treatment IN ('rerate', 'pass')), 0) AS proforma_cost,
+            COALESCE(sum(proforma_cost) FILTER (treatment IN ('rerate', 'pass')
+                                                AND charge_class <> 'aws-tax'), 0) AS proforma_cost,
             COALESCE(sum(billable_cost) FILTER (treatment = 'drop' AND charge_class = 'credits'), 0) AS dropped_credits,
             COALESCE(sum(billable_cost) FILTER (treatment = 'drop' AND charge_class = 'refunds'), 0) AS dropped_refunds,
             COALESCE(sum(billable_cost) FILTER (treatment = 'drop' AND charge_class = 'private-discounts'), 0) AS dropped_private_discounts,

@@ -67,8 +67,8 @@ def job_totals(output_dir: Path) -> dict:
 
 def rerate_totals(summary: dict) -> dict:
     """The same figures from `rerate run --json`: control totals, and per group the rows
-    rerate re-rated or passed plus its custom line items; margin is pro forma minus billable
-    without AWS tax (the margin report's definition)."""
+    rerate re-rated or passed plus its custom line items; margin is pro forma minus billable,
+    both without AWS tax (the margin report's definition)."""
     totals = {"billable": {}, "proforma": {}, "margin": {}}
     for p in summary["periods"]:
         period = p["period"]
@@ -97,9 +97,11 @@ def rerate_totals(summary: dict) -> dict:
                 (Decimal(t["billable_cost"]) for key, t in reasons.items() if key.endswith(":aws-tax")),
                 Decimal(0),
             )
+            # Passed tax is in pro forma at its billable value, and on neither side of margin.
+            passed_tax = Decimal(reasons.get("pass:aws-tax", {}).get("billable_cost", 0))
             billable_before_tax = Decimal(g["billable_cost"]) - tax
             totals["margin"][(period, g["billing_group"])] = (
-                Decimal(g["proforma_cost"]) - billable_before_tax
+                Decimal(g["proforma_cost"]) - passed_tax - billable_before_tax
             )
         derived = sum(rows for (q, _), (rows, _) in totals["proforma"].items() if q == period)
         if derived != control["proforma_rows_written"]:

@@ -32,6 +32,9 @@ pub(super) const TAX: &str = "tax-profile";
 
 /// Rule factors `1 ± p/100` then have at most 8 decimal places: exact in Decimal(16, 8).
 const MAX_PERCENT_PLACES: u32 = 6;
+/// No real price is marked up a hundredfold; a bound keeps every product of a percentage and
+/// an amount inside exact decimal arithmetic.
+const MAX_PERCENT: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 /// Money has the engine's storage scale.
 const MAX_MONEY_PLACES: u32 = money::SCALE;
 const MAX_GROUP_NAME_LEN: usize = 64;
@@ -252,6 +255,14 @@ fn percent(s: &Spanned<Scalar>, path: String, r: &mut Report) -> Option<Decimal>
     let p = decimal(s, path.clone(), r)?;
     if p < Decimal::ZERO {
         r.at(s, path, format!("percentages cannot be negative (got {p})"));
+        return None;
+    }
+    if p > MAX_PERCENT {
+        r.at(
+            s,
+            path,
+            format!("percentages are at most {MAX_PERCENT} (got {p})"),
+        );
         return None;
     }
     if places(p) > MAX_PERCENT_PLACES {

@@ -14,8 +14,8 @@ use serde::Serialize;
 use super::AccountRow;
 use super::line_items::{self, ChargeClass};
 use crate::config::{Config, CustomAmount, CustomKind, CustomLineItem, Members};
-use crate::error::Result;
-use crate::money;
+use crate::error::{Error, Result};
+use crate::money::{self, Overflow};
 use crate::period::Period;
 
 /// Product code of custom line item rows in pro forma.
@@ -33,7 +33,11 @@ pub struct CustomCharge {
 }
 
 /// The charges of every item active in `period`, in config order.
-pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Vec<CustomCharge> {
+pub fn charges(
+    config: &Config,
+    period: Period,
+    accounting: &[AccountRow],
+) -> Result<Vec<CustomCharge>> {
     let active: Vec<&CustomLineItem> = config
         .custom_line_items
         .iter()
@@ -60,7 +64,7 @@ pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Ve
                     service,
                     exclude_savings_plan_negation,
                 } => {
-                    let usage: Decimal = accounting
+                    let usage = accounting
                         .iter()
                         .filter(|r| r.billing_group == item.billing_group)
                         .filter(|r| r.treatment.in_proforma())
@@ -73,26 +77,32 @@ pub fn charges(config: &Config, period: Period, accounting: &[AccountRow]) -> Ve
                             !(*exclude_savings_plan_negation
                                 && r.line_item_type().is_some_and(|t| t.negation))
                         })
-                        .map(|r| r.proforma_cost)
-                        .sum();
+                        .map(|r| r.proforma_cost);
                     // A named flat item that is not active this period adds nothing.
-                    let included: Decimal = base_includes
+                    let included = base_includes
                         .iter()
                         .filter_map(|n| flat.get(&(item.billing_group.as_str(), n.as_str())))
-                        .sum();
-                    let raw = (usage + included) * percent / Decimal::ONE_HUNDRED;
+                        .copied();
+                    let overflow =
+                        || Error::AmountOverflow(Overflow(format!("{} base", item.name)));
+                    let base = usage
+                        .chain(included)
+                        .try_fold(Decimal::ZERO, |sum, x| sum.checked_add(x))
+                        .ok_or_else(overflow)?;
+                    let raw =
+                        base.checked_mul(*percent).ok_or_else(overflow)? / Decimal::ONE_HUNDRED;
                     // Stored at the money scale; invoices round once more, to the currency.
                     item.kind.sign() * money::round_storage(raw)
                 }
             };
-            CustomCharge {
+            Ok(CustomCharge {
                 name: item.name.clone(),
                 billing_group: item.billing_group.clone(),
                 account_id: item.account_id.clone(),
                 line_item_type: line_item_type(item.kind),
                 description: item.description.clone(),
                 amount,
-            }
+            })
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::prelude::SessionContext;
 
-use crate::config::{Config, Members, PricingRule, RuleScope};
+use crate::config::{Adjustment, Config, Members, PricingRule, RuleScope};
 use crate::error::Result;
 use crate::money;
 
@@ -101,8 +101,14 @@ fn rules_batch(config: &Config) -> Result<RecordBatch> {
     let mut rules: Vec<&PricingRule> = Vec::new();
     for p in &config.plans {
         for name in &p.rules {
+            let rule = config.rule(name).expect("validated rule reference");
+            // Keeping the free tier is what AWS's bill already does, not a price: such a rule
+            // takes no part in the match, so it never hides a markup or discount.
+            if matches!(rule.adjustment, Adjustment::Tiering { .. }) {
+                continue;
+            }
             plan.push(p.name.as_str());
-            rules.push(config.rule(name).expect("validated rule reference"));
+            rules.push(rule);
         }
     }
     let text = |f: fn(&PricingRule) -> Option<&str>| -> ArrayRef {
