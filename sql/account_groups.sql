@@ -13,8 +13,7 @@ SELECT
     COALESCE(ga.billing_group, go.billing_group, '_unassigned') AS billing_group,
     CASE WHEN ga.billing_group IS NOT NULL THEN 'account'
          WHEN go.billing_group IS NOT NULL THEN 'organization'
-    END AS assigned_by,
-    go.billing_group AS organization_group
+    END AS assigned_by
 FROM pairs p
 LEFT JOIN group_accounts ga ON ga.account_id = p.line_item_usage_account_id
 LEFT JOIN group_orgs go ON go.payer_account_id = p.bill_payer_account_id

@@ -10,7 +10,19 @@
 -- A decision depends only on a few columns of a row, so it is made once per distinct
 -- combination of them (a few thousand, against millions of rows): the config tables are joined
 -- to those, and the decisions are joined back to the rows in one equi-join.
-WITH decision_keys AS (
+WITH
+-- The group of a commitment's owner, from the owner account itself, never from the row that
+-- uses the commitment: the group of the owner's own rows (its explicit account group, else its
+-- payer's). An owner that is no usage account of the input (the bill-transfer account), that
+-- is in no group, or whose rows two groups share owns its commitments outside every group.
+owner_groups AS (
+    SELECT line_item_usage_account_id AS account_id, MIN(billing_group) AS billing_group
+    FROM account_groups
+    WHERE billing_group <> '_unassigned' AND line_item_usage_account_id IS NOT NULL
+    GROUP BY line_item_usage_account_id
+    HAVING COUNT(DISTINCT billing_group) = 1
+),
+decision_keys AS (
     SELECT DISTINCT
         line_item_usage_account_id, bill_payer_account_id, line_item_line_item_type,
         line_item_product_code, line_item_usage_type, line_item_operation, bill_billing_entity,
@@ -22,7 +34,6 @@ classified AS (
         k.*,
         g.billing_group,
         g.assigned_by,
-        g.organization_group,
         lt.unowned,
         lt.shown_as,
         -- The owner of a commitment is the account inside its ARN (arn:aws:svc:region:ACCOUNT:...).
@@ -48,11 +59,7 @@ treated AS (
     SELECT
         a.*,
         g.pricing_plan,
-        -- A commitment is shared inside its payer's organization, so an owner that no group
-        -- lists explicitly belongs to the organization's group.
-        CASE WHEN a.commitment_owner IS NOT NULL
-             THEN COALESCE(oa.billing_group, a.organization_group)
-        END AS commitment_owner_group,
+        og.billing_group AS commitment_owner_group,
         CASE
             -- An unknown type stops the period wherever it is, in no group too.
             WHEN a.charge_class IS NULL THEN 'unknown'
@@ -69,15 +76,14 @@ treated AS (
             -- as the type's `unowned` says.
             WHEN a.charge_class = 'commitments' AND g.commitments = 'pass' THEN 'pass'
             WHEN a.charge_class = 'commitments' AND g.commitments = 'group'
-                 AND COALESCE(oa.billing_group, a.organization_group) = a.billing_group
-                 AND a.commitment_owner IS NOT NULL
+                 AND og.billing_group = a.billing_group
                 THEN 'pass'
             WHEN a.charge_class = 'commitments' THEN a.unowned
             ELSE 'unknown'
         END AS treatment
     FROM classified a
     LEFT JOIN groups g ON g.billing_group = a.billing_group
-    LEFT JOIN group_accounts oa ON oa.account_id = a.commitment_owner
+    LEFT JOIN owner_groups og ON og.account_id = a.commitment_owner
 ),
 decisions AS (
     -- One equi-join per rule kind, most specific first; rules never stack.
@@ -117,7 +123,6 @@ priced AS (
         c.*,
         d.billing_group,
         d.assigned_by,
-        d.organization_group,
         d.commitment_owner,
         d.charge_class,
         d.pricing_plan,

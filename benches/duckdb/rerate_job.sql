@@ -107,11 +107,19 @@ FROM (
 CREATE TEMP VIEW assigned AS
 SELECT
     c.*,
-    COALESCE(ga.billing_group, go.billing_group, '_unassigned') AS billing_group,
-    go.billing_group AS organization_group
+    COALESCE(ga.billing_group, go.billing_group, '_unassigned') AS billing_group
 FROM cur c
 LEFT JOIN group_accounts ga ON ga.account_id = c.line_item_usage_account_id
 LEFT JOIN group_orgs go ON go.payer_account_id = c.bill_payer_account_id;
+
+-- The group of a commitment's owner, per period, from the owner's own rows (never from the
+-- row using the commitment); none where the owner is no usage account, in no group, or in two.
+CREATE TEMP VIEW owner_groups AS
+SELECT billing_period, line_item_usage_account_id AS account_id, min(billing_group) AS billing_group
+FROM assigned
+WHERE billing_group <> '_unassigned' AND line_item_usage_account_id IS NOT NULL
+GROUP BY ALL
+HAVING count(DISTINCT billing_group) = 1;
 
 -- ---------------------------------------------------------------------------------------------
 -- Re-rating (SPEC 5.2, 5.3), as sql/rate.sql: charge class -> policy -> treatment -> rule.
@@ -156,20 +164,19 @@ treated AS (
             WHEN c.charge_class = 'refunds' THEN g.refunds
             WHEN c.charge_class = 'aws-tax' THEN g.aws_tax
             WHEN c.charge_class = 'private-discounts' THEN g.private_discounts
-            -- commitments: `pass` passes all; `group` passes those owned inside the group (an
-            -- owner no group lists explicitly belongs to its organization's group); the rest
-            -- is re-rated from on-demand (covered usage) or dropped (fees, negations).
+            -- commitments: `pass` passes all; `group` passes those owned inside the group; the
+            -- rest is re-rated from on-demand (covered usage) or dropped (fees, negations).
             WHEN c.charge_class = 'commitments' AND g.commitments = 'pass' THEN 'pass'
             WHEN c.charge_class = 'commitments' AND g.commitments = 'group'
-                 AND c.commitment_owner IS NOT NULL
-                 AND COALESCE(oa.billing_group, c.organization_group) = c.billing_group
+                 AND og.billing_group = c.billing_group
                 THEN 'pass'
             WHEN c.charge_class = 'commitments' THEN c.unowned
             ELSE 'unknown'
         END AS treatment
     FROM classified c
     LEFT JOIN groups g ON g.billing_group = c.billing_group
-    LEFT JOIN group_accounts oa ON oa.account_id = c.commitment_owner
+    LEFT JOIN owner_groups og
+        ON og.billing_period = c.billing_period AND og.account_id = c.commitment_owner
 ),
 ruled AS (
     -- One equi-join per rule kind, most specific first; rules never stack.
@@ -198,7 +205,7 @@ ruled AS (
         ON r1.pricing_plan = t.pricing_plan
 )
 SELECT
-    * EXCLUDE (organization_group, commitment_owner, matched_rule, factor, from_unblended,
+    * EXCLUDE (commitment_owner, matched_rule, factor, from_unblended,
                unowned, shown_as),
     -- Re-rated commitment usage shows as the on-demand usage it is charged as.
     COALESCE(CASE WHEN treatment = 'rerate' THEN shown_as END, line_item_line_item_type)
@@ -298,7 +305,7 @@ LEFT JOIN included i USING (billing_period, name);
 -- ---------------------------------------------------------------------------------------------
 
 -- billable: every input row, money as decimal, plus its group.
-COPY (SELECT * EXCLUDE (organization_group) FROM assigned)
+COPY (SELECT * FROM assigned)
 TO (getvariable('output') || '/billable')
 (FORMAT parquet, PARTITION_BY (billing_period, billing_group), COMPRESSION zstd);
 
