@@ -278,8 +278,9 @@ impl PeriodRun<'_> {
             });
         }
         let proforma = price::proforma(rated)?;
-        let custom_rows =
-            custom::rows(config, period, &charges, &proforma.schema().inner().clone())?;
+        let payers = price::account_payers(ctx).await?;
+        let schema = proforma.schema().inner().clone();
+        let custom_rows = custom::rows(config, period, &charges, &payers, &schema)?;
         let proforma = proforma.union(ctx.read_batch(custom_rows)?)?;
         let proforma = progress
             .stage(

@@ -4,6 +4,9 @@
 /// The billing group of every (usage account, payer) pair of `cur`.
 pub(crate) const ACCOUNT_GROUPS: &str = include_str!("../sql/account_groups.sql");
 
+/// The payer of every usage account of `account_groups`.
+pub(crate) const ACCOUNT_PAYERS: &str = include_str!("../sql/account_payers.sql");
+
 /// Every row of `cur` with its billing group: the billable rows.
 pub(crate) const ASSIGN: &str = include_str!("../sql/assign.sql");
 

@@ -1,7 +1,7 @@
 //! Custom line items: flat and percentage fees and credits per group and period,
 //! computed from the period's pro forma accounting and appended to pro forma as CUR rows.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -121,6 +121,7 @@ pub fn rows(
     config: &Config,
     period: Period,
     charges: &[CustomCharge],
+    payers: &BTreeMap<String, String>,
     schema: &SchemaRef,
 ) -> Result<RecordBatch> {
     let n = charges.len();
@@ -132,12 +133,17 @@ pub fn rows(
         Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC"))
     };
     let money: ArrayRef = Arc::new(money::money_array(charges.iter().map(|c| Some(c.amount)))?);
+    // An account-list group's item takes its account's payer (`payers`, from the period's
+    // rows), else the payer of the group's first account that has one.
     let payer = |c: &CustomCharge| {
         config
             .group(&c.billing_group)
             .and_then(|g| match &g.members {
                 Members::Organization { payer_account_id } => Some(payer_account_id.clone()),
-                Members::Accounts(_) => None,
+                Members::Accounts(accounts) => std::iter::once(&c.account_id)
+                    .chain(accounts)
+                    .find_map(|a| payers.get(a))
+                    .cloned(),
             })
     };
     let plan = |c: &CustomCharge| {

@@ -5,6 +5,7 @@ pub mod custom;
 pub mod line_items;
 pub mod tables;
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -89,6 +90,25 @@ impl AccountRow {
     pub fn line_item_type(&self) -> Option<&'static LineItemType> {
         line_items::get(&self.line_item_type)
     }
+}
+
+/// The payer of every usage account of the period (`sql/account_payers.sql`).
+pub async fn account_payers(ctx: &SessionContext) -> Result<BTreeMap<String, String>> {
+    let batches = ctx.sql(sql::ACCOUNT_PAYERS).await?.collect().await?;
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let (accounts, payers) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_string::<i32>(),
+        );
+        for row in 0..b.num_rows() {
+            out.insert(
+                accounts.value(row).to_string(),
+                payers.value(row).to_string(),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The first rows of the accounting no plan can bill, and how many rows are like them: an

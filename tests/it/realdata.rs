@@ -152,6 +152,21 @@ async fn legacy_workshop_cur_is_read_end_to_end() {
         );
     }
     assert_eq!(rows.len(), 3, "{rows:?}");
+    // Every custom row is valid CUR input one level down: the account-list group's credit
+    // carries its account's payer, from the bill.
+    let rows = support::query(
+        &ctx,
+        "SELECT billing_group, line_item_usage_account_id, bill_payer_account_id FROM proforma
+         WHERE line_item_product_code = 'CustomLineItem' GROUP BY ALL ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        [
+            ["carved-out", "011254002932", "836060457634"],
+            ["workshop", "836060457634", "836060457634"],
+        ]
+    );
     for p in &summary.periods {
         // 5 % of the usage and the flat fee: the percentage's base includes the fee.
         if let Some(fee) = p
