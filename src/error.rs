@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 
 use datafusion::error::DataFusionError;
+use deltalake::DeltaTableError;
+use deltalake::kernel::transaction::TransactionError;
 
 use crate::config::ConfigError;
 use crate::money::Overflow;
@@ -230,18 +232,21 @@ impl Error {
             // Retrying a bug gives the same bug.
             Error::AccountingMismatch { .. } | Error::Internal { .. } | Error::Arrow(_) => 1,
             Error::Storage { .. } | Error::Io { .. } => 2,
-            // Our own writes are planned and validated before Delta sees them: what fails
-            // there is storage, a concurrent commit or the table's state, all retryable.
-            Error::Delta { .. } => 2,
+            // Storage and concurrent commits are retryable; a table or data Delta refuses is not.
+            Error::Delta { error, .. } => exit_code_of(error.as_ref()),
             // Export files are encoded from our own plan: what fails there is the upload.
             Error::Export { .. } => 2,
             Error::InvoiceRender { .. } => 1,
             // The sample's options are the user's; storing its files is the environment's.
             Error::Sample(e) if e.is_storage() => 2,
             Error::Sample(_) => 1,
-            Error::Engine(e) => engine_exit_code(e),
+            Error::Engine(e) => exit_code_of(e.as_ref()),
         }
     }
+}
+
+fn exit_code_of(e: &(dyn std::error::Error + 'static)) -> i32 {
+    if retryable(e) { 2 } else { 1 }
 }
 
 /// An error and its causes, one per line (`caused by: …`), as `main` prints them and the run
@@ -256,26 +261,97 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-fn engine_exit_code(e: &DataFusionError) -> i32 {
-    match e {
-        DataFusionError::ObjectStore(_)
-        | DataFusionError::IoError(_)
-        | DataFusionError::ResourcesExhausted(_) => 2,
-        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
-            engine_exit_code(inner)
+/// Whether a failure inside another library is the environment's (storage, I/O, memory, a
+/// concurrent commit), looking through its whole cause chain. Everything else (a value, a
+/// schema, a table in a state rerate cannot use) comes back the same on a retry.
+fn retryable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let environment = e.is::<object_store::Error>()
+            || e.is::<std::io::Error>()
+            || e.downcast_ref::<DataFusionError>().is_some_and(|e| {
+                matches!(
+                    e,
+                    DataFusionError::ObjectStore(_)
+                        | DataFusionError::IoError(_)
+                        | DataFusionError::ResourcesExhausted(_)
+                )
+            })
+            || e.downcast_ref::<DeltaTableError>().is_some_and(|e| {
+                matches!(
+                    e,
+                    DeltaTableError::ObjectStore { .. }
+                        | DeltaTableError::Io { .. }
+                        | DeltaTableError::VersionAlreadyExists(_)
+                        | DeltaTableError::VersionMismatch(..)
+                )
+            })
+            || e.downcast_ref::<TransactionError>().is_some_and(|e| {
+                matches!(
+                    e,
+                    TransactionError::ObjectStore { .. }
+                        | TransactionError::VersionAlreadyExists(_)
+                        | TransactionError::CommitConflict(_)
+                        | TransactionError::MaxCommitAttempts(_)
+                )
+            });
+        if environment {
+            return true;
         }
-        DataFusionError::Shared(inner) => engine_exit_code(inner),
-        DataFusionError::External(inner) => {
-            if inner.downcast_ref::<object_store::Error>().is_some()
-                || inner.downcast_ref::<std::io::Error>().is_some()
-            {
-                2
-            } else if let Some(df) = inner.downcast_ref::<DataFusionError>() {
-                engine_exit_code(df)
-            } else {
-                1
-            }
+        next = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(error: DeltaTableError) -> Error {
+        Error::Delta {
+            table: "file:///out/billable".into(),
+            error: Box::new(error),
         }
-        _ => 1,
+    }
+
+    fn outage() -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: "connection refused".into(),
+        }
+    }
+
+    #[test]
+    fn only_what_a_retry_can_fix_exits_2() {
+        // Storage, however deep in the chain, and a concurrent commit: retry.
+        assert_eq!(
+            delta(DeltaTableError::ObjectStore { source: outage() }).exit_code(),
+            2
+        );
+        assert_eq!(
+            delta(DeltaTableError::VersionAlreadyExists(3)).exit_code(),
+            2
+        );
+        let wrapped = DataFusionError::Context("writing".into(), Box::new(outage().into()));
+        let generic = DeltaTableError::GenericError {
+            source: Box::new(wrapped),
+        };
+        assert_eq!(delta(generic).exit_code(), 2);
+        let io = std::io::Error::other("disk full");
+        assert_eq!(
+            Error::from(DataFusionError::External(Box::new(io))).exit_code(),
+            2
+        );
+        // Data and schema problems come back the same: the user's (or a bug) to fix.
+        let schema = DeltaTableError::SchemaMismatch {
+            msg: "non-nullable column holds nulls".into(),
+        };
+        assert_eq!(delta(schema).exit_code(), 1);
+        let cast = DataFusionError::Execution("cannot cast \"200 USD\"".into());
+        assert_eq!(Error::from(cast).exit_code(), 1);
+        assert_eq!(
+            Error::Sample(cur_sample::SampleError::ZeroRowsPerFile).exit_code(),
+            1
+        );
     }
 }
