@@ -114,7 +114,37 @@ decisions AS (
     LEFT JOIN (SELECT * FROM rules WHERE kind = 'global') r1
         ON r1.pricing_plan = t.pricing_plan
 ),
--- The small side (decisions) first: it is the one held in memory. Every key compares with IS
+-- How AWS words the on-demand line of a usage type: what a line re-rated from a commitment
+-- shows instead of its own description ("… reserved instance applied"), so that nothing in pro
+-- forma tells a commitment covered it. Looked up only for the few keys re-rated from one.
+rerated_commitment_keys AS (
+    SELECT DISTINCT line_item_product_code, line_item_usage_type, line_item_operation
+    FROM decisions
+    WHERE treatment = 'rerate' AND shown_as IS NOT NULL
+),
+on_demand_descriptions AS (
+    SELECT c.line_item_product_code, c.line_item_usage_type, c.line_item_operation,
+           MIN(c.line_item_line_item_description) AS description
+    FROM rerated_commitment_keys k
+    JOIN cur c
+        ON c.line_item_product_code = k.line_item_product_code
+       AND c.line_item_usage_type = k.line_item_usage_type
+       AND c.line_item_operation = k.line_item_operation
+    WHERE c.pricing_term = 'OnDemand'
+    GROUP BY 1, 2, 3
+),
+shown AS (
+    SELECT
+        d.*,
+        d.treatment = 'rerate' AND d.shown_as IS NOT NULL AS rerated_commitment,
+        od.description AS on_demand_description
+    FROM decisions d
+    LEFT JOIN on_demand_descriptions od
+        ON od.line_item_product_code = d.line_item_product_code
+       AND od.line_item_usage_type = d.line_item_usage_type
+       AND od.line_item_operation = d.line_item_operation
+),
+-- The small side (the decisions) first: it is the one held in memory. Every key compares with IS
 -- NOT DISTINCT FROM (nulls are keys too), which the engine hashes as one equi-join; a plain `=`
 -- among them would turn the others into a filter over every pair. (Parentheses: the SQL parser
 -- binds IS NOT DISTINCT FROM looser than AND.)
@@ -147,8 +177,13 @@ priced AS (
         CASE WHEN d.treatment = 'rerate' THEN d.matched_rule END AS pricing_rule,
         -- Re-rated commitment usage shows as the on-demand usage it is charged as.
         COALESCE(CASE WHEN d.treatment = 'rerate' THEN d.shown_as END, c.line_item_line_item_type)
-            AS proforma_line_item_type
-    FROM decisions d
+            AS proforma_line_item_type,
+        d.rerated_commitment,
+        CASE WHEN d.rerated_commitment
+             THEN COALESCE(d.on_demand_description, 'On Demand ' || c.line_item_usage_type)
+             ELSE c.line_item_line_item_description
+        END AS proforma_line_item_description
+    FROM shown d
     JOIN cur c
         ON (c.line_item_usage_account_id IS NOT DISTINCT FROM d.line_item_usage_account_id)
        AND (c.bill_payer_account_id IS NOT DISTINCT FROM d.bill_payer_account_id)

@@ -128,6 +128,15 @@ HAVING count(DISTINCT billing_group) = 1;
 CREATE TEMP TABLE line_item_types AS
 SELECT * FROM read_csv(getvariable('line_item_types'), header = true, all_varchar = true);
 
+-- How AWS words the on-demand line of a usage type, per period: what a line re-rated from a
+-- commitment shows instead of its own description, as in sql/rate.sql.
+CREATE TEMP VIEW on_demand_descriptions AS
+SELECT billing_period, line_item_product_code, line_item_usage_type, line_item_operation,
+       min(line_item_line_item_description) AS on_demand_description
+FROM cur
+WHERE pricing_term = 'OnDemand'
+GROUP BY ALL;
+
 CREATE TEMP VIEW rated AS
 WITH classified AS (
     SELECT
@@ -206,10 +215,15 @@ ruled AS (
 )
 SELECT
     * EXCLUDE (commitment_owner, matched_rule, factor, from_unblended,
-               unowned, shown_as),
-    -- Re-rated commitment usage shows as the on-demand usage it is charged as.
+               unowned, shown_as, on_demand_description),
+    -- Re-rated commitment usage shows as the on-demand usage it is charged as, in words too.
     COALESCE(CASE WHEN treatment = 'rerate' THEN shown_as END, line_item_line_item_type)
         AS proforma_line_item_type,
+    treatment = 'rerate' AND shown_as IS NOT NULL AS rerated_commitment,
+    CASE WHEN treatment = 'rerate' AND shown_as IS NOT NULL
+         THEN COALESCE(on_demand_description, 'On Demand ' || line_item_usage_type)
+         ELSE line_item_line_item_description
+    END AS proforma_line_item_description,
     CASE WHEN treatment = 'rerate' THEN matched_rule END AS pricing_rule,
     -- DECIMAL(38,10) x DECIMAL(16,8) is DECIMAL(38,18); the cast rounds half away from zero.
     CASE treatment
@@ -222,7 +236,9 @@ SELECT
                                               ELSE pricing_public_on_demand_rate END AS DECIMAL(38, 10))
         WHEN 'pass' THEN line_item_unblended_rate
     END AS proforma_rate
-FROM ruled;
+FROM ruled
+LEFT JOIN on_demand_descriptions USING (billing_period, line_item_product_code,
+                                         line_item_usage_type, line_item_operation);
 
 -- ---------------------------------------------------------------------------------------------
 -- The accounting: where every row went, small (groups x types x services x treatments). It
@@ -316,8 +332,12 @@ TO (getvariable('output') || '/billable')
 COPY (
     SELECT
         COLUMNS(lambda c: NOT regexp_matches(c,
-            '^(line_item_(unblended|net_unblended|blended)_(cost|rate)|line_item_line_item_type|bill_invoice_id|discount.*|reservation_.*|savings_plan_.*|split_line_item_.*_cost|charge_class|treatment|negation|proforma_(cost|rate|line_item_type))$')),
+            '^(line_item_(unblended|net_unblended|blended)_(cost|rate)|line_item_line_item_(type|description)|bill_invoice_id|discount.*|reservation_.*|savings_plan_.*|split_line_item_.*_cost|pricing_term|charge_class|treatment|negation|rerated_commitment|proforma_(cost|rate|line_item_type|line_item_description))$')),
         proforma_line_item_type AS line_item_line_item_type,
+        proforma_line_item_description AS line_item_line_item_description,
+        -- (The sample has no pricing_rate_*, offering class, purchase option or lease length
+        -- columns, which rerate also empties on these lines.)
+        CASE WHEN rerated_commitment THEN 'OnDemand' ELSE pricing_term END AS pricing_term,
         proforma_cost AS line_item_unblended_cost,
         proforma_cost AS line_item_net_unblended_cost,
         proforma_cost AS line_item_blended_cost,

@@ -221,8 +221,20 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
             | "discount"
             | "discount_bundled_discount"
             | "discount_total_discount" => null,
-            // Re-rated commitment usage is billed like on-demand usage, without its commitment.
+            // Re-rated commitment usage is billed like on-demand usage, without a word, id or
+            // term of its commitment.
             "line_item_line_item_type" => col("proforma_line_item_type"),
+            "line_item_line_item_description" => col("proforma_line_item_description"),
+            "pricing_term" => {
+                when(col("rerated_commitment"), lit("OnDemand")).otherwise(col(name))?
+            }
+            "pricing_rate_code"
+            | "pricing_rate_id"
+            | "pricing_offering_class"
+            | "pricing_purchase_option"
+            | "pricing_lease_contract_length" => {
+                when(col("rerated_commitment"), null).otherwise(col(name))?
+            }
             _ if name.starts_with("reservation_") || name.starts_with("savings_plan_") => {
                 when(passed(), col(name)).otherwise(null)?
             }

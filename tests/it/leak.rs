@@ -312,6 +312,25 @@ pub async fn audit(out: &Path, ctx: &SessionContext) -> Vec<String> {
     .into_iter()
     .map(|r| r[0].clone())
     .collect();
+    // A line re-rated from a commitment looks like on-demand usage: no word, term, id or
+    // pricing field of a commitment (lines passed through keep theirs).
+    let disclosed = count(
+        ctx,
+        "SELECT count(*) FROM proforma WHERE line_item_line_item_type = 'Usage' AND (
+             lower(line_item_line_item_description) LIKE '%reserved instance%'
+             OR lower(line_item_line_item_description) LIKE '%savings plan%'
+             OR lower(line_item_line_item_description) LIKE '%hourly fee per%'
+             OR pricing_term = 'Reserved' OR pricing_offering_class IS NOT NULL
+             OR pricing_purchase_option IS NOT NULL OR pricing_lease_contract_length IS NOT NULL
+             OR reservation_reservation_a_r_n IS NOT NULL
+             OR savings_plan_savings_plan_a_r_n IS NOT NULL)",
+    )
+    .await;
+    if disclosed > 0 {
+        problems.push(format!(
+            "{disclosed} usage row(s) in pro forma tell that a commitment covered them"
+        ));
+    }
     let leaks = count(
         ctx,
         "SELECT count(*) FROM proforma WHERE bill_invoice_id IS NOT NULL OR discount IS NOT NULL

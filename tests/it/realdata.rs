@@ -192,6 +192,39 @@ async fn legacy_workshop_cur_is_read_end_to_end() {
         );
     }
 
+    // The carved-out account's RI-covered usage (re-rated at on-demand) reads as on-demand
+    // usage: term OnDemand, no RI fields, and AWS's own wording of the usage type's on-demand
+    // line where the month has one (Linux t2.micro), else "On Demand <usage type>" (Windows
+    // t2.micro: this account runs it only under RIs and the free tier).
+    let rows = support::query(
+        &ctx,
+        "SELECT p.line_item_operation, p.line_item_line_item_type, p.pricing_term,
+                p.pricing_offering_class, p.line_item_line_item_description
+         FROM proforma p JOIN billable b USING (identity_line_item_id, line_item_usage_start_date)
+         WHERE b.line_item_line_item_type = 'DiscountedUsage' AND p.billing_group = 'carved-out'
+         GROUP BY ALL ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        [
+            [
+                "RunInstances",
+                "Usage",
+                "OnDemand",
+                "NULL",
+                "$0.0116 per On Demand Linux t2.micro Instance Hour"
+            ],
+            [
+                "RunInstances:0002",
+                "Usage",
+                "OnDemand",
+                "NULL",
+                "On Demand BoxUsage:t2.micro"
+            ],
+        ]
+    );
+
     let problems = crate::leak::audit(&out, &ctx).await;
     assert!(problems.is_empty(), "{problems:#?}");
 }
