@@ -178,11 +178,11 @@ priced AS (
         -- Re-rated commitment usage shows as the on-demand usage it is charged as.
         COALESCE(CASE WHEN d.treatment = 'rerate' THEN d.shown_as END, c.line_item_line_item_type)
             AS proforma_line_item_type,
-        d.rerated_commitment,
         CASE WHEN d.rerated_commitment
              THEN COALESCE(d.on_demand_description, 'On Demand ' || c.line_item_usage_type)
              ELSE c.line_item_line_item_description
-        END AS proforma_line_item_description
+        END AS proforma_line_item_description,
+        d.rerated_commitment
     FROM shown d
     JOIN cur c
         ON (c.line_item_usage_account_id IS NOT DISTINCT FROM d.line_item_usage_account_id)
