@@ -96,7 +96,10 @@ decisions AS (
         r2.rule_name AS rule_billing_entity,
         r1.rule_name AS rule_global,
         COALESCE(r6.rule_name, r5.rule_name, r4.rule_name, r3.rule_name, r2.rule_name, r1.rule_name) AS matched_rule,
-        COALESCE(r6.factor, r5.factor, r4.factor, r3.factor, r2.factor, r1.factor, CAST(1 AS DECIMAL(16, 8))) AS factor
+        COALESCE(r6.factor, r5.factor, r4.factor, r3.factor, r2.factor, r1.factor, CAST(1 AS DECIMAL(16, 8))) AS factor,
+        -- Usage covered by a commitment the group does not own, charged at on-demand: it
+        -- shows as the on-demand usage it is charged as.
+        t.treatment = 'rerate' AND t.shown_as IS NOT NULL AS rerated_commitment
     FROM treated t
     LEFT JOIN (SELECT * FROM rules WHERE kind = 'sku-usage-type-operation') r6
         ON r6.pricing_plan = t.pricing_plan AND r6.service = t.line_item_product_code
@@ -120,7 +123,7 @@ decisions AS (
 rerated_commitment_keys AS (
     SELECT DISTINCT line_item_product_code, line_item_usage_type, line_item_operation
     FROM decisions
-    WHERE treatment = 'rerate' AND shown_as IS NOT NULL
+    WHERE rerated_commitment
 ),
 on_demand_descriptions AS (
     SELECT c.line_item_product_code, c.line_item_usage_type, c.line_item_operation,
@@ -136,7 +139,6 @@ on_demand_descriptions AS (
 shown AS (
     SELECT
         d.*,
-        d.treatment = 'rerate' AND d.shown_as IS NOT NULL AS rerated_commitment,
         od.description AS on_demand_description
     FROM decisions d
     LEFT JOIN on_demand_descriptions od
@@ -175,8 +177,7 @@ priced AS (
              THEN c.line_item_unblended_rate ELSE c.pricing_public_on_demand_rate
         END AS base_rate,
         CASE WHEN d.treatment = 'rerate' THEN d.matched_rule END AS pricing_rule,
-        -- Re-rated commitment usage shows as the on-demand usage it is charged as.
-        COALESCE(CASE WHEN d.treatment = 'rerate' THEN d.shown_as END, c.line_item_line_item_type)
+        CASE WHEN d.rerated_commitment THEN d.shown_as ELSE c.line_item_line_item_type END
             AS proforma_line_item_type,
         CASE WHEN d.rerated_commitment
              THEN COALESCE(d.on_demand_description, 'On Demand ' || c.line_item_usage_type)

@@ -217,10 +217,10 @@ SELECT
     * EXCLUDE (commitment_owner, matched_rule, factor, from_unblended,
                unowned, shown_as, on_demand_description),
     -- Re-rated commitment usage shows as the on-demand usage it is charged as, in words too.
-    COALESCE(CASE WHEN treatment = 'rerate' THEN shown_as END, line_item_line_item_type)
-        AS proforma_line_item_type,
     treatment = 'rerate' AND shown_as IS NOT NULL AS rerated_commitment,
-    CASE WHEN treatment = 'rerate' AND shown_as IS NOT NULL
+    CASE WHEN rerated_commitment THEN shown_as ELSE line_item_line_item_type END
+        AS proforma_line_item_type,
+    CASE WHEN rerated_commitment
          THEN COALESCE(on_demand_description, 'On Demand ' || line_item_usage_type)
          ELSE line_item_line_item_description
     END AS proforma_line_item_description,
