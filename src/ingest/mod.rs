@@ -215,11 +215,10 @@ impl Input {
     /// date, such as a zeroed INT96.
     async fn unreadable_period(&self, ctx: &SessionContext, micros: i64, rows: u64) -> Error {
         let column = "bill_billing_period_start_date";
-        let at = lit(ScalarValue::TimestampMicrosecond(
-            Some(micros),
-            Some("UTC".into()),
-        ));
-        let file = match self.locate(ctx, None, col(column).eq(at)).await {
+        let file = match self
+            .locate(ctx, None, col(column).eq(utc_instant(micros)))
+            .await
+        {
             Ok(found) => found.map_or_else(|| self.location.to_string(), |(file, _)| file),
             Err(e) => return e,
         };
@@ -377,17 +376,11 @@ impl Input {
         let start = col("bill_billing_period_start_date");
         let period = match period {
             Some(p) => {
-                let at = |micros: i64| {
-                    lit(ScalarValue::TimestampMicrosecond(
-                        Some(micros),
-                        Some("UTC".into()),
-                    ))
-                };
                 df = df.filter(
                     start
                         .clone()
-                        .gt_eq(at(p.start_micros()))
-                        .and(start.lt(at(p.end_micros()))),
+                        .gt_eq(utc_instant(p.start_micros()))
+                        .and(start.lt(utc_instant(p.end_micros()))),
                 )?;
                 lit(p.to_string()).alias("billing_period")
             }
@@ -400,6 +393,14 @@ impl Input {
         exprs.extend([period, folder.alias("folder_period")]);
         Ok(df.select(exprs)?)
     }
+}
+
+/// An instant in UTC microseconds, as the normalized timestamp columns hold it.
+fn utc_instant(micros: i64) -> Expr {
+    lit(ScalarValue::TimestampMicrosecond(
+        Some(micros),
+        Some("UTC".into()),
+    ))
 }
 
 /// `schema` with every column nullable. Files are read through it, so what rerate writes never

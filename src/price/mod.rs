@@ -57,13 +57,16 @@ pub enum Treatment {
 }
 
 impl Treatment {
+    /// The treatments whose rows are in pro forma (and so on invoices and exports).
+    pub const IN_PROFORMA: [Treatment; 2] = [Treatment::Rerate, Treatment::Pass];
+
     pub fn as_str(self) -> &'static str {
         self.into()
     }
 
-    /// Whether the row is in pro forma (and so on invoices and exports).
+    /// Whether the row is in pro forma.
     pub fn in_proforma(self) -> bool {
-        matches!(self, Treatment::Rerate | Treatment::Pass)
+        Self::IN_PROFORMA.contains(&self)
     }
 }
 
@@ -250,10 +253,10 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
         col("pricing_rule"),
     ]);
     let shown = col("treatment").in_list(
-        vec![
-            lit(Treatment::Rerate.as_str()),
-            lit(Treatment::Pass.as_str()),
-        ],
+        Treatment::IN_PROFORMA
+            .iter()
+            .map(|t| lit(t.as_str()))
+            .collect(),
         false,
     );
     Ok(rated.filter(shown)?.select(exprs)?)
