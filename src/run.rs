@@ -315,6 +315,7 @@ impl PeriodRun<'_> {
         let summary = PeriodSummary::new(
             period,
             &accounting,
+            unassigned,
             charges,
             Written {
                 billable,

@@ -132,10 +132,12 @@ pub struct Written {
 }
 
 impl PeriodSummary {
-    /// The period's summary from its accounting, custom line items and what was written.
+    /// The period's summary from its accounting (and its unassigned rows), custom line items
+    /// and what was written.
     pub fn new(
         period: Period,
         accounting: &[AccountRow],
+        unassigned: Unassigned,
         custom_line_items: Vec<CustomCharge>,
         written: Written,
     ) -> PeriodSummary {
@@ -181,7 +183,7 @@ impl PeriodSummary {
             input_rows: accounting.iter().map(|r| r.rows).sum(),
             input_cost: control.billable_total,
             groups: groups.into_values().collect(),
-            unassigned: Unassigned::of(accounting),
+            unassigned,
             custom_line_items,
             control,
             tables: vec![
