@@ -47,6 +47,21 @@ pub enum Error {
     CorruptFile { file: String, reason: String },
 
     #[error(
+        "{manifest}: lists {file}, which is not in the input: the delivery is incomplete \
+         (copy every file the manifest lists, or remove the manifest to read the folder as it is)"
+    )]
+    IncompleteDelivery { manifest: String, file: String },
+
+    #[error(
+        "{file}: column {column:?} has the name of a column rerate adds itself; rename it in the \
+         input"
+    )]
+    ReservedColumn { file: String, column: String },
+
+    #[error("{manifest}: not a readable CUR manifest ({reason})")]
+    BadManifest { manifest: String, reason: String },
+
+    #[error(
         "{file}: required column {column:?} is missing (the README lists the required CUR \
          columns under \"Required columns\")"
     )]
@@ -217,6 +232,9 @@ impl Error {
             | Error::BadUrl { .. }
             | Error::NoInputFiles { .. }
             | Error::CorruptFile { .. }
+            | Error::IncompleteDelivery { .. }
+            | Error::BadManifest { .. }
+            | Error::ReservedColumn { .. }
             | Error::MissingColumn { .. }
             | Error::BadValue { .. }
             | Error::WrongType { .. }

@@ -76,6 +76,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 eprintln!("config ok: {} billing groups", summary.billing_groups.len());
                 if let Some(input) = &summary.input {
                     eprintln!("input ok: {} files under {input}", summary.files);
+                    print_ignored(&summary.ignored);
                     for (period, rows) in &summary.periods {
                         eprintln!("  {period}: {rows} rows");
                     }
@@ -129,8 +130,16 @@ async fn dispatch(command: Command) -> Result<()> {
     Ok(())
 }
 
+/// The input files a manifest leaves out, one line each.
+fn print_ignored(ignored: &[rerate::ingest::delivery::IgnoredFile]) {
+    for f in ignored {
+        eprintln!("ignored {}: {}", f.url, f.reason);
+    }
+}
+
 /// One line per period and where the outputs are, for a person at a terminal.
 fn print_totals(manifest: &RunManifest) {
+    print_ignored(&manifest.input.ignored);
     for p in &manifest.periods {
         eprintln!(
             "{}: {} rows, billable {} USD, pro forma {} USD, {} groups, {} rows unassigned",

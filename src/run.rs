@@ -135,6 +135,8 @@ fn new_manifest(
         input: InputRef {
             url: job.input.to_string(),
             files: Vec::new(),
+            manifests: Vec::new(),
+            ignored: Vec::new(),
         },
         output: output.to_string(),
         periods: Vec::new(),
@@ -150,6 +152,8 @@ async fn run_periods(
     let progress = Progress::new();
     let input = progress.stage("reading input", job.discover()).await?;
     manifest.input.files = input.files.clone();
+    manifest.input.manifests = input.manifests.clone();
+    manifest.input.ignored = input.ignored.clone();
     let found = match progress
         .stage("finding periods", input.periods(&job.ctx))
         .await

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::ingest::delivery::IgnoredFile;
 use crate::job::Job;
 
 #[derive(Debug, Clone, Serialize)]
@@ -15,6 +16,8 @@ pub struct ValidateSummary {
     pub billing_groups: Vec<String>,
     pub input: Option<String>,
     pub files: usize,
+    /// Parquet files the manifests leave out, and why.
+    pub ignored: Vec<IgnoredFile>,
     /// Rows per billing period found in the input.
     pub periods: BTreeMap<String, u64>,
 }
@@ -26,6 +29,7 @@ pub async fn validate(config_path: &Path, input: Option<&str>) -> Result<Validat
         billing_groups: config.groups.iter().map(|g| g.name.clone()).collect(),
         input: None,
         files: 0,
+        ignored: Vec::new(),
         periods: BTreeMap::new(),
     };
     if input.or(config.io.input.as_deref()).is_none() {
@@ -38,6 +42,7 @@ pub async fn validate(config_path: &Path, input: Option<&str>) -> Result<Validat
         .check_fx(&periods.keys().copied().collect::<Vec<_>>())?;
     summary.input = Some(job.input.to_string());
     summary.files = discovered.files.len();
+    summary.ignored = discovered.ignored.clone();
     summary.periods = periods
         .into_iter()
         .map(|(p, n)| (p.to_string(), n))

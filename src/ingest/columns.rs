@@ -238,6 +238,77 @@ pub const FLATTENED_MAPS: &[(&str, &str)] = &[
     ("cost_category", "cost_category_"),
 ];
 
+/// Names of rerate's own columns (partitions, assignment, pricing): an input column by one of
+/// these names would be ambiguous in every table, so it is refused. A test keeps the list equal
+/// to what `sql/assign.sql` and `sql/rate.sql` add.
+pub const RESERVED: &[&str] = &[
+    "billing_period",
+    "folder_period",
+    "billing_group",
+    "assigned_by",
+    "commitment_owner",
+    "charge_class",
+    "pricing_plan",
+    "commitment_owner_group",
+    "treatment",
+    "rule_sku_usage_type_operation",
+    "rule_sku_usage_type",
+    "rule_sku_operation",
+    "rule_service",
+    "rule_billing_entity",
+    "rule_global",
+    "matched_rule",
+    "factor",
+    "base_cost",
+    "base_rate",
+    "pricing_rule",
+    "proforma_line_item_type",
+    "proforma_line_item_description",
+    "rerated_commitment",
+    "proforma_cost",
+    "proforma_rate",
+];
+
+/// Whether an input column beyond the catalog is emptied in pro forma and exports (SPEC §6.3):
+/// amounts, rates and prices, discounts, and anything of a commitment. Decided by name, so that
+/// a column AWS adds later is hidden unless it is plainly neither.
+pub fn hidden_in_proforma(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "reservation_",
+        "savings_plan_",
+        "discount",
+        "capacity_reservation_",
+        "split_line_item_",
+        "pricing_",
+        "bill_invoice",
+    ];
+    const WORDS: &[&str] = &[
+        "cost",
+        "rate",
+        "price",
+        "amortized",
+        "discount",
+        "savings",
+        "commitment",
+        "credit",
+        "refund",
+        "fee",
+        "tax",
+        "blended",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || name.split('_').any(|w| WORDS.contains(&w))
+}
+
+/// The columns of a table that came from the input beyond the catalog: neither a catalog
+/// column nor one of rerate's own.
+pub fn extras(schema: &Schema) -> impl Iterator<Item = &Field> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref())
+        .filter(|f| kind_of(f.name()).is_none() && !RESERVED.contains(&f.name().as_str()))
+}
+
 pub fn kind_of(name: &str) -> Option<Kind> {
     CUR2_COLUMNS
         .iter()
@@ -270,6 +341,31 @@ mod tests {
         assert_eq!(names.len(), CUR2_COLUMNS.len());
         for r in REQUIRED {
             assert!(kind_of(r).is_some(), "{r} missing from the catalog");
+        }
+    }
+
+    #[test]
+    fn pro_forma_hides_amounts_rates_and_commitments_of_columns_beyond_the_catalog() {
+        for hidden in [
+            "capacity_reservation_capacity_reservation_arn",
+            "split_line_item_split_cost",
+            "line_item_net_amortized_cost",
+            "reservation_new_thing",
+            "savings_plan_x",
+            "pricing_new_rate_field",
+            "line_item_tax_amount",
+            "some_future_unit_price",
+        ] {
+            assert!(hidden_in_proforma(hidden), "{hidden}");
+        }
+        for shown in [
+            "line_item_iam_principal",
+            "line_item_user_identifier",
+            "product_new_attribute",
+            "line_item_resource_id",
+            "corporate_team",
+        ] {
+            assert!(!hidden_in_proforma(shown), "{shown}");
         }
     }
 

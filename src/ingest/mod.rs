@@ -4,13 +4,14 @@
 pub mod checks;
 pub mod columns;
 mod decimal_text;
+pub mod delivery;
 pub mod string_map;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimestampMicrosecondType};
 use chrono::{DateTime, Datelike};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::FileFormat;
@@ -21,12 +22,13 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::functions::expr_fn::{nullif, to_char};
 use datafusion::logical_expr::{ScalarUDF, cast};
-use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::Serialize;
 
 use self::columns::{CUR2_COLUMNS, FLATTENED_MAPS, Kind, REQUIRED};
+use self::delivery::{Delivery, IgnoredFile};
 use crate::error::{Error, Result};
 use crate::period::Period;
 use crate::storage::Location;
@@ -46,20 +48,33 @@ struct SchemaGroup {
     /// The period their folder names (`BILLING_PERIOD=2025-11`, `year=2025/month=11`), if any.
     folder_period: Option<Period>,
     files: Vec<usize>,
+    /// Its columns beyond the catalog (SPEC §3 "Every column is kept").
+    extras: Vec<String>,
 }
 
 /// The discovered input: every CUR file under the input location, checked and grouped.
 pub struct Input {
     pub location: Location,
     pub files: Vec<InputFile>,
+    /// The manifests that chose the files (SPEC §3 "Which files"), and what they leave out.
+    pub manifests: Vec<String>,
+    pub ignored: Vec<IgnoredFile>,
     groups: Vec<SchemaGroup>,
+    /// Every column beyond the catalog, over all files, in the order first seen, as written.
+    extras: Vec<Field>,
 }
 
 impl Input {
-    /// Lists `*.parquet` under `location` (skipping `_`/`.` folders such as `_delta_log`),
-    /// reads every footer and checks required columns and types.
+    /// Lists `*.parquet` under `location` (skipping `_`/`.` folders such as `_delta_log`), keeps
+    /// the files of each period's newest manifest where there is one (`delivery`), reads every
+    /// footer and checks required columns and types.
     pub async fn discover(ctx: &SessionContext, location: &Location) -> Result<Input> {
-        let metas = list_parquet(location).await?;
+        let Delivery {
+            read: metas,
+            manifests,
+            ignored,
+        } = delivery::select(location, list(location).await?).await?;
+        let metas = with_e_tags(location, metas).await?;
         if metas.is_empty() {
             return Err(Error::NoInputFiles {
                 location: location.to_string(),
@@ -114,14 +129,42 @@ impl Input {
                     schema,
                     folder_period,
                     files: vec![i],
+                    extras: Vec::new(),
                 }),
             }
         }
+        let mut extras: Vec<(Field, usize)> = Vec::new();
+        for g in &mut groups {
+            let first = g.files[0];
+            for field in beyond_catalog(&files[first].url, &g.schema)? {
+                match extras.iter().find(|(f, _)| f.name() == field.name()) {
+                    Some((known, _)) if known.data_type() == field.data_type() => {}
+                    Some((known, seen_in)) => {
+                        return Err(Error::WrongType {
+                            file: files[first].url.clone(),
+                            column: field.name().clone(),
+                            found: field.data_type().to_string(),
+                            expected: format!(
+                                "{}, its type in {}",
+                                known.data_type(),
+                                files[*seen_in].url
+                            ),
+                        });
+                    }
+                    None => extras.push((field.clone(), first)),
+                }
+                g.extras.push(field.name().clone());
+            }
+        }
+        let extras: Vec<Field> = extras.into_iter().map(|(f, _)| f).collect();
         tracing::info!(files = files.len(), schemas = groups.len(), location = %location, "discovered input");
         Ok(Input {
             location: location.clone(),
             files,
+            manifests,
+            ignored,
             groups,
+            extras,
         })
     }
 
@@ -142,8 +185,10 @@ impl Input {
             (Some(p), Some(folder)) => p == folder,
             _ => true,
         };
-        for group in self.groups.iter().filter(keep) {
-            let df = self.scan(ctx, group, &group.files, period)?;
+        let kept: Vec<&SchemaGroup> = self.groups.iter().filter(keep).collect();
+        let extras = self.extras_of(&kept);
+        for group in kept {
+            let df = self.scan(ctx, group, &group.files, period, &extras)?;
             union = Some(match union {
                 None => df,
                 Some(u) => u.union(df)?,
@@ -153,9 +198,18 @@ impl Input {
             Some(u) => Ok(u),
             // No file can hold the period: an empty table of the right shape.
             None => Ok(self
-                .scan(ctx, &self.groups[0], &self.groups[0].files, period)?
+                .scan(ctx, &self.groups[0], &self.groups[0].files, period, &[])?
                 .limit(0, Some(0))?),
         }
+    }
+
+    /// The columns beyond the catalog that some of `groups` hold, in the input's order.
+    fn extras_of(&self, groups: &[&SchemaGroup]) -> Vec<Field> {
+        self.extras
+            .iter()
+            .filter(|f| groups.iter().any(|g| g.extras.contains(f.name())))
+            .cloned()
+            .collect()
     }
 
     /// Rows per billing period, from the data. Every row must have a period, and a file in a
@@ -256,7 +310,7 @@ impl Input {
             .iter()
             .find(|g| g.files.contains(&file))
             .expect("every file is in a group");
-        self.scan(ctx, group, &[file], None)
+        self.scan(ctx, group, &[file], None, &self.extras_of(&[group]))
     }
 
     /// The first file holding rows (of `period`, if given) that match, and how many it holds:
@@ -360,6 +414,7 @@ impl Input {
         group: &SchemaGroup,
         files: &[usize],
         period: Option<Period>,
+        extras: &[Field],
     ) -> Result<DataFrame> {
         let urls = files
             .iter()
@@ -372,7 +427,9 @@ impl Input {
             .with_listing_options(options)
             .with_schema(group.schema.clone());
         let df = ctx.read_table(Arc::new(ListingTable::try_new(config)?))?;
-        let mut df = df.select(normalize(&group.schema)?)?;
+        let mut read = normalize(&group.schema)?;
+        read.extend(extras.iter().map(|f| read_extra(&group.schema, f)));
+        let mut df = df.select(read)?;
         let start = col("bill_billing_period_start_date");
         let period = match period {
             Some(p) => {
@@ -390,6 +447,7 @@ impl Input {
             group.folder_period.map(|p| p.to_string()),
         ));
         let mut exprs: Vec<Expr> = CUR2_COLUMNS.iter().map(|(n, _)| col(*n)).collect();
+        exprs.extend(extras.iter().map(|f| ident(f.name())));
         exprs.extend([period, folder.alias("folder_period")]);
         Ok(df.select(exprs)?)
     }
@@ -442,7 +500,9 @@ pub fn folder_period(path: &object_store::path::Path) -> Option<Period> {
     Period::new(year?, month?)
 }
 
-async fn list_parquet(location: &Location) -> Result<Vec<ObjectMeta>> {
+/// Every object below `location`, sorted by path, outside `_`/`.` folders (`_delta_log`,
+/// `.hidden`).
+async fn list(location: &Location) -> Result<Vec<ObjectMeta>> {
     let mut metas: Vec<ObjectMeta> = location
         .list()
         .await?
@@ -453,38 +513,44 @@ async fn list_parquet(location: &Location) -> Result<Vec<ObjectMeta>> {
                 .prefix_match(&location.prefix)
                 .map(|parts| parts.collect::<Vec<_>>())
                 .unwrap_or_default();
-            m.location.as_ref().ends_with(".parquet")
-                && !rel
-                    .iter()
-                    .any(|p| p.as_ref().starts_with('_') || p.as_ref().starts_with('.'))
+            !rel.iter()
+                .any(|p| p.as_ref().starts_with('_') || p.as_ref().starts_with('.'))
         })
         .collect();
     metas.sort_by(|a, b| a.location.cmp(&b.location));
-    // Some S3-compatible servers list without ETags; the run manifest wants them.
-    if metas.iter().any(|m| m.e_tag.is_none()) && !location.is_local() {
-        metas = futures::stream::iter(metas)
-            .map(|m| async move {
-                if m.e_tag.is_some() {
-                    return Ok(m);
-                }
-                location
-                    .store
-                    .head(&m.location)
-                    .await
-                    .map_err(|e| location.storage_error(e))
-            })
-            .buffered(16)
-            .try_collect()
-            .await?;
-    }
     Ok(metas)
 }
 
-/// How a file of this physical schema is read as CUR 2.0: one expression per catalog column, or
-/// the error naming `file` and the column that makes it unreadable.
+/// Some S3-compatible servers list without ETags; the run manifest wants them.
+async fn with_e_tags(location: &Location, metas: Vec<ObjectMeta>) -> Result<Vec<ObjectMeta>> {
+    if location.is_local() || metas.iter().all(|m| m.e_tag.is_some()) {
+        return Ok(metas);
+    }
+    futures::stream::iter(metas)
+        .map(|m| async move {
+            if m.e_tag.is_some() {
+                return Ok(m);
+            }
+            location
+                .store
+                .head(&m.location)
+                .await
+                .map_err(|e| location.storage_error(e))
+        })
+        .buffered(16)
+        .try_collect()
+        .await
+}
+
+/// How a file of this physical schema is read as CUR 2.0: one expression per catalog column,
+/// then one per column it has beyond the catalog, or the error naming `file` and the column that
+/// makes it unreadable.
 pub fn read_plan(file: &str, schema: &Schema) -> Result<Vec<Expr>> {
     check_columns(file, schema)?;
-    normalize(schema)
+    let mut exprs = normalize(schema)?;
+    let extras = beyond_catalog(file, schema)?;
+    exprs.extend(extras.iter().map(|f| read_extra(schema, f)));
+    Ok(exprs)
 }
 
 /// Required columns present; every known column of a type we can read as its kind.
@@ -605,19 +671,95 @@ fn flattened_entries(schema: &Schema, map: &str) -> Option<Vec<Expr>> {
     let entries = schema
         .fields()
         .iter()
-        .filter(|f| columns::kind_of(f.name()).is_none())
-        // Only values that read as text fold into a map<string,string>; a nested column under
-        // a flattened prefix is not a legacy attribute and is ignored like any unknown column
-        // (found by the `normalize` fuzz target: a map there failed at read time).
-        .filter(|f| readable_as(f.name(), Kind::Text, f.data_type()))
-        .filter_map(|f| {
-            f.name()
-                .strip_prefix(prefix)
-                .map(|key| (key.to_string(), f.name().clone()))
+        .filter(|f| folded_into(schema, f) == Some(map))
+        .flat_map(|f| {
+            let key = &f.name()[prefix.len()..];
+            [lit(key.to_string()), cast(ident(f.name()), DataType::Utf8)]
         })
-        .flat_map(|(key, column)| [lit(key), cast(col(column), DataType::Utf8)])
         .collect();
     Some(entries)
+}
+
+/// The map a legacy file's column folds into (`product_*` into `product`, …): a column beyond
+/// the catalog under a flattened prefix, in a file without that map column. Only values that
+/// read as text fold into a map<string,string>; a nested column under such a prefix is not a
+/// legacy attribute (found by the `normalize` fuzz target: a map there failed at read time).
+fn folded_into(schema: &Schema, field: &Field) -> Option<&'static str> {
+    if columns::kind_of(field.name()).is_some()
+        || !readable_as(field.name(), Kind::Text, field.data_type())
+    {
+        return None;
+    }
+    FLATTENED_MAPS
+        .iter()
+        .find(|(map, prefix)| {
+            field.name().starts_with(prefix) && schema.field_with_name(map).is_err()
+        })
+        .map(|(map, _)| *map)
+}
+
+/// The columns of a file beyond the catalog (and not folded into a map), each with the type it
+/// is kept as: its own, or the nearest type a Delta table holds. `file` names the file in errors.
+fn beyond_catalog(file: &str, schema: &Schema) -> Result<Vec<Field>> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| columns::kind_of(f.name()).is_none() && folded_into(schema, f).is_none())
+        .map(|f| {
+            if columns::RESERVED.contains(&f.name().as_str()) {
+                return Err(Error::ReservedColumn {
+                    file: file.to_string(),
+                    column: f.name().clone(),
+                });
+            }
+            let kept = kept_type(f.data_type()).ok_or_else(|| Error::WrongType {
+                file: file.to_string(),
+                column: f.name().clone(),
+                found: f.data_type().to_string(),
+                expected: "a type a Delta table can hold".to_string(),
+            })?;
+            Ok(Field::new(f.name(), kept, true))
+        })
+        .collect()
+}
+
+/// The type a column beyond the catalog is kept as: its own where a Delta table can hold it;
+/// else the nearest that holds every value (unsigned integers widen, instants become UTC
+/// microseconds as CUR's are, text of any encoding becomes `Utf8`).
+fn kept_type(t: &DataType) -> Option<DataType> {
+    use DataType::*;
+    Some(match t {
+        Null => Utf8,
+        Boolean | Int8 | Int16 | Int32 | Int64 | Float32 | Float64 | Date32 | Binary => t.clone(),
+        Decimal128(..) => t.clone(),
+        Decimal256(p, s) if *p <= 38 => Decimal128(*p, *s),
+        UInt8 => Int16,
+        UInt16 => Int32,
+        UInt32 => Int64,
+        UInt64 => Decimal128(20, 0),
+        Float16 => Float32,
+        Date64 => Date32,
+        Timestamp(..) => columns::timestamp_type(),
+        LargeBinary | BinaryView | FixedSizeBinary(_) => Binary,
+        _ if is_string(t) => Utf8,
+        Map(..) | List(_) | Struct(_) => t.clone(),
+        _ if arrow::compute::can_cast_types(t, &Utf8) => Utf8,
+        _ => return None,
+    })
+}
+
+/// How a column beyond the catalog is read from one file: as kept, or null where the file
+/// lacks it.
+fn read_extra(schema: &Schema, kept: &Field) -> Expr {
+    let expr = match schema.field_with_name(kept.name()) {
+        Ok(found) if found.data_type() == kept.data_type() => ident(kept.name()),
+        Ok(_) => cast(ident(kept.name()), kept.data_type().clone()),
+        Err(_) => match ScalarValue::try_from(kept.data_type()) {
+            Ok(null) => Expr::Literal(null, None),
+            Err(_) => cast(lit(ScalarValue::Null), kept.data_type().clone()),
+        },
+    };
+    expr.alias(kept.name())
 }
 
 #[cfg(test)]

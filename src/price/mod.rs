@@ -11,15 +11,15 @@ use std::str::FromStr;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Decimal128Type, Int64Type};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::when;
-use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+use datafusion::logical_expr::{cast, when};
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use rust_decimal::Decimal;
 
 pub use self::line_items::{ChargeClass, LineItemType};
 use crate::error::{Error, Result};
 pub use crate::ingest::checks::Defect;
 use crate::ingest::checks::Unbillable;
-use crate::ingest::columns::{CUR2_COLUMNS, Kind};
+use crate::ingest::columns::{self, CUR2_COLUMNS, Kind};
 use crate::{money, sql};
 
 /// Every row of `cur` assigned, classified and priced. Registers the views `cur`,
@@ -201,9 +201,12 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
 /// The billable table: every input row, CUR 2.0 columns as read, plus its billing group. Reads
 /// the `assigned` view [`rated`] registers: billing needs the group, not the pricing.
 pub async fn billable(ctx: &SessionContext) -> Result<DataFrame> {
+    let assigned = ctx.table("assigned").await?;
     let mut exprs: Vec<Expr> = CUR2_COLUMNS.iter().map(|(n, _)| col(*n)).collect();
+    // Every other input column too, unchanged: billable is the bill (SPEC §3).
+    exprs.extend(columns::extras(assigned.schema().as_arrow()).map(|f| ident(f.name())));
     exprs.extend([col("billing_period"), col("billing_group")]);
-    Ok(ctx.table("assigned").await?.select(exprs)?)
+    Ok(assigned.select(exprs)?)
 }
 
 /// The pro forma table: re-rated and passed rows, with every cost and rate column carrying the
@@ -246,6 +249,15 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
         };
         exprs.push(expr.alias(name));
     }
+    // The input's other columns: as they are, unless an amount, a rate or a commitment's.
+    for f in columns::extras(rated.schema().as_arrow()) {
+        let expr = if columns::hidden_in_proforma(f.name()) {
+            cast(lit(ScalarValue::Null), f.data_type().clone())
+        } else {
+            ident(f.name())
+        };
+        exprs.push(expr.alias(f.name()));
+    }
     exprs.extend([
         col("billing_period"),
         col("billing_group"),
@@ -260,4 +272,54 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
         false,
     );
     Ok(rated.filter(shown)?.select(exprs)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::datatypes::Schema;
+
+    use super::*;
+    use crate::ingest::columns::RESERVED;
+
+    /// An input column by the name of a column the SQL adds would be ambiguous; `RESERVED`
+    /// is how ingest refuses such names, so it must name exactly what the SQL adds.
+    #[tokio::test]
+    async fn reserved_names_are_exactly_the_columns_the_sql_adds() {
+        let config = crate::config::parse(
+            "[[billing-group]]\nname = \"a\"\npayer-account-id = \"111111111111\"\n\
+             pricing-plan = \"p\"\n[[pricing-plan]]\nname = \"p\"\nrules = []\n",
+            "test.toml",
+        )
+        .unwrap();
+        let ctx = crate::engine::new_context(&config.engine).unwrap();
+        tables::register(&ctx, &config).unwrap();
+        let mut fields: Vec<_> = CUR2_COLUMNS
+            .iter()
+            .map(|(n, k)| arrow::datatypes::Field::new(*n, k.data_type(), true))
+            .collect();
+        for own in ["billing_period", "folder_period"] {
+            fields.push(arrow::datatypes::Field::new(
+                own,
+                arrow::datatypes::DataType::Utf8,
+                true,
+            ));
+        }
+        let cur = ctx
+            .read_batch(RecordBatch::new_empty(Arc::new(Schema::new(fields))))
+            .unwrap();
+        let rated = rated(&ctx, cur).await.unwrap();
+        let mut added: Vec<&str> = rated
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|n| columns::kind_of(n).is_none())
+            .collect();
+        added.sort_unstable();
+        let mut reserved = RESERVED.to_vec();
+        reserved.sort_unstable();
+        assert_eq!(added, reserved);
+    }
 }

@@ -7,6 +7,7 @@ use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 use deltalake::logstore::{
     LogStore, LogStoreFactory, StorageConfig, default_logstore, logstore_factories,
 };
+use deltalake::operations::write::SchemaMode;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
@@ -76,6 +77,9 @@ pub async fn replace_period(
         write
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(col("billing_period").eq(lit(period.to_string())))
+            // A period whose input has other columns than the table's (SPEC §3: every column
+            // is kept) adds them; columns it lacks are null in its rows.
+            .with_schema_mode(SchemaMode::Merge)
     } else {
         write.with_save_mode(SaveMode::Append)
     };

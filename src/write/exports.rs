@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::cast;
-use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::data_exports;
 use crate::error::{Error, Result};
-use crate::ingest::columns::{CUR2_COLUMNS, Kind, map_type};
+use crate::ingest::columns::{self, CUR2_COLUMNS, Kind, map_type};
 use crate::period::Period;
 use crate::storage::Location;
 use crate::write::delta::{self, TableCommit};
@@ -58,15 +58,53 @@ pub fn export_type(kind: Kind) -> DataType {
     }
 }
 
-/// The schema of every export file: the CUR 2.0 catalog, without rerate's own columns
-/// (`billing_period`, `billing_group`, `pricing_plan`, `pricing_rule`).
-pub fn export_schema() -> SchemaRef {
+/// The schema of every export file: the CUR 2.0 catalog, then the input's other columns as pro
+/// forma keeps them (`extras`), without rerate's own columns (`billing_period`, `billing_group`,
+/// `pricing_plan`, `pricing_rule`).
+pub fn export_schema(extras: &[Field]) -> SchemaRef {
+    let catalog = CUR2_COLUMNS
+        .iter()
+        .map(|(name, kind)| Field::new(*name, export_type(*kind), true));
     Arc::new(Schema::new(
-        CUR2_COLUMNS
-            .iter()
-            .map(|(name, kind)| Field::new(*name, export_type(*kind), true))
-            .collect::<Vec<_>>(),
+        catalog.chain(extras.iter().cloned()).collect::<Vec<_>>(),
     ))
+}
+
+/// How a Data Exports manifest would name the type of a column beyond the catalog.
+fn manifest_type_of(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 => "string".to_string(),
+        DataType::Float64 => "double".to_string(),
+        DataType::Float32 => "float".to_string(),
+        DataType::Int64 => "bigint".to_string(),
+        DataType::Int32 => "int".to_string(),
+        DataType::Int16 => "smallint".to_string(),
+        DataType::Int8 => "tinyint".to_string(),
+        DataType::Boolean => "boolean".to_string(),
+        DataType::Timestamp(..) => "timestamp".to_string(),
+        DataType::Date32 => "date".to_string(),
+        DataType::Binary => "binary".to_string(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// A column beyond the catalog as exported: as pro forma holds it, in the plain Arrow types
+/// Parquet readers expect whatever views the Delta reader hands back (`Utf8`, not `Utf8View`),
+/// maps in the CUR layout (`key_value` entries).
+fn export_type_of(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::Dictionary(_, v) if v.is_string() => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(fields) if fields.len() == 2 => {
+                map_type(fields[1].data_type().clone())
+            }
+            _ => t.clone(),
+        },
+        _ => t.clone(),
+    }
 }
 
 /// How the Data Exports manifest names a column type.
@@ -82,7 +120,10 @@ fn manifest_type(kind: Kind) -> &'static str {
 
 /// Pro forma rows (decimal money) as export columns. Decimal to double is the one place money
 /// becomes a float, because that is what CUR 2.0 readers expect.
-fn export_exprs() -> Result<Vec<Expr>> {
+fn export_exprs(extras: &[Field]) -> Result<Vec<Expr>> {
+    let extras = extras
+        .iter()
+        .map(|f| Ok(cast(ident(f.name()), f.data_type().clone()).alias(f.name())));
     CUR2_COLUMNS
         .iter()
         .map(|&(name, kind)| {
@@ -97,6 +138,7 @@ fn export_exprs() -> Result<Vec<Expr>> {
             };
             Ok(expr.alias(name))
         })
+        .chain(extras)
         .collect()
 }
 
@@ -122,6 +164,11 @@ pub async fn write_period(
         .map_err(delta_err)?;
     let provider = table.table_provider().await?;
     let rows = ctx.read_table(provider)?;
+    // The input's other columns, in the types pro forma holds them (Delta's own map entry
+    // names aside: a map is cast back to the CUR layout).
+    let extras: Vec<Field> = columns::extras(rows.schema().as_arrow())
+        .map(|f| Field::new(f.name(), export_type_of(f.data_type()), true))
+        .collect();
     let mut out = Vec::with_capacity(groups.len());
     for group in groups {
         let data = rows
@@ -131,8 +178,8 @@ pub async fn write_period(
                     .eq(lit(period.to_string()))
                     .and(col("billing_group").eq(lit(*group))),
             )?
-            .select(export_exprs()?)?;
-        out.push(write_group(output, data, period, group, write_id).await?);
+            .select(export_exprs(&extras)?)?;
+        out.push(write_group(output, data, period, group, write_id, &extras).await?);
     }
     Ok(out)
 }
@@ -143,13 +190,14 @@ async fn write_group(
     period: Period,
     group: &str,
     write_id: &str,
+    extras: &[Field],
 ) -> Result<GroupExport> {
     let root = output.child(&["exports", group]);
     let data_dir = Location {
         prefix: data_exports::data_dir(&root.prefix, period),
         ..root.clone()
     };
-    let schema = export_schema();
+    let schema = export_schema(extras);
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(128 * 1024))
@@ -203,7 +251,12 @@ async fn write_group(
         rows,
         columns: CUR2_COLUMNS
             .iter()
-            .map(|(name, kind)| (*name, manifest_type(*kind)))
+            .map(|(name, kind)| (name.to_string(), manifest_type(*kind).to_string()))
+            .chain(
+                extras
+                    .iter()
+                    .map(|f| (f.name().clone(), manifest_type_of(f.data_type()))),
+            )
             .collect(),
     }
     .to_json();
@@ -294,7 +347,7 @@ mod tests {
 
     #[test]
     fn export_types_follow_cur_2_0() {
-        let schema = export_schema();
+        let schema = export_schema(&[]);
         let t = |n: &str| schema.field_with_name(n).unwrap().data_type().clone();
         assert_eq!(t("line_item_unblended_cost"), DataType::Float64);
         assert_eq!(t("line_item_unblended_rate"), DataType::Utf8);

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::UNASSIGNED;
 use crate::error::Result;
 use crate::ingest::InputFile;
+use crate::ingest::delivery::IgnoredFile;
 use crate::period::Period;
 use crate::price::custom::CustomCharge;
 use crate::price::{AccountRow, Treatment};
@@ -45,7 +46,12 @@ pub struct ConfigRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct InputRef {
     pub url: String,
+    /// The files read.
     pub files: Vec<InputFile>,
+    /// The AWS manifests that chose them (none for a plain folder of files).
+    pub manifests: Vec<String>,
+    /// Parquet files of the input the manifests leave out, and why (SPEC §3 "Which files").
+    pub ignored: Vec<IgnoredFile>,
 }
 
 /// One period: where every input row went, control totals, and what was written.

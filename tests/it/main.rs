@@ -1,8 +1,10 @@
 //! The one integration-test binary: modules per capability.
 
 mod cli;
+mod columns;
 mod config;
 mod corpus;
+mod delivery;
 mod invoices;
 mod leak;
 mod realdata;

@@ -1,7 +1,8 @@
 //! Against a real S3-compatible server (`s3s-fs`, SigV4 checked) on 127.0.0.1, started and
 //! stopped by the tests: s3 -> s3 runs match local runs, credentials never reach the logs, a
 //! server outage mid-run fails cleanly and leaves the previous version readable, and two runs
-//! of one period at once do not corrupt the tables.
+//! of one period at once do not corrupt the tables, and a Data Exports manifest chooses the files
+//! read from a bucket.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -415,5 +416,44 @@ async fn two_runs_of_one_period_at_once_do_not_corrupt_the_tables() {
     assert_eq!(
         billable[1], rows,
         "the period holds each input row exactly once"
+    );
+}
+
+/// A Data Exports delivery in its own bucket, as AWS leaves it: the manifest's `s3://` URIs are
+/// the very objects read, and the part it does not list is ignored and named.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_manifest_chooses_the_files_on_s3_too() {
+    let _one = SERIAL.lock().await;
+    let server = S3Server::start();
+    server.bucket("cur-bucket");
+    server.bucket("out");
+    let local = tempfile::tempdir().unwrap();
+    crate::delivery::overwrite_layout(&local.path().join("exports")).await;
+    upload(
+        &local.path().join("exports"),
+        &server.location("cur-bucket", "exports"),
+    )
+    .await;
+    let config = crate::delivery::config(local.path());
+    let o = rerate(
+        &server,
+        &run_args(
+            config.to_str().unwrap(),
+            "s3://cur-bucket/exports",
+            "s3://out/rerate",
+        ),
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "s3 run failed: {}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["periods"][0]["input_rows"], 2);
+    assert_eq!(
+        summary["input"]["ignored"][0]["url"],
+        "s3://cur-bucket/exports/acme-cur/data/BILLING_PERIOD=2025-11/acme-cur-00002.snappy.parquet"
+    );
+    assert_eq!(
+        summary["input"]["manifests"][0],
+        "s3://cur-bucket/exports/acme-cur/metadata/BILLING_PERIOD=2025-11/acme-cur-Manifest.json"
     );
 }

@@ -14,7 +14,8 @@ use rerate::storage::Location;
 use rerate::write::manifest::RunManifest;
 
 /// Writes `csv` (a header of CUR 2.0 column names) as CUR Parquet with AWS's physical types:
-/// costs as doubles, rates as strings, timestamps as timestamps.
+/// costs as doubles, rates as strings, timestamps as timestamps. A column beyond the catalog is
+/// text, a double if its name ends in `_cost`, a 64-bit integer if in `_count`.
 pub async fn csv_to_cur_parquet(csv: &Path, out_file: &Path) {
     let ctx = SessionContext::new();
     let header = std::fs::read_to_string(csv)
@@ -38,10 +39,13 @@ pub async fn csv_to_cur_parquet(csv: &Path, out_file: &Path) {
         .await
         .unwrap();
     let exprs = names.iter().map(|n| {
-        let physical = match kind_of(n).unwrap_or_else(|| panic!("{n} is not a CUR 2.0 column")) {
-            Kind::Money | Kind::Quantity => DataType::Float64,
-            Kind::Timestamp => timestamp_type(),
-            _ => DataType::Utf8,
+        let physical = match kind_of(n) {
+            Some(Kind::Money | Kind::Quantity) => DataType::Float64,
+            Some(Kind::Timestamp) => timestamp_type(),
+            Some(_) => DataType::Utf8,
+            None if n.ends_with("_cost") => DataType::Float64,
+            None if n.ends_with("_count") => DataType::Int64,
+            None => DataType::Utf8,
         };
         cast(col(*n), physical).alias(*n)
     });

@@ -33,7 +33,7 @@ pub struct Manifest<'a> {
     pub files: &'a [String],
     pub rows: u64,
     /// `(column, type)` as AWS names types (`string`, `double`, `timestamp`, `map<…>`).
-    pub columns: Vec<(&'a str, &'a str)>,
+    pub columns: Vec<(String, String)>,
 }
 
 impl Manifest<'_> {
@@ -93,7 +93,7 @@ mod tests {
             period: p,
             files: &files,
             rows: 3,
-            columns: vec![("line_item_unblended_cost", "double")],
+            columns: vec![("line_item_unblended_cost".into(), "double".into())],
         };
         let v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
         assert_eq!(v["billingPeriod"]["start"], "2025-11-01T00:00:00.000Z");

@@ -181,7 +181,7 @@ pub async fn write_sample(
             columns: plan
                 .columns
                 .iter()
-                .map(|c| (c.name, c.render.manifest_type()))
+                .map(|c| (c.name.to_string(), c.render.manifest_type().to_string()))
                 .collect(),
         }
         .to_json();
