@@ -154,6 +154,16 @@ pub enum Error {
     LineItemNotFound(String),
 
     #[error(
+        "{scope}: {what} do not reconcile: expected {expected}, found {found}; nothing written"
+    )]
+    Unreconciled {
+        scope: String,
+        what: &'static str,
+        expected: String,
+        found: String,
+    },
+
+    #[error(
         "period {period}: billable output holds {written} rows but the input has {input}: refusing to continue"
     )]
     AccountingMismatch {
@@ -248,7 +258,10 @@ impl Error {
             | Error::LineItemNotFound(_)
             | Error::AmountOverflow(_) => 1,
             // Retrying a bug gives the same bug.
-            Error::AccountingMismatch { .. } | Error::Internal { .. } | Error::Arrow(_) => 1,
+            Error::AccountingMismatch { .. }
+            | Error::Unreconciled { .. }
+            | Error::Internal { .. }
+            | Error::Arrow(_) => 1,
             Error::Storage { .. } | Error::Io { .. } => 2,
             // Storage and concurrent commits are retryable; a table or data Delta refuses is not.
             Error::Delta { error, .. } => exit_code_of(error.as_ref()),

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::{Error, Result};
-use crate::ingest::{Input, checks};
+use crate::ingest::{Input, PeriodInput, checks};
 use crate::job::Job;
 use crate::period::Period;
 use crate::price::{self, custom};
@@ -135,6 +135,7 @@ fn new_manifest(
         input: InputRef {
             url: job.input.to_string(),
             files: Vec::new(),
+            rows: 0,
             manifests: Vec::new(),
             ignored: Vec::new(),
         },
@@ -152,6 +153,7 @@ async fn run_periods(
     let progress = Progress::new();
     let input = progress.stage("reading input", job.discover()).await?;
     manifest.input.files = input.files.clone();
+    manifest.input.rows = input.files.iter().map(|f| f.rows).sum();
     manifest.input.manifests = input.manifests.clone();
     manifest.input.ignored = input.ignored.clone();
     let found = match progress
@@ -175,7 +177,7 @@ async fn run_periods(
     };
     for period in periods {
         let summary = run
-            .period(period)
+            .period(period, found[&period])
             .instrument(info_span!("period", %period))
             .await?;
         manifest.periods.push(summary);
@@ -194,7 +196,7 @@ struct PeriodRun<'a> {
 }
 
 /// Every requested period must be in the input; none requested means all found.
-fn select_periods(found: &BTreeMap<Period, u64>, requested: &[Period]) -> Result<Vec<Period>> {
+fn select_periods<T>(found: &BTreeMap<Period, T>, requested: &[Period]) -> Result<Vec<Period>> {
     if requested.is_empty() {
         return Ok(found.keys().copied().collect());
     }
@@ -218,7 +220,7 @@ fn select_periods(found: &BTreeMap<Period, u64>, requested: &[Period]) -> Result
 
 impl PeriodRun<'_> {
     /// One period, top to bottom (the module's doc says why in this order).
-    async fn period(&self, period: Period) -> Result<PeriodSummary> {
+    async fn period(&self, period: Period, counted: PeriodInput) -> Result<PeriodSummary> {
         let PeriodRun {
             job,
             input,
@@ -245,6 +247,7 @@ impl PeriodRun<'_> {
             return Err(checks::refuse(ctx, input, period, what, rows).await);
         }
         checks::duplicates(ctx, input, period).await?;
+        reconcile(period, counted, &accounting)?;
         let unassigned = Unassigned::of(&accounting);
         if unassigned.rows > 0 {
             if strict {
@@ -273,11 +276,10 @@ impl PeriodRun<'_> {
             Ok(commit) => commit,
             Err(e) => return Err(blame(e).await),
         };
-        let input_rows: u64 = accounting.iter().map(|r| r.rows).sum();
-        if billable.rows != input_rows {
+        if billable.rows != counted.rows {
             return Err(Error::AccountingMismatch {
                 period,
-                input: input_rows,
+                input: counted.rows,
                 written: billable.rows,
             });
         }
@@ -318,6 +320,7 @@ impl PeriodRun<'_> {
         // 7. the summary
         let summary = PeriodSummary::new(
             period,
+            counted,
             &accounting,
             unassigned,
             charges,
@@ -342,12 +345,74 @@ impl PeriodRun<'_> {
     }
 }
 
+/// The period's accounting against its input, counted straight from the files: every row and
+/// every cent of the input accounted for once, before anything is written.
+fn reconcile(period: Period, counted: PeriodInput, accounting: &[price::AccountRow]) -> Result<()> {
+    let rows: u64 = accounting.iter().map(|r| r.rows).sum();
+    let cost: rust_decimal::Decimal = accounting.iter().map(|r| r.billable_cost).sum();
+    let scope = format!("period {period}");
+    if rows != counted.rows {
+        return Err(Error::Unreconciled {
+            scope,
+            what: "rows",
+            expected: format!("{} in the input", counted.rows),
+            found: format!("{rows} accounted"),
+        });
+    }
+    if cost != counted.cost {
+        return Err(Error::Unreconciled {
+            scope,
+            what: "unblended costs",
+            expected: format!("{} in the input", counted.cost),
+            found: format!("{cost} accounted"),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn p(s: &str) -> Period {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_accounting_must_hold_every_input_row_and_cent_once() {
+        let row = |rows: u64, cost: &str| price::AccountRow {
+            billing_group: "acme".into(),
+            line_item_type: "Usage".into(),
+            product_code: None,
+            charge_class: None,
+            treatment: price::Treatment::Rerate,
+            unassigned_account: None,
+            defect: None,
+            rows,
+            billable_cost: cost.parse().unwrap(),
+            proforma_cost: cost.parse().unwrap(),
+            product_name: None,
+        };
+        let counted = PeriodInput {
+            rows: 3,
+            cost: "4.50".parse().unwrap(),
+        };
+        let period = p("2025-11");
+        assert!(reconcile(period, counted, &[row(1, "1.25"), row(2, "3.25")]).is_ok());
+        // A row counted twice by a join, or lost by one.
+        let err = reconcile(period, counted, &[row(2, "1.25"), row(2, "3.25")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "period 2025-11: rows do not reconcile: expected 3 in the input, found 4 accounted; \
+             nothing written"
+        );
+        let err = reconcile(period, counted, &[row(1, "1.25"), row(2, "3.24")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected 4.50 in the input, found 4.49"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 1);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub async fn validate(config_path: &Path, input: Option<&str>) -> Result<Validat
     summary.ignored = discovered.ignored.clone();
     summary.periods = periods
         .into_iter()
-        .map(|(p, n)| (p.to_string(), n))
+        .map(|(p, counted)| (p.to_string(), counted.rows))
         .collect();
     Ok(summary)
 }

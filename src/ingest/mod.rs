@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Decimal128Type, Field, Int64Type, Schema, SchemaRef, TimestampMicrosecondType,
+};
 use chrono::{DateTime, Datelike};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::FileFormat;
@@ -19,17 +21,20 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::error::DataFusionError;
 use datafusion::functions::expr_fn::{nullif, to_char};
 use datafusion::logical_expr::{ScalarUDF, cast};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStoreExt};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use self::columns::{CUR2_COLUMNS, FLATTENED_MAPS, Kind, REQUIRED};
 use self::delivery::{Delivery, IgnoredFile};
 use crate::error::{Error, Result};
+use crate::money::{self, Overflow};
 use crate::period::Period;
 use crate::storage::Location;
 
@@ -39,6 +44,17 @@ pub struct InputFile {
     pub url: String,
     pub size: u64,
     pub e_tag: Option<String>,
+    /// Rows, as the file's Parquet footer counts them: the control total the scan must match.
+    pub rows: u64,
+}
+
+/// One billing period of the input, aggregated straight from the files (no assignment or
+/// pricing in between): the control totals billable must reconcile to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeriodInput {
+    pub rows: u64,
+    /// Σ line_item_unblended_cost.
+    pub cost: Decimal,
 }
 
 /// Files sharing one physical schema and one billing-period folder: read by one scan,
@@ -82,38 +98,55 @@ impl Input {
         }
         let state = ctx.state();
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-        let schemas: Vec<SchemaRef> = futures::stream::iter(&metas)
+        let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        let footers: Vec<(SchemaRef, u64)> = futures::stream::iter(&metas)
             .map(|meta| {
-                let (state, format) = (&state, &format);
+                let (state, format, cache) = (&state, &format, &cache);
                 async move {
                     let url = location.url_of(&meta.location).to_string();
+                    let unreadable = |e: DataFusionError| match e {
+                        DataFusionError::ObjectStore(error) => Error::Storage {
+                            location: url.clone(),
+                            error,
+                        },
+                        other => Error::CorruptFile {
+                            file: url.clone(),
+                            reason: other.to_string(),
+                        },
+                    };
                     let schema = format
                         .infer_schema(state, &location.store, std::slice::from_ref(meta))
                         .await
-                        .map_err(|e| match e {
-                            DataFusionError::ObjectStore(error) => Error::Storage {
-                                location: url.clone(),
-                                error,
-                            },
-                            other => Error::CorruptFile {
-                                file: url.clone(),
-                                reason: other.to_string(),
-                            },
-                        })?;
+                        .map_err(unreadable)?;
                     check_columns(&url, &schema)?;
-                    Ok::<_, Error>(schema)
+                    // The footer infer_schema just read, from the session's metadata cache.
+                    let footer = DFParquetMetadata::new(location.store.as_ref(), meta)
+                        .with_file_metadata_cache(Some(cache.clone()))
+                        .fetch_metadata()
+                        .await
+                        .map_err(unreadable)?;
+                    let rows = u64::try_from(footer.file_metadata().num_rows()).map_err(|_| {
+                        Error::CorruptFile {
+                            file: url.clone(),
+                            reason: "its footer counts a negative number of rows".to_string(),
+                        }
+                    })?;
+                    Ok::<_, Error>((schema, rows))
                 }
             })
             .buffered(16)
             .try_collect()
             .await?;
+        let (schemas, rows): (Vec<SchemaRef>, Vec<u64>) = footers.into_iter().unzip();
 
         let files: Vec<InputFile> = metas
             .iter()
-            .map(|m| InputFile {
+            .zip(rows)
+            .map(|(m, rows)| InputFile {
                 url: location.url_of(&m.location).to_string(),
                 size: m.size,
                 e_tag: m.e_tag.clone(),
+                rows,
             })
             .collect();
         let mut groups: Vec<SchemaGroup> = Vec::new();
@@ -212,11 +245,12 @@ impl Input {
             .collect()
     }
 
-    /// Rows per billing period, from the data. Every row must have a period, and a file in a
-    /// period's folder must hold only that period (AWS writes one period per folder; a stray
-    /// row would otherwise be billed in neither).
-    pub async fn periods(&self, ctx: &SessionContext) -> Result<BTreeMap<Period, u64>> {
-        use datafusion::functions_aggregate::expr_fn::count;
+    /// Rows and unblended cost per billing period, from the data. Every row must have a period,
+    /// and a file in a period's folder must hold only that period (AWS writes one period per
+    /// folder; a stray row would otherwise be billed in neither). The rows read must be the rows
+    /// the files' footers count.
+    pub async fn periods(&self, ctx: &SessionContext) -> Result<BTreeMap<Period, PeriodInput>> {
+        use datafusion::functions_aggregate::expr_fn::{count, sum};
         // By the start instant itself, not a formatted period: a damaged start (a zeroed
         // INT96, the year 900) must become a clear error, and the engine cannot format every
         // instant it can hold.
@@ -225,15 +259,19 @@ impl Input {
             .table(ctx)?
             .aggregate(
                 vec![col(start), col("folder_period")],
-                vec![count(lit(1)).alias("rows")],
+                vec![
+                    count(lit(1)).alias("rows"),
+                    sum(col("line_item_unblended_cost")).alias("cost"),
+                ],
             )?
             .collect()
             .await?;
-        let mut out = BTreeMap::new();
+        let mut out: BTreeMap<Period, PeriodInput> = BTreeMap::new();
         for b in &batches {
             let starts = b.column(0).as_primitive::<TimestampMicrosecondType>();
             let folder = b.column(1).as_string::<i32>();
             let rows = b.column(2).as_primitive::<Int64Type>();
+            let costs = b.column(3).as_primitive::<Decimal128Type>();
             for i in 0..b.num_rows() {
                 let n = rows.value(i) as u64;
                 if starts.is_null(i) {
@@ -259,8 +297,24 @@ impl Input {
                         return Err(self.stray_rows(period, folder, n));
                     }
                 }
-                *out.entry(period).or_default() += n;
+                let counted = out.entry(period).or_default();
+                counted.rows += n;
+                let cost = money::decimal_at(costs, i)?.unwrap_or_default();
+                counted.cost = counted
+                    .cost
+                    .checked_add(cost)
+                    .ok_or_else(|| Overflow(format!("{} + {cost}", counted.cost)))?;
             }
+        }
+        let read: u64 = out.values().map(|p| p.rows).sum();
+        let footers: u64 = self.files.iter().map(|f| f.rows).sum();
+        if read != footers {
+            return Err(Error::Unreconciled {
+                scope: self.location.to_string(),
+                what: "input rows",
+                expected: format!("{footers} (the files' footers)"),
+                found: format!("{read} read"),
+            });
         }
         Ok(out)
     }

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::config::UNASSIGNED;
 use crate::error::Result;
-use crate::ingest::InputFile;
 use crate::ingest::delivery::IgnoredFile;
+use crate::ingest::{InputFile, PeriodInput};
 use crate::period::Period;
 use crate::price::custom::CustomCharge;
 use crate::price::{AccountRow, Treatment};
@@ -46,8 +46,10 @@ pub struct ConfigRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct InputRef {
     pub url: String,
-    /// The files read.
+    /// The files read, with the rows their footers count.
     pub files: Vec<InputFile>,
+    /// Σ rows of the files' footers; the periods' `input_rows` add up to it.
+    pub rows: u64,
     /// The AWS manifests that chose them (none for a plain folder of files).
     pub manifests: Vec<String>,
     /// Parquet files of the input the manifests leave out, and why (SPEC §3 "Which files").
@@ -58,8 +60,10 @@ pub struct InputRef {
 #[derive(Debug, Clone, Serialize)]
 pub struct PeriodSummary {
     pub period: Period,
+    /// Rows of the input in the period, counted from the files (not from any output).
     pub input_rows: u64,
-    /// Σ line_item_unblended_cost of the input (USD).
+    /// Σ line_item_unblended_cost of the input's rows in the period, aggregated from the files
+    /// (not from any output); billable reconciles to it.
     pub input_cost: Decimal,
     pub groups: Vec<GroupSummary>,
     pub unassigned: Unassigned,
@@ -142,6 +146,7 @@ impl PeriodSummary {
     /// and what was written.
     pub fn new(
         period: Period,
+        input: PeriodInput,
         accounting: &[AccountRow],
         unassigned: Unassigned,
         custom_line_items: Vec<CustomCharge>,
@@ -186,8 +191,8 @@ impl PeriodSummary {
         control.proforma_rows_written = written.proforma.rows;
         PeriodSummary {
             period,
-            input_rows: accounting.iter().map(|r| r.rows).sum(),
-            input_cost: control.billable_total,
+            input_rows: input.rows,
+            input_cost: input.cost,
             groups: groups.into_values().collect(),
             unassigned,
             custom_line_items,
