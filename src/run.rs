@@ -5,10 +5,13 @@
 //! What happens to a period, in order (`PeriodRun::period`):
 //! 1. read and rate: the period's rows assigned, classified and priced (`sql/rate.sql`), and
 //!    its accounting (`sql/accounting.sql`), small, which everything after it is computed from;
-//! 2. check: rows no plan can bill and line items delivered twice stop the period;
+//! 2. check: rows no plan can bill, line items delivered twice, and an accounting that does not
+//!    hold every input row and cent once stop the period;
 //! 3. price the documents in memory: custom line items, margin lines, invoices;
 //! 4. write the tables (billable, pro forma, margin, invoice lines), one commit each;
-//! 5. write the invoice documents, then 6. the customer exports;
+//! 5. write the customer exports' files (not yet current), 6. the invoice documents, then the
+//!    exports' manifests; a failure anywhere in 4–6 restores the tables committed to and leaves
+//!    documents and exports as they were (SPEC §6.1);
 //! 7. the period's summary, from what each stage returned, goes into the run manifest.
 
 use std::collections::BTreeMap;
@@ -25,6 +28,7 @@ use crate::period::Period;
 use crate::price::{self, custom};
 use crate::progress::Progress;
 use crate::storage::Location;
+use crate::write::delta::{Restored, TableCommit};
 use crate::write::manifest::{
     self, ConfigRef, InputRef, PeriodSummary, RunManifest, Unassigned, Written,
 };
@@ -141,6 +145,8 @@ fn new_manifest(
         },
         output: output.to_string(),
         periods: Vec::new(),
+        restored: Vec::new(),
+        not_restored: Vec::new(),
     }
 }
 
@@ -174,15 +180,26 @@ async fn run_periods(
         strict: opts.strict,
         progress: &progress,
         run_id: &run_id,
+        restored: Default::default(),
+        unrestored: Default::default(),
     };
+    let mut result = Ok(());
     for period in periods {
-        let summary = run
+        match run
             .period(period, found[&period])
             .instrument(info_span!("period", %period))
-            .await?;
-        manifest.periods.push(summary);
+            .await
+        {
+            Ok(summary) => manifest.periods.push(summary),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
     }
-    Ok(())
+    manifest.restored = run.restored.into_inner().expect("not poisoned");
+    manifest.not_restored = run.unrestored.into_inner().expect("not poisoned");
+    result
 }
 
 /// What every period of a run shares.
@@ -193,6 +210,9 @@ struct PeriodRun<'a> {
     strict: bool,
     progress: &'a Progress,
     run_id: &'a str,
+    /// What failed periods' restores put back, and the commits they could not undo.
+    restored: std::sync::Mutex<Vec<Restored>>,
+    unrestored: std::sync::Mutex<Vec<TableCommit>>,
 }
 
 /// Every requested period must be in the input; none requested means all found.
@@ -228,6 +248,7 @@ impl PeriodRun<'_> {
             strict,
             progress,
             run_id,
+            ..
         } = *self;
         let (ctx, config) = (&job.ctx, &job.config);
         let blame = |e| input.blame(ctx, Some(period), e);
@@ -265,74 +286,108 @@ impl PeriodRun<'_> {
         let margin_lines = margin::lines(&accounting, &charges);
         let invoices = invoice::build_all(config, period, &accounting, &charges)?;
 
-        // 4. the tables
-        let billable = progress
-            .stage(
-                &format!("{period}: writing billable"),
-                delta::replace_period(ctx, output, "billable", price::billable(ctx).await?, period),
-            )
-            .await;
-        let billable = match billable {
-            Ok(commit) => commit,
-            Err(e) => return Err(blame(e).await),
-        };
-        if billable.rows != counted.rows {
-            return Err(Error::AccountingMismatch {
-                period,
-                input: counted.rows,
-                written: billable.rows,
-            });
-        }
+        // What the period writes, built in memory first: a problem here writes nothing.
         let proforma = price::proforma(rated)?;
         let payers = price::account_payers(ctx).await?;
         let schema = proforma.schema().inner().clone();
         let custom_rows = custom::rows(config, period, &charges, &payers, &schema)?;
         let proforma = proforma.union(ctx.read_batch(custom_rows)?)?;
-        let proforma = progress
-            .stage(
-                &format!("{period}: writing pro forma"),
-                delta::replace_period(ctx, output, "proforma", proforma, period),
-            )
-            .await?;
         let margin = ctx.read_batch(margin::batch(period, &margin_lines)?)?;
-        let margin = delta::replace_period(ctx, output, "margin", margin, period).await?;
         let lines = ctx.read_batch(invoice::table::batch(&invoices)?)?;
-        let invoice_lines =
-            delta::replace_period(ctx, output, "invoice_lines", lines, period).await?;
 
-        // 5. the documents
-        let invoices = progress
-            .stage(
-                &format!("{period}: writing invoices"),
-                invoices::write_period(output, period, &invoices),
-            )
-            .await?;
+        // 4–6. Tables, documents and exports land together or not at all (SPEC §6.1): a
+        // failure after a first commit restores every table committed to and leaves the
+        // documents and exports as they were.
+        let mut commits: Vec<TableCommit> = Vec::with_capacity(4);
+        let written = async {
+            // 4. the tables
+            let billable = progress
+                .stage(
+                    &format!("{period}: writing billable"),
+                    delta::replace_period(
+                        ctx,
+                        output,
+                        "billable",
+                        price::billable(ctx).await?,
+                        period,
+                    ),
+                )
+                .await;
+            let billable = match billable {
+                Ok(commit) => commit,
+                Err(e) => return Err(blame(e).await),
+            };
+            commits.push(billable.clone());
+            if billable.rows != counted.rows {
+                return Err(Error::AccountingMismatch {
+                    period,
+                    input: counted.rows,
+                    written: billable.rows,
+                });
+            }
+            let proforma = progress
+                .stage(
+                    &format!("{period}: writing pro forma"),
+                    delta::replace_period(ctx, output, "proforma", proforma, period),
+                )
+                .await?;
+            commits.push(proforma.clone());
+            let margin = delta::replace_period(ctx, output, "margin", margin, period).await?;
+            commits.push(margin.clone());
+            let invoice_lines =
+                delta::replace_period(ctx, output, "invoice_lines", lines, period).await?;
+            commits.push(invoice_lines.clone());
 
-        // 6. the customer exports
-        let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
-        let exports = progress
-            .stage(
-                &format!("{period}: writing customer exports"),
-                exports::write_period(ctx, output, &proforma, period, &groups, run_id),
-            )
-            .await?;
+            // 5. the customer exports, written beside the current delivery, not yet current
+            let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
+            let mut exports = progress
+                .stage(
+                    &format!("{period}: writing customer exports"),
+                    exports::write_period(ctx, output, &proforma, period, &groups, run_id),
+                )
+                .await?;
 
-        // 7. the summary
-        let summary = PeriodSummary::new(
-            period,
-            counted,
-            &accounting,
-            unassigned,
-            charges,
-            Written {
+            // 6. the documents, then the exports' manifests: the period is current
+            let documents = progress
+                .stage(
+                    &format!("{period}: writing invoices"),
+                    invoices::write_period(output, period, &invoices),
+                )
+                .await;
+            let (invoices, documents) = match documents {
+                Ok(written) => written,
+                Err(e) => {
+                    exports.discard().await;
+                    return Err(e);
+                }
+            };
+            if let Err(e) = exports.publish().await {
+                if let Err(undo) = documents.undo().await {
+                    warn!(error = %undo, "could not put the earlier invoice documents back");
+                }
+                return Err(e);
+            }
+            // Landed. What is left only removes what no current file names.
+            documents.finish().await;
+            let exports = exports.finish().await;
+            Ok(Written {
                 billable,
                 proforma,
                 margin,
                 invoice_lines,
                 invoices,
                 exports,
-            },
-        );
+            })
+        }
+        .await;
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => return Err(self.restore(&commits, e).await),
+        };
+
+        // 7. the summary
+        let summary =
+            PeriodSummary::new(period, counted, &accounting, unassigned, charges, written);
         info!(
             rows = summary.input_rows,
             billable = %summary.control.billable_total,
@@ -342,6 +397,29 @@ impl PeriodRun<'_> {
             "period committed"
         );
         Ok(summary)
+    }
+}
+
+impl PeriodRun<'_> {
+    /// Undoes a failed period's table commits, newest first, and records what was put back
+    /// (the run manifest says so); `error` is what the run reports.
+    async fn restore(&self, commits: &[TableCommit], error: Error) -> Error {
+        for commit in commits.iter().rev() {
+            match delta::restore(self.output, commit).await {
+                Ok(restored) => {
+                    warn!(table = %restored.table, from = restored.from_version, to = ?restored.to_version, "restored");
+                    self.restored.lock().expect("not poisoned").push(restored);
+                }
+                Err(e) => {
+                    tracing::error!(table = %commit.table, error = %crate::error_chain(&e), "could not restore");
+                    self.unrestored
+                        .lock()
+                        .expect("not poisoned")
+                        .push(commit.clone());
+                }
+            }
+        }
+        error
     }
 }
 

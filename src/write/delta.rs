@@ -13,6 +13,7 @@ use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 use url::Url;
 
@@ -30,6 +31,8 @@ pub struct TableCommit {
     pub table: String,
     pub url: String,
     pub version: u64,
+    /// The version before this commit (`None`: the commit created the table).
+    pub previous_version: Option<u64>,
     pub rows: u64,
 }
 
@@ -58,6 +61,7 @@ pub async fn replace_period(
     if exists {
         table.load().await.map_err(delta_err)?;
     }
+    let previous_version = if exists { table.version() } else { None };
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid zstd level"),
@@ -89,7 +93,62 @@ pub async fn replace_period(
         table: name.to_string(),
         url: location.to_string(),
         version: table.version().unwrap_or_default(),
+        previous_version,
         rows,
+    })
+}
+
+/// A table a failed period had committed to, put back as it was before the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub table: String,
+    /// The version the failed period committed.
+    pub from_version: u64,
+    /// The version put back (`None`: the period had created the table, which is removed).
+    pub to_version: Option<u64>,
+}
+
+/// Undoes `commit`: a restore commit back to the version before it (readers of the latest
+/// version see the table as it was), or, for a table the commit created, no table. Refused when
+/// another writer has committed since: its data is not ours to undo.
+pub async fn restore(output: &Location, commit: &TableCommit) -> Result<Restored> {
+    let location = output.child(&[&commit.table]);
+    let delta_err = |error: DeltaTableError| Error::Delta {
+        table: location.to_string(),
+        error: Box::new(error),
+    };
+    let mut table = open(&location).map_err(delta_err)?;
+    table.load().await.map_err(delta_err)?;
+    if table.version() != Some(commit.version) {
+        return Err(Error::Internal {
+            what: format!(
+                "{location}: another writer committed after version {} of this run; not undone",
+                commit.version
+            ),
+        });
+    }
+    match commit.previous_version {
+        Some(v) => {
+            table
+                .restore()
+                .with_version_to_restore(v)
+                .await
+                .map_err(delta_err)?;
+        }
+        None => {
+            for object in location.list().await? {
+                location
+                    .store
+                    .delete(&object.location)
+                    .await
+                    .map_err(|e| location.storage_error(e))?;
+            }
+        }
+    }
+    Ok(Restored {
+        table: commit.table.clone(),
+        from_version: commit.version,
+        to_version: commit.previous_version,
     })
 }
 

@@ -6,8 +6,11 @@
 //! exports/<group>/metadata/BILLING_PERIOD=YYYY-MM/<group>-Manifest.json
 //! ```
 //! The rows are read back from the pro forma Delta version this run committed (partition
-//! pruning keeps that to one group's files). A re-run writes its files under new names, then the
-//! manifest, then deletes the files of earlier runs, so the folder never ends up with stale data.
+//! pruning keeps that to one group's files). A re-run writes its files under new names
+//! ([`write_period`], [`Staged`]); once everything else of the period has landed, every group's
+//! manifest ([`Staged::publish`]), and last deletes the files of earlier runs
+//! ([`Staged::finish`]), so the folder never ends up with stale data, and a period that fails
+//! before `finish` leaves every export as it was ([`Staged::discard`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,9 +20,9 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::cast;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -151,7 +154,7 @@ pub async fn write_period(
     period: Period,
     groups: &[&str],
     write_id: &str,
-) -> Result<Vec<GroupExport>> {
+) -> Result<Staged> {
     let location = output.child(&["proforma"]);
     let delta_err = |error| Error::Delta {
         table: location.to_string(),
@@ -169,7 +172,12 @@ pub async fn write_period(
     let extras: Vec<Field> = columns::extras(rows.schema().as_arrow())
         .map(|f| Field::new(f.name(), export_type_of(f.data_type()), true))
         .collect();
-    let mut out = Vec::with_capacity(groups.len());
+    let mut staged = Staged {
+        output: output.clone(),
+        groups: Vec::with_capacity(groups.len()),
+        earlier: Vec::new(),
+    };
+    let exprs = export_exprs(&extras)?;
     for group in groups {
         let data = rows
             .clone()
@@ -177,11 +185,123 @@ pub async fn write_period(
                 col("billing_period")
                     .eq(lit(period.to_string()))
                     .and(col("billing_group").eq(lit(*group))),
-            )?
-            .select(export_exprs(&extras)?)?;
-        out.push(write_group(output, data, period, group, write_id, &extras).await?);
+            )
+            .and_then(|df| df.select(exprs.clone()));
+        let written = match data {
+            Ok(data) => write_group(output, data, period, group, write_id, &extras).await,
+            Err(e) => Err(e.into()),
+        };
+        match written {
+            Ok(g) => staged.groups.push(g),
+            Err(e) => {
+                staged.discard().await;
+                return Err(e);
+            }
+        }
     }
-    Ok(out)
+    Ok(staged)
+}
+
+/// One group's new export files, written under new names beside the current delivery, and the
+/// manifest that will make them current.
+struct StagedGroup {
+    export: GroupExport,
+    files: Vec<Path>,
+    data_dir: Location,
+    manifest_path: Path,
+    manifest: Vec<u8>,
+}
+
+/// A period's exports written but not yet current: readers who follow the manifests still see
+/// the earlier delivery. [`Staged::publish`] makes them current (every manifest, then the
+/// earlier files go in [`Staged::finish`]); until `finish`, [`Staged::discard`] leaves every
+/// export as it was.
+pub struct Staged {
+    output: Location,
+    groups: Vec<StagedGroup>,
+    /// The manifests `publish` replaced, with their earlier bytes (`None`: there was none).
+    earlier: Vec<(Path, Option<PutPayload>)>,
+}
+
+impl Staged {
+    /// Writes every group's manifest, keeping the earlier ones; a failed write puts them back.
+    pub async fn publish(&mut self) -> Result<()> {
+        let store = self.output.store.clone();
+        for i in 0..self.groups.len() {
+            let path = self.groups[i].manifest_path.clone();
+            let earlier = match store.get(&path).await {
+                Ok(got) => got.bytes().await.map(|b| Some(b.into())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
+            let earlier = match earlier {
+                Ok(earlier) => earlier,
+                Err(e) => return Err(self.failed(e).await),
+            };
+            self.earlier.push((path.clone(), earlier));
+            let body = self.groups[i].manifest.clone();
+            if let Err(e) = store.put(&path, body.into()).await {
+                return Err(self.failed(e).await);
+            }
+        }
+        Ok(())
+    }
+
+    async fn failed(&self, e: object_store::Error) -> Error {
+        let error = self.output.storage_error(e);
+        self.discard().await;
+        error
+    }
+
+    /// Puts back the manifests `publish` replaced and deletes the new files: every export as it
+    /// was. Best effort (it runs on the way out of a failure): what it cannot undo is logged.
+    pub async fn discard(&self) {
+        let store = &self.output.store;
+        for (path, earlier) in self.earlier.iter().rev() {
+            let put_back = match earlier {
+                Some(bytes) => store.put(path, bytes.clone()).await.map(|_| ()),
+                None => store.delete(path).await,
+            };
+            if let Err(e) = put_back {
+                tracing::error!(manifest = %path, error = %e, "could not put the earlier export manifest back");
+            }
+        }
+        for path in self.groups.iter().flat_map(|g| &g.files) {
+            if let Err(e) = store.delete(path).await {
+                tracing::error!(file = %path, error = %e, "could not delete a new export file");
+            }
+        }
+    }
+
+    /// The period landed: deletes the files of earlier deliveries, now that no manifest names
+    /// them, and says what each group's export holds.
+    /// The files are no longer current, so one left behind is only clutter: a failure here
+    /// is logged, and the next run of the period removes what is left.
+    pub async fn finish(self) -> Vec<GroupExport> {
+        let mut out = Vec::with_capacity(self.groups.len());
+        for g in self.groups {
+            let written: BTreeSet<&Path> = g.files.iter().collect();
+            let mut removed = 0;
+            match list(&g.data_dir).await {
+                Ok(found) => {
+                    for p in found.iter().filter(|p| !written.contains(p)) {
+                        match self.output.store.delete(p).await {
+                            Ok(()) => removed += 1,
+                            Err(e) => {
+                                tracing::warn!(file = %p, error = %e, "stale export file left")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "stale export files left"),
+            }
+            out.push(GroupExport {
+                stale_files_removed: removed,
+                ..g.export
+            });
+        }
+        out
+    }
 }
 
 async fn write_group(
@@ -191,7 +311,7 @@ async fn write_group(
     group: &str,
     write_id: &str,
     extras: &[Field],
-) -> Result<GroupExport> {
+) -> Result<StagedGroup> {
     let root = output.child(&["exports", group]);
     let data_dir = Location {
         prefix: data_exports::data_dir(&root.prefix, period),
@@ -243,7 +363,7 @@ async fn write_group(
 
     let manifest_path = data_exports::manifest_path(&root.prefix, period, group);
     let urls: Vec<String> = files.iter().map(|p| output.url_of(p).to_string()).collect();
-    let body = data_exports::Manifest {
+    let manifest = data_exports::Manifest {
         name: group,
         execution_id: Some(write_id),
         period,
@@ -260,40 +380,20 @@ async fn write_group(
             .collect(),
     }
     .to_json();
-    output
-        .store
-        .put(&manifest_path, body.into())
-        .await
-        .map_err(|e| root.storage_error(e))?;
-
-    // Only now that the new files and the manifest are in place: remove earlier runs' files.
-    let written: BTreeSet<&Path> = files.iter().collect();
-    let stale: Vec<Path> = list(&data_dir)
-        .await?
-        .into_iter()
-        .filter(|p| !written.contains(p))
-        .collect();
-    for p in &stale {
-        output
-            .store
-            .delete(p)
-            .await
-            .map_err(|e| data_dir.storage_error(e))?;
-    }
-    tracing::debug!(
-        group,
-        rows,
-        files = files.len(),
-        stale = stale.len(),
-        "export written"
-    );
-    Ok(GroupExport {
-        billing_group: group.to_string(),
-        rows,
-        bytes,
-        files: urls,
-        manifest: output.url_of(&manifest_path).to_string(),
-        stale_files_removed: stale.len() as u64,
+    tracing::debug!(group, rows, files = files.len(), "export staged");
+    Ok(StagedGroup {
+        export: GroupExport {
+            billing_group: group.to_string(),
+            rows,
+            bytes,
+            files: urls,
+            manifest: output.url_of(&manifest_path).to_string(),
+            stale_files_removed: 0,
+        },
+        files,
+        data_dir,
+        manifest_path,
+        manifest,
     })
 }
 

@@ -1,11 +1,13 @@
 //! Invoice documents: `invoices/billing_period=YYYY-MM/<group>.json` and `<group>.html`. A period
-//! re-run overwrites them (numbers are stable) and removes documents of groups no longer
-//! configured, like the Delta tables lose their partitions.
+//! re-run overwrites them (numbers are stable) and, once the period has landed, removes
+//! documents of groups no longer configured, like the Delta tables lose their partitions. Until
+//! then the earlier documents are kept in memory (they are small), so a period that fails later
+//! puts them back.
 
 use std::collections::BTreeSet;
 
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -27,52 +29,49 @@ pub struct InvoiceRef {
     pub html: String,
 }
 
+/// What a period's documents replaced: each written path's earlier bytes (`None`: there was
+/// none) and the stale documents still to remove. Until [`Published::finish`], [`Published::undo`]
+/// puts the folder back as it was.
+pub struct Published {
+    dir: Location,
+    earlier: Vec<(Path, Option<PutPayload>)>,
+    stale: Vec<Path>,
+}
+
 /// Renders every invoice (all before the first write, so a rendering problem writes nothing),
-/// then writes them and removes stale documents of the period.
+/// keeps what each document replaces, then writes them. A failed write puts back what was
+/// written before it.
 pub async fn write_period(
     output: &Location,
     period: Period,
     invoices: &[Invoice],
-) -> Result<Vec<InvoiceRef>> {
+) -> Result<(Vec<InvoiceRef>, Published)> {
     let dir = output.child(&["invoices", &format!("billing_period={period}")]);
-    let mut documents = Vec::with_capacity(invoices.len());
+    let mut documents = Vec::with_capacity(invoices.len() * 2);
+    let mut refs = Vec::with_capacity(invoices.len());
     for inv in invoices {
         let html = render::html(inv).map_err(|error| Error::InvoiceRender {
             number: inv.number.clone(),
             error: Box::new(error),
         })?;
-        documents.push((inv, render::json(inv), html.into_bytes()));
-    }
-    let mut refs = Vec::with_capacity(invoices.len());
-    let mut written = BTreeSet::new();
-    for (inv, json, html) in documents {
-        let json_path = dir
-            .prefix
-            .clone()
-            .join(format!("{}.json", inv.billing_group));
-        let html_path = dir
-            .prefix
-            .clone()
-            .join(format!("{}.html", inv.billing_group));
-        for (path, body) in [(&json_path, json), (&html_path, html)] {
-            output
-                .store
-                .put(path, body.into())
-                .await
-                .map_err(|e| dir.storage_error(e))?;
-        }
+        let path = |ext: &str| {
+            dir.prefix
+                .clone()
+                .join(format!("{}.{ext}", inv.billing_group))
+        };
         refs.push(InvoiceRef {
             number: inv.number.clone(),
             billing_group: inv.billing_group.clone(),
             currency: inv.currency.clone(),
             total: inv.total,
             lines: inv.lines.len(),
-            json: output.url_of(&json_path).to_string(),
-            html: output.url_of(&html_path).to_string(),
+            json: output.url_of(&path("json")).to_string(),
+            html: output.url_of(&path("html")).to_string(),
         });
-        written.insert(json_path);
-        written.insert(html_path);
+        documents.push((path("json"), render::json(inv)));
+        documents.push((path("html"), html.into_bytes()));
     }
+    let written: BTreeSet<&Path> = documents.iter().map(|(p, _)| p).collect();
     let stale: Vec<Path> = exports::list(&dir)
         .await?
         .into_iter()
@@ -82,12 +81,58 @@ pub async fn write_period(
                 .is_some_and(|ext| ext == "json" || ext == "html")
         })
         .collect();
-    for p in stale {
-        output
-            .store
-            .delete(&p)
-            .await
-            .map_err(|e| dir.storage_error(e))?;
+    let mut published = Published {
+        dir: dir.clone(),
+        earlier: Vec::with_capacity(documents.len()),
+        stale,
+    };
+    for (path, body) in documents {
+        let earlier = match output.store.get(&path).await {
+            Ok(got) => Some(got.bytes().await.map_err(|e| dir.storage_error(e))?.into()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(published.undone(dir.storage_error(e)).await),
+        };
+        published.earlier.push((path.clone(), earlier));
+        if let Err(e) = output.store.put(&path, body.into()).await {
+            return Err(published.undone(dir.storage_error(e)).await);
+        }
     }
-    Ok(refs)
+    Ok((refs, published))
+}
+
+impl Published {
+    /// Puts back every document as it was before this period's write.
+    pub async fn undo(&self) -> Result<()> {
+        let store = &self.dir.store;
+        for (path, earlier) in self.earlier.iter().rev() {
+            let put_back = match earlier {
+                Some(bytes) => store.put(path, bytes.clone()).await.map(|_| ()),
+                None => match store.delete(path).await {
+                    Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    other => other,
+                },
+            };
+            put_back.map_err(|e| self.dir.storage_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// `error`, after undoing what was written; an undo that fails too is logged, the first
+    /// error is the one to report.
+    async fn undone(&self, error: Error) -> Error {
+        if let Err(undo) = self.undo().await {
+            tracing::error!(error = %undo, "could not put the earlier invoice documents back");
+        }
+        error
+    }
+
+    /// The period landed: removes documents of groups no longer configured. A document left
+    /// behind is logged; the next run of the period removes it.
+    pub async fn finish(self) {
+        for p in &self.stale {
+            if let Err(e) = self.dir.store.delete(p).await {
+                tracing::warn!(document = %p, error = %e, "stale invoice document left");
+            }
+        }
+    }
 }

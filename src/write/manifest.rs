@@ -17,7 +17,7 @@ use crate::period::Period;
 use crate::price::custom::CustomCharge;
 use crate::price::{AccountRow, Treatment};
 use crate::storage::Location;
-use crate::write::delta::TableCommit;
+use crate::write::delta::{Restored, TableCommit};
 use crate::write::exports::GroupExport;
 use crate::write::invoices::InvoiceRef;
 
@@ -34,7 +34,14 @@ pub struct RunManifest {
     pub config: ConfigRef,
     pub input: InputRef,
     pub output: String,
+    /// The periods that landed.
     pub periods: Vec<PeriodSummary>,
+    /// A failed period's table commits, undone: each table as it was before the period
+    /// (its documents and exports were left as they were).
+    pub restored: Vec<Restored>,
+    /// Commits of a failed period that could not be undone (the store failed again, or another
+    /// writer committed since): these tables hold the failed period; re-run it.
+    pub not_restored: Vec<TableCommit>,
 }
 
 #[derive(Debug, Clone, Serialize)]

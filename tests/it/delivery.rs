@@ -27,11 +27,16 @@ line_item_usage_amount,line_item_unblended_rate,line_item_unblended_cost,line_it
 
 /// A Parquet file of usage rows `(line item id, cost)` in November 2025.
 async fn cur_file(path: &Path, rows: &[(&str, &str)]) {
+    cur_file_of("2025-11", path, rows).await
+}
+
+/// A Parquet file of usage rows `(line item id, cost)` of one account in `period`.
+pub async fn cur_file_of(period: &str, path: &Path, rows: &[(&str, &str)]) {
     let mut csv = format!("{HEADER}\n");
     for (id, cost) in rows {
         csv.push_str(&format!(
-            "{id},111111111111,222222222222,2025-11-01T00:00:00Z,2025-11-02T00:00:00Z,\
-             2025-11-02T01:00:00Z,Usage,AmazonEC2,USE1-BoxUsage:t3.micro,RunInstances,1,\
+            "{id},111111111111,222222222222,{period}-01T00:00:00Z,{period}-02T00:00:00Z,\
+             {period}-02T01:00:00Z,Usage,AmazonEC2,USE1-BoxUsage:t3.micro,RunInstances,1,\
              {cost},{cost},USD\n"
         ));
     }

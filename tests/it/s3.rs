@@ -457,3 +457,149 @@ async fn the_manifest_chooses_the_files_on_s3_too() {
         "s3://cur-bucket/exports/acme-cur/metadata/BILLING_PERIOD=2025-11/acme-cur-Manifest.json"
     );
 }
+
+/// Every table's rows and amounts per period: what a reader of the latest versions sees.
+async fn table_contents(output: &Location) -> Vec<Vec<String>> {
+    let ctx = SessionContext::new();
+    let mut queries = Vec::new();
+    for (name, amount) in [
+        ("billable", "line_item_unblended_cost"),
+        ("proforma", "line_item_unblended_cost"),
+        ("margin", "margin"),
+        ("invoice_lines", "amount"),
+    ] {
+        let mut table = rerate::write::delta::open(&output.child(&[name])).unwrap();
+        table.load().await.unwrap();
+        ctx.register_table(name, table.table_provider().await.unwrap())
+            .unwrap();
+        queries.push(format!(
+            "SELECT '{name}', billing_period, count(*), CAST(sum({amount}) AS VARCHAR) FROM {name} GROUP BY 2"
+        ));
+    }
+    support::query(
+        &ctx,
+        &format!("{} ORDER BY 1, 2", queries.join(" UNION ALL ")),
+    )
+    .await
+}
+
+/// The files of `dir` outside the Delta tables and run manifests: documents and exports.
+fn documents_and_exports(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    ["invoices", "exports"]
+        .iter()
+        .flat_map(|d| support::files_under(&dir.join(d)))
+        .map(|f| {
+            let bytes = std::fs::read(&f).unwrap();
+            (f.strip_prefix(dir).unwrap().to_path_buf(), bytes)
+        })
+        .collect()
+}
+
+/// SPEC §6.1: a run lands whole or not at all. The server refuses one write of the run in turn
+/// (a file where the write needs a folder: each table's new partition, the exports' data and
+/// manifest folders, the invoices' folder); after each failure every table reads as before the
+/// run, no document or export changed, and the run summary says which tables were restored. With
+/// the write allowed again the run lands and gives the totals of a run that never failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_refused_anywhere_leaves_every_output_as_it_was() {
+    let _one = SERIAL.lock().await;
+    let server = S3Server::start();
+    server.bucket("cur");
+    server.bucket("out");
+    server.bucket("clean");
+    let local = tempfile::tempdir().unwrap();
+    let input = local.path().join("in");
+    for (period, rows) in [
+        ("2025-10", [("o1", "10"), ("o2", "2.5")]),
+        ("2025-11", [("n1", "7.25"), ("n2", "1")]),
+    ] {
+        crate::delivery::cur_file_of(
+            period,
+            &input.join(format!("BILLING_PERIOD={period}/part.parquet")),
+            &rows,
+        )
+        .await;
+    }
+    upload(&input, &server.location("cur", "cur2")).await;
+    let config = crate::delivery::config(local.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[storage]\nmax-retries = 1\nretry-timeout-seconds = 2\n");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let run = |output: &str, period: &str| {
+        let mut args = run_args(config, "s3://cur/cur2", output);
+        args.extend(["--period", period]);
+        rerate(&server, &args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+
+    // A clean run of both periods, for the totals a landed run must give.
+    assert!(run("s3://clean/rerate", "2025-10").status.success());
+    assert!(run("s3://clean/rerate", "2025-11").status.success());
+    let clean = table_contents(&server.location("clean", "rerate")).await;
+
+    // October has landed; November is the run that fails.
+    let first = run("s3://out/rerate", "2025-10");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let output = server.location("out", "rerate");
+    let out_dir = server.root.path().join("out/rerate");
+    let tables_before = table_contents(&output).await;
+    let files_before = documents_and_exports(&out_dir);
+
+    for (blocked, restored) in [
+        ("billable/billing_period=2025-11", &[][..]),
+        ("proforma/billing_period=2025-11", &["billable"][..]),
+        (
+            "margin/billing_period=2025-11",
+            &["proforma", "billable"][..],
+        ),
+        (
+            "invoice_lines/billing_period=2025-11",
+            &["margin", "proforma", "billable"][..],
+        ),
+        (
+            "exports/acme/data/BILLING_PERIOD=2025-11",
+            &["invoice_lines", "margin", "proforma", "billable"][..],
+        ),
+        (
+            "invoices/billing_period=2025-11",
+            &["invoice_lines", "margin", "proforma", "billable"][..],
+        ),
+        (
+            "exports/acme/metadata/BILLING_PERIOD=2025-11",
+            &["invoice_lines", "margin", "proforma", "billable"][..],
+        ),
+    ] {
+        let blocker = out_dir.join(blocked);
+        std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+        std::fs::write(&blocker, b"not a folder").unwrap();
+        let failed = run("s3://out/rerate", "2025-11");
+        std::fs::remove_file(&blocker).unwrap();
+        assert!(!failed.status.success(), "{blocked}: the run must fail");
+        let summary: serde_json::Value = serde_json::from_slice(&failed.stdout)
+            .unwrap_or_else(|e| panic!("{blocked}: {e}: {}", stderr(&failed)));
+        let put_back: Vec<&str> = summary["restored"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["table"].as_str().unwrap())
+            .collect();
+        assert_eq!(put_back, restored, "{blocked}: {}", summary["error"]);
+        assert_eq!(summary["not_restored"], serde_json::json!([]), "{blocked}");
+        assert_eq!(
+            table_contents(&output).await,
+            tables_before,
+            "{blocked}: tables"
+        );
+        assert!(
+            documents_and_exports(&out_dir) == files_before,
+            "{blocked}: a document or export changed"
+        );
+    }
+
+    let landed = run("s3://out/rerate", "2025-11");
+    assert!(landed.status.success(), "{}", stderr(&landed));
+    assert_eq!(table_contents(&output).await, clean);
+}
