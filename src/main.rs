@@ -132,8 +132,19 @@ async fn dispatch(command: Command) -> Result<()> {
 /// One line per period and where the outputs are, for a person at a terminal.
 fn print_totals(manifest: &RunManifest) {
     for p in &manifest.periods {
+        // Totals are in the bill currency; payers billed in several add up as written.
+        let currency = match p
+            .input_cost_by_currency
+            .keys()
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [one] => one.to_string(),
+            _ => "(several bill currencies)".to_string(),
+        };
         eprintln!(
-            "{}: {} rows, billable {} USD, pro forma {} USD, {} groups, {} rows unassigned",
+            "{}: {} rows, billable {} {currency}, pro forma {} {currency}, {} groups, {} rows \
+             unassigned",
             p.period,
             p.input_rows,
             p.control.billable_total.round_dp(2),

@@ -1,6 +1,7 @@
 //! Re-rating: config tables, the pro forma SQL (`sql/rate.sql`), the period's accounting, and
 //! custom line items.
 
+pub mod currency;
 pub mod custom;
 pub mod line_items;
 pub mod tables;
@@ -22,16 +23,22 @@ use crate::ingest::checks::Unbillable;
 use crate::ingest::columns::{CUR2_COLUMNS, Kind};
 use crate::{money, sql};
 
-/// Every row of `cur` assigned, classified and priced. Registers the views `cur`,
-/// `account_groups` (`sql/account_groups.sql`), `assigned` (`sql/assign.sql`) and `rated`
-/// (`sql/rate.sql`).
+/// Every row of `cur` assigned, classified and priced. Registers the views of [`assign`] and
+/// `rated` (`sql/rate.sql`).
 pub async fn rated(ctx: &SessionContext, cur: DataFrame) -> Result<DataFrame> {
-    replace_view(ctx, "cur", cur)?;
-    replace_view(ctx, "account_groups", ctx.sql(sql::ACCOUNT_GROUPS).await?)?;
-    replace_view(ctx, "assigned", ctx.sql(sql::ASSIGN).await?)?;
+    assign(ctx, cur).await?;
     let rated = ctx.sql(sql::RATE).await?;
     replace_view(ctx, "rated", rated.clone())?;
     Ok(rated)
+}
+
+/// Every row of `cur` with its billing group. Registers the views `cur`, `account_groups`
+/// (`sql/account_groups.sql`) and `assigned` (`sql/assign.sql`).
+async fn assign(ctx: &SessionContext, cur: DataFrame) -> Result<()> {
+    replace_view(ctx, "cur", cur)?;
+    replace_view(ctx, "account_groups", ctx.sql(sql::ACCOUNT_GROUPS).await?)?;
+    replace_view(ctx, "assigned", ctx.sql(sql::ASSIGN).await?)?;
+    Ok(())
 }
 
 fn replace_view(ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
@@ -81,6 +88,8 @@ pub struct AccountRow {
     pub treatment: Treatment,
     pub unassigned_account: Option<String>,
     pub defect: Option<Defect>,
+    /// The rows' `line_item_currency_code`: the currency of both amounts.
+    pub currency: String,
     pub rows: u64,
     pub billable_cost: Decimal,
     pub proforma_cost: Decimal,
@@ -172,11 +181,7 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
     let counts = column("row_count").as_primitive::<Int64Type>();
     (0..b.num_rows())
         .map(|r| {
-            let defect = match (text("missing_column", r), text("other_currency", r)) {
-                (Some(column), _) => Some(Defect::Missing { column }),
-                (None, Some(code)) => Some(Defect::Currency { code }),
-                (None, None) => None,
-            };
+            let defect = text("missing_column", r).map(|column| Defect::Missing { column });
             Ok(AccountRow {
                 billing_group: text("billing_group", r).unwrap_or_default(),
                 line_item_type: text("line_item_type", r).unwrap_or_default(),
@@ -189,6 +194,7 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
                 })?,
                 unassigned_account: text("unassigned_account", r),
                 defect,
+                currency: text("currency", r).unwrap_or_default(),
                 rows: counts.value(r) as u64,
                 billable_cost: money("billable_cost", r)?,
                 proforma_cost: money("proforma_cost", r)?,
