@@ -1,13 +1,15 @@
 //! Bill currencies: AWS bills each payer in one currency (`line_item_currency_code`: USD; CNY
 //! for AWS China, INR for AWS India), and a billing group is billed in its payers' currency.
-//! Read from the data of every selected period before anything is written, so a payer or a
-//! group whose rows mix currencies stops the run with nothing written.
+//! Read from the selected periods' data before anything is written (one narrow scan, counted
+//! per account, payer and currency before the few results are assigned to groups), so a payer
+//! or a group whose rows mix currencies stops the run with nothing written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::AsArray;
-use arrow::datatypes::Int64Type;
-use datafusion::prelude::{SessionContext, col, lit};
+use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use chrono::{DateTime, Datelike};
+use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 
 use crate::config::{BillingGroup, Config, Members, UNASSIGNED, USD};
 use crate::error::{Error, Result};
@@ -148,19 +150,28 @@ enum Mixed {
     },
 }
 
-/// The bill currencies of `periods` of `input`, checked. Registers the views `cur`,
-/// `account_groups` and `assigned` over those periods (each period's run registers its own).
+/// The bill currencies of `periods` of `input`, checked. Registers the views `cur` and
+/// `account_groups` over those periods (each period's run registers its own).
 pub async fn find(
     ctx: &SessionContext,
     input: &Input,
     periods: &[Period],
     config: &Config,
 ) -> Result<BillCurrencies> {
-    let selected = periods.iter().map(|p| lit(p.to_string())).collect();
-    let cur = input
-        .table(ctx)?
-        .filter(col("billing_period").in_list(selected, false))?;
-    super::assign(ctx, cur).await?;
+    // The selected periods' rows only: files in other periods' folders are not even opened.
+    let mut cur = None;
+    for &p in periods {
+        let rows = input.period_table(ctx, p)?;
+        cur = Some(match cur {
+            None => rows,
+            Some(all) => DataFrame::union(all, rows)?,
+        });
+    }
+    let Some(cur) = cur else {
+        return Ok(BillCurrencies::default());
+    };
+    super::replace_view(ctx, "cur", cur)?;
+    super::replace_view(ctx, "account_groups", ctx.sql(sql::ACCOUNT_GROUPS).await?)?;
     let rows = match read(ctx).await {
         Ok(rows) => rows,
         Err(e) => return Err(input.blame(ctx, None, e).await),
@@ -176,14 +187,19 @@ async fn read(ctx: &SessionContext) -> Result<Vec<CurrencyRow>> {
     let mut out = Vec::new();
     for b in &batches {
         let text = |i: usize| b.column(i).as_string::<i32>();
-        let (periods, payers, groups, currencies) = (text(0), text(1), text(2), text(3));
+        let starts = b.column(0).as_primitive::<TimestampMicrosecondType>();
+        let (payers, groups, currencies) = (text(1), text(2), text(3));
         let counts = b.column(4).as_primitive::<Int64Type>();
         for r in 0..b.num_rows() {
-            let period = periods.value(r);
+            // Every start is a readable period: `Input::periods` checked them all.
+            let micros = starts.value(r);
+            let period = DateTime::from_timestamp_micros(micros)
+                .and_then(|t| Period::new(t.year(), t.month()))
+                .ok_or_else(|| Error::Internal {
+                    what: format!("sql/bill_currencies.sql gave period start {micros} µs"),
+                })?;
             out.push(CurrencyRow {
-                period: period.parse().map_err(|_| Error::Internal {
-                    what: format!("sql/bill_currencies.sql gave billing period {period:?}"),
-                })?,
+                period,
                 payer: payers.value(r).to_string(),
                 billing_group: groups.value(r).to_string(),
                 currency: currencies.value(r).to_string(),

@@ -23,22 +23,16 @@ use crate::ingest::checks::Unbillable;
 use crate::ingest::columns::{CUR2_COLUMNS, Kind};
 use crate::{money, sql};
 
-/// Every row of `cur` assigned, classified and priced. Registers the views of [`assign`] and
-/// `rated` (`sql/rate.sql`).
+/// Every row of `cur` assigned, classified and priced. Registers the views `cur`,
+/// `account_groups` (`sql/account_groups.sql`), `assigned` (`sql/assign.sql`) and `rated`
+/// (`sql/rate.sql`).
 pub async fn rated(ctx: &SessionContext, cur: DataFrame) -> Result<DataFrame> {
-    assign(ctx, cur).await?;
-    let rated = ctx.sql(sql::RATE).await?;
-    replace_view(ctx, "rated", rated.clone())?;
-    Ok(rated)
-}
-
-/// Every row of `cur` with its billing group. Registers the views `cur`, `account_groups`
-/// (`sql/account_groups.sql`) and `assigned` (`sql/assign.sql`).
-async fn assign(ctx: &SessionContext, cur: DataFrame) -> Result<()> {
     replace_view(ctx, "cur", cur)?;
     replace_view(ctx, "account_groups", ctx.sql(sql::ACCOUNT_GROUPS).await?)?;
     replace_view(ctx, "assigned", ctx.sql(sql::ASSIGN).await?)?;
-    Ok(())
+    let rated = ctx.sql(sql::RATE).await?;
+    replace_view(ctx, "rated", rated.clone())?;
+    Ok(rated)
 }
 
 fn replace_view(ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
