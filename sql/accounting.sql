@@ -9,8 +9,8 @@ SELECT
     charge_class,
     treatment,
     CASE WHEN billing_group = '_unassigned' THEN line_item_usage_account_id END AS unassigned_account,
-    -- What makes a row unbillable whatever the plan: a key column without a value, or an
-    -- amount that is not in USD. The run refuses the period.
+    -- What makes a row unbillable whatever the plan: a key column without a value. The run
+    -- refuses the period.
     CASE
         WHEN identity_line_item_id IS NULL THEN 'identity_line_item_id'
         WHEN line_item_usage_account_id IS NULL THEN 'line_item_usage_account_id'
@@ -18,7 +18,9 @@ SELECT
         WHEN line_item_unblended_cost IS NULL THEN 'line_item_unblended_cost'
         WHEN line_item_currency_code IS NULL THEN 'line_item_currency_code'
     END AS missing_column,
-    CASE WHEN line_item_currency_code <> 'USD' THEN line_item_currency_code END AS other_currency,
+    -- The bill currency (one per payer and group: `sql/bill_currencies.sql` is checked first);
+    -- every amount of the row is in it.
+    line_item_currency_code AS currency,
     COUNT(*) AS row_count,
     SUM(line_item_unblended_cost) AS billable_cost,
     SUM(proforma_cost) AS proforma_cost,

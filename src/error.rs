@@ -105,13 +105,42 @@ pub enum Error {
     },
 
     #[error(
-        "{file}: {rows} row(s) have line_item_currency_code {currency:?}; rerate re-rates USD \
-         bills (invoices convert with [fx] rates), so a bill in another currency cannot be mixed in"
+        "{file}: payer account {payer} is billed in several currencies in billing period \
+         {period} ({currencies}); AWS bills a payer in one currency (line_item_currency_code), \
+         so its {rows} {currency} row(s) in this file cannot be part of the same bill: is another \
+         payer's export in the input?"
     )]
-    NotUsd {
+    PayerCurrencies {
         file: String,
-        currency: String,
         rows: u64,
+        period: Period,
+        payer: String,
+        currency: String,
+        currencies: String,
+    },
+
+    #[error(
+        "billing group {group:?} spans payers billed in different currencies in billing period \
+         {period}: {currencies}; a group is billed and invoiced from one bill currency, so put the \
+         payers (or accounts) of each currency in a [[billing-group]] of their own"
+    )]
+    GroupCurrencies {
+        period: Period,
+        group: String,
+        currencies: String,
+    },
+
+    #[error(
+        "{file}: billing group {group:?} is billed in {currency:?} in billing period {period} \
+         (line_item_currency_code), a currency rerate cannot invoice from (its minor unit is \
+         unknown); supported: {supported}"
+    )]
+    UnsupportedBillCurrency {
+        file: String,
+        period: Period,
+        group: String,
+        currency: String,
+        supported: String,
     },
 
     #[error(
@@ -250,7 +279,9 @@ impl Error {
             | Error::WrongType { .. }
             | Error::UnknownLineItemType { .. }
             | Error::MissingValue { .. }
-            | Error::NotUsd { .. }
+            | Error::PayerCurrencies { .. }
+            | Error::GroupCurrencies { .. }
+            | Error::UnsupportedBillCurrency { .. }
             | Error::DuplicateLineItem { .. }
             | Error::PeriodFolderMismatch { .. }
             | Error::PeriodNotInInput { .. }

@@ -141,8 +141,19 @@ fn print_ignored(ignored: &[rerate::ingest::delivery::IgnoredFile]) {
 fn print_totals(manifest: &RunManifest) {
     print_ignored(&manifest.input.ignored);
     for p in &manifest.periods {
+        // Totals are in the bill currency; payers billed in several add up as written.
+        let currency = match p
+            .input_cost_by_currency
+            .keys()
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [one] => one.to_string(),
+            _ => "(several bill currencies)".to_string(),
+        };
         eprintln!(
-            "{}: {} rows, billable {} USD, pro forma {} USD, {} groups, {} rows unassigned",
+            "{}: {} rows, billable {} {currency}, pro forma {} {currency}, {} groups, {} rows \
+             unassigned",
             p.period,
             p.input_rows,
             p.control.billable_total.round_dp(2),

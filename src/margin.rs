@@ -1,5 +1,6 @@
-//! The margin report: per period, group and service, billable against pro forma, and
-//! what each policy dropped.
+//! The margin report: per period, group, service and bill currency, billable against pro
+//! forma, and what each policy dropped. Both sides are in the bill currency (what AWS bills the
+//! group in), never converted: a group has one, rows in no group one per payer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,18 +35,22 @@ impl MarginLine {
     }
 }
 
-/// (group, service) -> line, from the accounting and the custom line items.
+/// (group, service, currency) of a margin line.
+pub(crate) type MarginKey = (String, String, String);
+
+/// (group, service, currency) -> line, from the accounting and the custom line items.
 pub(crate) fn lines(
     accounting: &[AccountRow],
     custom: &[CustomCharge],
-) -> BTreeMap<(String, String), MarginLine> {
-    let mut out: BTreeMap<(String, String), MarginLine> = BTreeMap::new();
+) -> BTreeMap<MarginKey, MarginLine> {
+    let mut out: BTreeMap<MarginKey, MarginLine> = BTreeMap::new();
     for r in accounting {
         let service = r
             .product_code
             .clone()
             .unwrap_or_else(|| "(none)".to_string());
-        let line = out.entry((r.billing_group.clone(), service)).or_default();
+        let key = (r.billing_group.clone(), service, r.currency.clone());
+        let line = out.entry(key).or_default();
         // Margin is measured before tax: AWS's tax is not the reseller's cost of goods.
         if r.charge_class != Some(ChargeClass::AwsTax) {
             line.billable_cost += r.billable_cost;
@@ -61,9 +66,12 @@ pub(crate) fn lines(
         }
     }
     for c in custom {
-        out.entry((c.billing_group.clone(), PRODUCT_CODE.to_string()))
-            .or_default()
-            .proforma_cost += c.amount;
+        let key = (
+            c.billing_group.clone(),
+            PRODUCT_CODE.to_string(),
+            c.currency.clone(),
+        );
+        out.entry(key).or_default().proforma_cost += c.amount;
     }
     out
 }
@@ -73,6 +81,8 @@ pub(crate) fn schema() -> SchemaRef {
         Field::new("billing_period", DataType::Utf8, false),
         Field::new("billing_group", DataType::Utf8, false),
         Field::new("service", DataType::Utf8, false),
+        // The bill currency of both amounts.
+        Field::new("currency", DataType::Utf8, false),
         Field::new("billable_cost", money_type(), false),
         Field::new("proforma_cost", money_type(), false),
         Field::new("margin", money_type(), false),
@@ -90,7 +100,7 @@ pub(crate) fn schema() -> SchemaRef {
 
 pub(crate) fn batch(
     period: Period,
-    lines: &BTreeMap<(String, String), MarginLine>,
+    lines: &BTreeMap<MarginKey, MarginLine>,
 ) -> Result<RecordBatch> {
     let money = |f: &dyn Fn(&MarginLine) -> Decimal| -> Result<ArrayRef> {
         Ok(Arc::new(money_array(lines.values().map(|l| Some(f(l))))?))
@@ -100,13 +110,19 @@ pub(crate) fn batch(
         Arc::new(
             lines
                 .keys()
-                .map(|(g, _)| Some(g.as_str()))
+                .map(|(g, _, _)| Some(g.as_str()))
                 .collect::<StringArray>(),
         ),
         Arc::new(
             lines
                 .keys()
-                .map(|(_, s)| Some(s.as_str()))
+                .map(|(_, s, _)| Some(s.as_str()))
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            lines
+                .keys()
+                .map(|(_, _, c)| Some(c.as_str()))
                 .collect::<StringArray>(),
         ),
         money(&|l| l.billable_cost)?,
@@ -129,6 +145,7 @@ pub(crate) fn batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::Array;
     use std::str::FromStr;
 
     fn row(
@@ -148,6 +165,7 @@ mod tests {
             treatment: treat.parse().unwrap(),
             unassigned_account: None,
             defect: None,
+            currency: "USD".into(),
             rows: 1,
             billable_cost: Decimal::from_str(billable).unwrap(),
             proforma_cost: Decimal::from_str(proforma).unwrap(),
@@ -173,7 +191,8 @@ mod tests {
             row("h", "Tax", "AmazonS3", "aws-tax", "pass", "20", "20"),
         ];
         let lines = lines(&acc, &[]);
-        let l = &lines[&("g".to_string(), "AmazonEC2".to_string())];
+        let key = |g: &str, s: &str| (g.to_string(), s.to_string(), "USD".to_string());
+        let l = &lines[&key("g", "AmazonEC2")];
         assert_eq!(l.billable_cost, Decimal::from(940));
         assert_eq!(l.margin(), Decimal::from(10));
         assert_eq!(
@@ -186,13 +205,69 @@ mod tests {
         );
         assert_eq!(l.dropped[&ChargeClass::AwsTax], Decimal::from(25));
         // Passed through or not, AWS's tax is on neither side.
-        let h = &lines[&("h".to_string(), "AmazonS3".to_string())];
+        let h = &lines[&key("h", "AmazonS3")];
         assert_eq!(
             (h.billable_cost, h.proforma_cost),
             (Decimal::from(100), Decimal::from(110))
         );
         let b = batch(Period::new(2025, 1).unwrap(), &lines).unwrap();
         assert_eq!(b.num_rows(), 2);
+    }
+
+    #[test]
+    fn amounts_in_different_bill_currencies_stay_apart() {
+        let usd = row(
+            "_unassigned",
+            "Usage",
+            "AmazonEC2",
+            "usage",
+            "unassigned",
+            "10",
+            "0",
+        );
+        let cny = AccountRow {
+            currency: "CNY".into(),
+            ..row(
+                "_unassigned",
+                "Usage",
+                "AmazonEC2",
+                "usage",
+                "unassigned",
+                "70",
+                "0",
+            )
+        };
+        let fee = CustomCharge {
+            name: "fee".into(),
+            billing_group: "g".into(),
+            account_id: "111111111111".into(),
+            line_item_type: "Fee",
+            description: "Managed services".into(),
+            amount: Decimal::from(100),
+            currency: "INR".into(),
+        };
+        let lines = lines(&[usd, cny], &[fee]);
+        let keys: Vec<_> = lines.keys().cloned().collect();
+        let key = |g: &str, s: &str, c: &str| (g.to_string(), s.to_string(), c.to_string());
+        assert_eq!(
+            keys,
+            [
+                key("_unassigned", "AmazonEC2", "CNY"),
+                key("_unassigned", "AmazonEC2", "USD"),
+                key("g", "CustomLineItem", "INR"),
+            ]
+        );
+        assert_eq!(lines[&keys[0]].billable_cost, Decimal::from(70));
+        let b = batch(Period::new(2025, 1).unwrap(), &lines).unwrap();
+        let currency = b.column_by_name("currency").unwrap();
+        assert_eq!(
+            currency
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .value(2),
+            "INR"
+        );
     }
 
     #[test]

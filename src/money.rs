@@ -101,6 +101,7 @@ const MINOR_UNITS: &[(&str, u32)] = &[
     ("SGD", 2),
     ("HKD", 2),
     ("INR", 2),
+    ("CNY", 2),
     ("BRL", 2),
     ("MXN", 2),
     ("ZAR", 2),

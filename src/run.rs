@@ -2,6 +2,10 @@
 //! documents, exports and a run manifest. A failing period leaves earlier periods' outputs
 //! committed and its own untouched.
 //!
+//! Before the first period: every selected period's bill currencies (`price::currency`: one per
+//! payer and per group) and the FX rates they need, so a bill that cannot be invoiced stops the
+//! run with nothing written.
+//!
 //! What happens to a period, in order (`PeriodRun::period`):
 //! 1. read and rate: the period's rows assigned, classified and priced (`sql/rate.sql`), and
 //!    its accounting (`sql/accounting.sql`), small, which everything after it is computed from;
@@ -25,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::ingest::{Input, PeriodInput, checks};
 use crate::job::Job;
 use crate::period::Period;
+use crate::price::currency::BillCurrencies;
 use crate::price::{self, custom};
 use crate::progress::Progress;
 use crate::storage::Location;
@@ -170,12 +175,20 @@ async fn run_periods(
         Err(e) => return Err(input.blame(&job.ctx, None, e).await),
     };
     let periods = select_periods(&found, &opts.periods)?;
-    job.config.check_fx(&periods)?;
+    let currencies = progress
+        .stage(
+            "reading bill currencies",
+            price::currency::find(&job.ctx, &input, &periods, &job.config),
+        )
+        .await?;
+    job.config
+        .check_fx(&periods, |p, g| currencies.of(p, g).to_string())?;
     info!(periods = ?periods.iter().map(|p| p.to_string()).collect::<Vec<_>>(), "processing");
     let run_id = manifest.run_id.clone();
     let run = PeriodRun {
         job,
         input: &input,
+        currencies: &currencies,
         output,
         strict: opts.strict,
         progress: &progress,
@@ -206,6 +219,7 @@ async fn run_periods(
 struct PeriodRun<'a> {
     job: &'a Job,
     input: &'a Input,
+    currencies: &'a BillCurrencies,
     output: &'a Location,
     strict: bool,
     progress: &'a Progress,
@@ -244,6 +258,7 @@ impl PeriodRun<'_> {
         let PeriodRun {
             job,
             input,
+            currencies,
             output,
             strict,
             progress,
@@ -282,9 +297,9 @@ impl PeriodRun<'_> {
         }
 
         // 3. price the documents: a problem here leaves the period untouched.
-        let charges = custom::charges(config, period, &accounting)?;
+        let charges = custom::charges(config, period, &accounting, currencies)?;
         let margin_lines = margin::lines(&accounting, &charges);
-        let invoices = invoice::build_all(config, period, &accounting, &charges)?;
+        let invoices = invoice::build_all(config, period, currencies, &accounting, &charges)?;
 
         // What the period writes, built in memory first: a problem here writes nothing.
         let proforma = price::proforma(rated)?;
@@ -466,6 +481,7 @@ mod tests {
             treatment: price::Treatment::Rerate,
             unassigned_account: None,
             defect: None,
+            currency: "USD".into(),
             rows,
             billable_cost: cost.parse().unwrap(),
             proforma_cost: cost.parse().unwrap(),

@@ -16,6 +16,9 @@ pub(crate) const RATE: &str = include_str!("../sql/rate.sql");
 /// Row and amount accounting per group, type, service and treatment over `rated`.
 pub(crate) const ACCOUNTING: &str = include_str!("../sql/accounting.sql");
 
+/// The currency of every (period start, payer, billing group) of `cur`, grouped by `account_groups`.
+pub(crate) const BILL_CURRENCIES: &str = include_str!("../sql/bill_currencies.sql");
+
 /// Line items that appear more than once (same id and usage interval) in `cur`.
 pub(crate) const DUPLICATES: &str = include_str!("../sql/duplicates.sql");
 

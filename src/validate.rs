@@ -1,5 +1,5 @@
-//! `rerate validate`: the config and every input file's schema checked, periods found, FX rates
-//! present; nothing written.
+//! `rerate validate`: the config and every input file's schema checked, periods found, one bill
+//! currency per payer and group, FX rates present; nothing written.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::ingest::delivery::IgnoredFile;
 use crate::job::Job;
+use crate::period::Period;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ValidateSummary {
@@ -38,8 +39,11 @@ pub async fn validate(config_path: &Path, input: Option<&str>) -> Result<Validat
     let job = Job::open(config, input)?;
     let discovered = job.discover().await?;
     let periods = discovered.periods(&job.ctx).await?;
+    let selected: Vec<Period> = periods.keys().copied().collect();
+    let currencies =
+        crate::price::currency::find(&job.ctx, &discovered, &selected, &job.config).await?;
     job.config
-        .check_fx(&periods.keys().copied().collect::<Vec<_>>())?;
+        .check_fx(&selected, |p, g| currencies.of(p, g).to_string())?;
     summary.input = Some(job.input.to_string());
     summary.files = discovered.files.len();
     summary.ignored = discovered.ignored.clone();

@@ -37,12 +37,37 @@ pub struct Config {
     pub rules: Vec<PricingRule>,
     pub custom_line_items: Vec<CustomLineItem>,
     pub tax_profiles: Vec<TaxProfile>,
-    /// USD -> currency rates per billing period (`[fx."YYYY-MM"]`).
-    pub fx: BTreeMap<Period, BTreeMap<String, Decimal>>,
+    /// FX rates per billing period, from a bill currency to an invoice currency: `[fx."P"]
+    /// EUR = r` is (P, USD, EUR) -> r (1 USD = r EUR), `[fx."P".CNY] EUR = r` is (P, CNY, EUR).
+    #[serde(serialize_with = "fx_as_list")]
+    pub fx: BTreeMap<FxKey, Decimal>,
     /// SHA-256 (lower-case hex) of the configuration text, recorded in the run manifest.
     pub hash: String,
     /// Where the text came from (a path, or a name given to [`parse`]); used in error locations.
     pub source_name: String,
+}
+
+/// `(period, from, to)`: 1 `from` = rate `to` in the billing period.
+pub type FxKey = (Period, String, String);
+
+/// The rates as a list of `{ period, from, to, rate }` (a map keyed by a tuple is not JSON).
+fn fx_as_list<S: serde::Serializer>(
+    fx: &BTreeMap<FxKey, Decimal>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Rate<'a> {
+        period: Period,
+        from: &'a str,
+        to: &'a str,
+        rate: Decimal,
+    }
+    s.collect_seq(fx.iter().map(|((period, from, to), rate)| Rate {
+        period: *period,
+        from,
+        to,
+        rate: *rate,
+    }))
 }
 
 /// `[io]`: defaults for `--input`/`--output`; the command-line flags win.
@@ -162,10 +187,20 @@ pub struct BillingGroup {
     pub members: Members,
     pub primary_account_id: String,
     pub pricing_plan: String,
-    /// ISO 4217 code of the invoice currency.
-    pub currency: String,
+    /// ISO 4217 code of the invoice currency as configured. `None`: the group's bill currency
+    /// (its rows' `line_item_currency_code`), known only from the data; see
+    /// [`BillingGroup::invoice_currency`].
+    pub currency: Option<String>,
     pub tax_profile: Option<String>,
     pub bill_to: Option<Party>,
+}
+
+impl BillingGroup {
+    /// The currency the group is invoiced in when AWS bills it in `bill_currency`: `currency`
+    /// if set, else the bill currency itself (no conversion).
+    pub fn invoice_currency<'a>(&'a self, bill_currency: &'a str) -> &'a str {
+        self.currency.as_deref().unwrap_or(bill_currency)
+    }
 }
 
 /// Which rows a group owns (an explicit account wins over an organization).
@@ -341,7 +376,8 @@ impl Adjustment {
     }
 }
 
-/// A fee or credit added to a group's pro forma (docs/config.md). Amounts are USD.
+/// A fee or credit added to a group's pro forma (docs/config.md). Amounts are in the group's
+/// bill currency (USD, or CNY, INR … when AWS bills its payers in that), as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CustomLineItem {
     pub name: String,
@@ -390,7 +426,7 @@ impl CustomKind {
 /// A custom line item's amount, always > 0 (the kind gives the sign).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum CustomAmount {
-    /// USD per billing period.
+    /// Per billing period, in the group's bill currency.
     Flat(Decimal),
     /// A percentage of the group's pro forma total before custom line items, plus the named
     /// flat items of the same group.
@@ -509,12 +545,13 @@ impl Config {
         self.tax_profiles.iter().find(|t| t.name == name)
     }
 
-    /// The USD -> `currency` rate for period `p`; always 1 for USD.
-    pub fn fx_rate(&self, p: Period, currency: &str) -> Option<Decimal> {
-        if currency == USD {
+    /// The rate from `from` to `to` for period `p` (1 `from` = rate `to`); always 1 when they
+    /// are the same currency.
+    pub fn fx_rate(&self, p: Period, from: &str, to: &str) -> Option<Decimal> {
+        if from == to {
             return Some(Decimal::ONE);
         }
-        self.fx.get(&p)?.get(currency).copied()
+        self.fx.get(&(p, from.to_string(), to.to_string())).copied()
     }
 
     /// The rules of a plan, in the plan's order (names are validated, so none is missing).
@@ -536,26 +573,44 @@ impl Config {
             .filter(move |c| c.billing_group == group && c.active_in(p))
     }
 
-    /// Which periods get processed is only known at run time, so FX coverage is checked here:
-    /// every (non-USD group, period) without a rate is reported at once.
-    pub fn check_fx(&self, periods: &[Period]) -> Result<(), ConfigError> {
+    /// FX coverage needs the data: which periods get processed, and each group's bill currency
+    /// (`bill_currency(period, group)`, its rows' `line_item_currency_code`). Every (group,
+    /// period) invoiced in another currency than it is billed in, without a rate, is reported
+    /// at once, each with the key to add.
+    pub fn check_fx(
+        &self,
+        periods: &[Period],
+        bill_currency: impl Fn(Period, &BillingGroup) -> String,
+    ) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        for group in self.groups.iter().filter(|g| g.currency != USD) {
+        for group in &self.groups {
             for &p in periods {
-                if self.fx_rate(p, &group.currency).is_none() {
-                    let currency = &group.currency;
-                    problems.push(Problem {
-                        location: format!(
-                            "{}: {} currency",
-                            self.source_name,
-                            item_path(validate::GROUP, &group.name)
-                        ),
-                        message: format!(
-                            "no FX rate from USD to {currency} for billing period {p}: add \
-                             `{currency} = \"<rate>\"` under [fx.\"{p}\"]"
-                        ),
-                    });
+                let bill = bill_currency(p, group);
+                let to = group.invoice_currency(&bill);
+                if self.fx_rate(p, &bill, to).is_some() {
+                    continue;
                 }
+                let message = if bill == USD {
+                    format!(
+                        "no FX rate from USD to {to} for billing period {p}: add `{to} = \
+                         \"<rate>\"` under [fx.\"{p}\"]"
+                    )
+                } else {
+                    format!(
+                        "AWS bills this group in {bill} (its rows' line_item_currency_code) and it \
+                         is invoiced in {to}: no FX rate from {bill} to {to} for billing period \
+                         {p}: add `{to} = \"<rate>\"` (1 {bill} = <rate> {to}) under \
+                         [fx.\"{p}\".{bill}]"
+                    )
+                };
+                problems.push(Problem {
+                    location: format!(
+                        "{}: {} currency",
+                        self.source_name,
+                        item_path(validate::GROUP, &group.name)
+                    ),
+                    message,
+                });
             }
         }
         if problems.is_empty() {
@@ -770,7 +825,7 @@ mod tests {
         );
         assert_eq!(acme.primary_account_id, "111111111111");
         assert_eq!(acme.pricing_plan, "reseller");
-        assert_eq!(acme.currency, "EUR");
+        assert_eq!(acme.currency.as_deref(), Some("EUR"));
         assert_eq!(acme.tax_profile.as_deref(), Some("ie-vat"));
         assert_eq!(
             acme.bill_to.as_ref().unwrap().tax_id.as_deref(),
@@ -823,9 +878,15 @@ mod tests {
             ("VAT", dec("23"), false)
         );
 
-        assert_eq!(c.fx_rate(period("2025-11"), "EUR"), Some(dec("0.9210")));
-        assert_eq!(c.fx_rate(period("2025-11"), "GBP"), Some(dec("0.7890")));
-        assert_eq!(c.fx_rate(period("2025-10"), "EUR"), None);
+        assert_eq!(
+            c.fx_rate(period("2025-11"), USD, "EUR"),
+            Some(dec("0.9210"))
+        );
+        assert_eq!(
+            c.fx_rate(period("2025-11"), USD, "GBP"),
+            Some(dec("0.7890"))
+        );
+        assert_eq!(c.fx_rate(period("2025-10"), USD, "EUR"), None);
         assert_eq!(c.hash, sha256_hex(SPEC_EXAMPLE));
         assert_eq!(c.source_name, "billing.toml");
     }
@@ -840,7 +901,8 @@ mod tests {
         assert_eq!(c.invoice.payment_terms_days, 30);
         let acme = c.group("acme").unwrap();
         assert_eq!(acme.display_name, "acme");
-        assert_eq!(acme.currency, USD);
+        assert_eq!(acme.currency, None);
+        assert_eq!(acme.invoice_currency("CNY"), "CNY");
         assert_eq!(acme.primary_account_id, "111111111111");
         assert_eq!(acme.tax_profile, None);
         let plan = c.plan("standard").unwrap();
@@ -969,19 +1031,46 @@ mod tests {
     }
 
     #[test]
-    fn fx_rate_is_one_for_usd() {
+    fn fx_rate_is_one_within_a_currency() {
         let c = valid(BASE);
-        assert_eq!(c.fx_rate(period("2025-11"), USD), Some(Decimal::ONE));
-        assert_eq!(c.fx_rate(period("2025-11"), "EUR"), None);
+        assert_eq!(c.fx_rate(period("2025-11"), USD, USD), Some(Decimal::ONE));
+        assert_eq!(
+            c.fx_rate(period("2025-11"), "CNY", "CNY"),
+            Some(Decimal::ONE)
+        );
+        assert_eq!(c.fx_rate(period("2025-11"), USD, "EUR"), None);
+    }
+
+    #[test]
+    fn fx_rates_from_usd_and_from_other_bill_currencies() {
+        let c = valid(case!("fx-from-bill-currencies"));
+        let rate = |p: &str, from: &str, to: &str| c.fx_rate(period(p), from, to);
+        assert_eq!(rate("2025-11", USD, "EUR"), Some(dec("0.92")));
+        assert_eq!(rate("2025-11", "CNY", "EUR"), Some(dec("0.128")));
+        assert_eq!(rate("2025-11", "CNY", USD), Some(dec("0.1390")));
+        assert_eq!(rate("2025-11", "INR", "EUR"), Some(dec("0.0107")));
+        assert_eq!(rate("2025-11", "INR", "INR"), Some(Decimal::ONE));
+        // Never inverted nor crossed: each rate is the one written.
+        assert_eq!(rate("2025-11", "EUR", "CNY"), None);
+        assert_eq!(rate("2025-11", "INR", USD), None);
+        // [fx."P".USD] is [fx."P"] under another name.
+        assert_eq!(rate("2025-12", USD, "CNY"), Some(dec("7.1")));
+        assert_eq!(rate("2025-12", USD, "EUR"), Some(dec("0.93")));
+        assert_eq!(rate("2025-12", "CNY", "EUR"), Some(dec("0.129")));
+        assert_eq!(c.fx.len(), 7, "{:?}", c.fx);
     }
 
     #[test]
     fn check_fx_reports_every_missing_group_currency_period() {
         let c = valid(case!("fx-groups-in-three-currencies"));
-        assert_eq!(c.check_fx(&[period("2025-11")]), Ok(()));
-        assert_eq!(c.check_fx(&[]), Ok(()));
+        let usd = |_: Period, _: &BillingGroup| USD.to_string();
+        assert_eq!(c.check_fx(&[period("2025-11")], usd), Ok(()));
+        assert_eq!(c.check_fx(&[], usd), Ok(()));
         let err = c
-            .check_fx(&[period("2025-10"), period("2025-11"), period("2025-12")])
+            .check_fx(
+                &[period("2025-10"), period("2025-11"), period("2025-12")],
+                usd,
+            )
             .unwrap_err();
         let problems: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 4, "{problems:#?}");
@@ -997,6 +1086,32 @@ mod tests {
         assert_contains(&problems[1], &["\"acme\"", "2025-12"]);
         assert_contains(&problems[2], &["\"globex\"", "GBP", "2025-10"]);
         assert_contains(&problems[3], &["\"globex\"", "GBP", "2025-12"]);
+    }
+
+    #[test]
+    fn check_fx_converts_from_each_groups_bill_currency() {
+        let c = valid(case!("fx-from-bill-currencies"));
+        let billed_in =
+            |currency: &'static str| move |_: Period, _: &BillingGroup| currency.to_string();
+        // EUR from CNY or INR in 2025-11, from USD or CNY in 2025-12.
+        for bill in [USD, "CNY", "INR"] {
+            assert_eq!(c.check_fx(&[period("2025-11")], billed_in(bill)), Ok(()));
+        }
+        assert_eq!(c.check_fx(&[period("2025-12")], billed_in("CNY")), Ok(()));
+        // An invoice in the bill currency needs no rate.
+        let eur = |_: Period, _: &BillingGroup| "EUR".to_string();
+        assert_eq!(c.check_fx(&[period("2030-01")], eur), Ok(()));
+        let err = c
+            .check_fx(&[period("2025-12")], billed_in("INR"))
+            .unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(
+            err.problems[0].to_string(),
+            "billing.toml: [[billing-group]] \"acme\" currency: AWS bills this group in INR \
+             (its rows' line_item_currency_code) and it is invoiced in EUR: no FX rate from INR to \
+             EUR for billing period 2025-12: add `EUR = \"<rate>\"` (1 INR = <rate> EUR) under \
+             [fx.\"2025-12\".INR]"
+        );
     }
 
     #[test]

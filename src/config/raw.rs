@@ -42,9 +42,84 @@ pub(super) struct RawConfig {
     pub custom_line_item: Vec<Spanned<RawCustomLineItem>>,
     #[serde(default)]
     pub tax_profile: Vec<Spanned<RawTaxProfile>>,
-    /// `[fx."YYYY-MM"]` tables of `CUR = rate`; keys are checked in `validate`.
+    /// `[fx."YYYY-MM"]` tables of `CUR = rate` (from USD) and `[fx."YYYY-MM".FROM]` tables of
+    /// `CUR = rate` (from another bill currency); keys are checked in `validate`.
     #[serde(default)]
-    pub fx: BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<Scalar>>>,
+    pub fx: BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<RawFx>>>,
+}
+
+/// What a key under `[fx."YYYY-MM"]` holds: a rate from USD to the key's currency, or a table of
+/// rates from the key's currency (a bill currency other than USD) to each of its keys.
+#[derive(Debug)]
+pub(super) enum RawFx {
+    Rate(Scalar),
+    From(BTreeMap<Spanned<String>, Spanned<RawRate>>),
+}
+
+/// A rate inside `[fx."YYYY-MM".FROM]`: a number or a decimal string, nothing deeper.
+#[derive(Debug)]
+pub(super) struct RawRate(pub Scalar);
+
+const RATE: &str = "an FX rate (a decimal string or number, e.g. \"0.92\")";
+const RATE_FROM: &str = "an FX rate (a decimal string or number, e.g. \"0.128\") under \
+                         [fx.\"YYYY-MM\".<bill currency>]";
+
+impl<'de> Deserialize<'de> for RawFx {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FxVisitor)
+    }
+}
+
+struct FxVisitor;
+
+impl<'de> Visitor<'de> for FxVisitor {
+    type Value = RawFx;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{RATE} from USD, or a table of rates from a bill currency, e.g. \
+             [fx.\"2025-11\".CNY] EUR = \"0.128\""
+        )
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawFx, E> {
+        Ok(RawFx::Rate(Scalar::Str(v.to_string())))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawFx, E> {
+        Ok(RawFx::Rate(Scalar::Int(v.into())))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawFx, E> {
+        Ok(RawFx::Rate(Scalar::Int(v.into())))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<RawFx, E> {
+        Ok(RawFx::Rate(Scalar::Int(v)))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawFx, E> {
+        Ok(RawFx::Rate(Scalar::Float))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawFx, A::Error> {
+        let mut rates = BTreeMap::new();
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            let rate = map.next_value::<Spanned<RawRate>>()?;
+            rates.insert(key, rate);
+        }
+        Ok(RawFx::From(rates))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor {
+            expecting: RATE_FROM,
+        })
+        .map(RawRate)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,17 +348,21 @@ pub(super) enum Scalar {
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor)
+        d.deserialize_any(ScalarVisitor {
+            expecting: "a string or a number",
+        })
     }
 }
 
-struct ScalarVisitor;
+struct ScalarVisitor {
+    expecting: &'static str,
+}
 
 impl Visitor<'_> for ScalarVisitor {
     type Value = Scalar;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string or a number")
+        f.write_str(self.expecting)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {

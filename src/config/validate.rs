@@ -6,18 +6,19 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use rust_decimal::Decimal;
 use toml::Spanned;
 
 use super::raw::{
-    AdjustmentKind, RawConfig, RawCustomLineItem, RawEngine, RawGroup, RawInvoice, RawIo, RawParty,
-    RawPlan, RawRule, RawServiceFilter, RawStorage, RawTaxProfile, RawTransfer, Read, Scalar,
-    ScopeKind,
+    AdjustmentKind, RawConfig, RawCustomLineItem, RawEngine, RawFx, RawGroup, RawInvoice, RawIo,
+    RawParty, RawPlan, RawRule, RawServiceFilter, RawStorage, RawTaxProfile, RawTransfer, Read,
+    Scalar, ScopeKind,
 };
 use super::{
     Adjustment, BillingGroup, Config, CustomAmount, CustomKind, CustomLineItem, EngineSettings,
-    InvoiceSettings, IoDefaults, Members, Party, Policy, PricingPlan, PricingRule, Report,
+    FxKey, InvoiceSettings, IoDefaults, Members, Party, Policy, PricingPlan, PricingRule, Report,
     RuleScope, ServiceFilter, StorageSettings, TaxProfile, Transfer, UNASSIGNED, USD, item_path,
     line_col,
 };
@@ -39,6 +40,9 @@ const MAX_PERCENT: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 const MAX_MONEY_PLACES: u32 = money::SCALE;
 const MAX_GROUP_NAME_LEN: usize = 64;
 const MAX_PAYMENT_TERMS_DAYS: i64 = 365;
+
+/// Where a value is in the text (bytes).
+type Span = Range<usize>;
 
 /// Builds the plan. With problems in `report`, the result is incomplete and must not be used.
 pub(super) fn validate(read: Read, r: &mut Report) -> Config {
@@ -216,14 +220,21 @@ fn account_id(s: &Spanned<Scalar>, path: String, r: &mut Report) -> Option<Strin
 
 /// An exact decimal from a string, an integer, or a float literal re-read from the text.
 fn decimal(s: &Spanned<Scalar>, path: String, r: &mut Report) -> Option<Decimal> {
-    let parsed = match s.get_ref() {
+    decimal_at(s.span(), s.get_ref(), path, r)
+}
+
+/// [`decimal`] of a scalar written at `span`.
+fn decimal_at(span: Span, s: &Scalar, path: String, r: &mut Report) -> Option<Decimal> {
+    let parsed = match s {
         Scalar::Str(v) => Decimal::from_str_exact(v.trim())
             .map_err(|_| format!("{v:?} is not a decimal number: write e.g. \"7.5\" or 7.5")),
         Scalar::Int(n) => Decimal::try_from_i128_with_scale(*n, 0)
             .map_err(|_| format!("{n} is too large for a decimal")),
-        Scalar::Float => float_literal(r.text.get(s.span()).unwrap_or_default()),
+        Scalar::Float => float_literal(r.text.get(span.clone()).unwrap_or_default()),
     };
-    parsed.map_err(|msg| r.at(s, path, msg)).ok()
+    parsed
+        .map_err(|msg| r.add(Some(span.start), path, msg))
+        .ok()
 }
 
 /// TOML floats arrive in serde as `f64`; re-reading the literal keeps `7.15` exactly 7.15.
@@ -637,10 +648,11 @@ fn group(
     let members = members(raw, &path, owners, r);
     let primary_account_id = primary_account(x, members.as_ref(), &path, r);
     names.check(PLAN, &x.pricing_plan, format!("{path} pricing-plan"), r);
-    let currency = match &x.currency {
-        Some(c) => currency(c, format!("{path} currency"), r),
-        None => Some(USD.to_string()),
-    };
+    // Unset: the group's bill currency, which only the data tells.
+    let currency = x
+        .currency
+        .as_ref()
+        .map(|c| currency(c, format!("{path} currency"), r));
     if let Some(tax_profile) = &x.tax_profile
         && names.check(TAX, tax_profile, format!("{path} tax-profile"), r)
     {
@@ -659,7 +671,10 @@ fn group(
         members: members?,
         primary_account_id: primary_account_id?,
         pricing_plan: x.pricing_plan.get_ref().clone(),
-        currency: currency?,
+        currency: match currency {
+            Some(c) => Some(c?),
+            None => None,
+        },
         tax_profile: x.tax_profile.as_ref().map(|t| t.get_ref().clone()),
         bill_to,
     })
@@ -912,8 +927,8 @@ fn custom_amount(
             None
         }
         (None, None) => {
-            let msg = "a custom line item needs `flat = \"500.00\"` (USD per period) or \
-                       `percent = 8` (of the group's pro forma total)";
+            let msg = "a custom line item needs `flat = \"500.00\"` (per period, in the group's \
+                       bill currency) or `percent = 8` (of the group's pro forma total)";
             r.at(raw, path, msg);
             None
         }
@@ -1054,11 +1069,15 @@ fn service_filter(
 // ---------------------------------------------------------------------------------------------
 // FX rates
 
-type RawFx = BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<Scalar>>>;
+type RawFxSection = BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<RawFx>>>;
 
-fn fx(raw: &RawFx, r: &mut Report) -> BTreeMap<Period, BTreeMap<String, Decimal>> {
+/// `[fx."P"] EUR = r` (1 USD = r EUR) and `[fx."P".CNY] EUR = r` (1 CNY = r EUR), as
+/// (period, from, to) -> rate. `[fx."P".USD]` is the same as `[fx."P"]`: TOML cannot hold both
+/// `[fx."P"] CNY = r` and a `[fx."P".CNY]` table, so a period with rates to and from CNY writes
+/// the former as `[fx."P".USD] CNY = r`.
+fn fx(raw: &RawFxSection, r: &mut Report) -> BTreeMap<FxKey, Decimal> {
     let mut fx = BTreeMap::new();
-    for (period_key, rates) in raw {
+    for (period_key, entries) in raw {
         let path = format!("[fx.{:?}]", period_key.get_ref());
         let period = match period_key.get_ref().parse::<Period>() {
             Ok(p) => Some(p),
@@ -1067,27 +1086,60 @@ fn fx(raw: &RawFx, r: &mut Report) -> BTreeMap<Period, BTreeMap<String, Decimal>
                 None
             }
         };
-        let mut valid = BTreeMap::new();
-        for (code, rate) in rates {
-            let field = format!("{path} {}", code.get_ref());
-            let code = currency(code, field.clone(), r);
-            let Some(value) = decimal(rate, field.clone(), r) else {
-                continue;
-            };
-            let msg = if value <= Decimal::ZERO {
-                format!("FX rates must be greater than 0 (got {value})")
-            } else if code.as_deref() == Some(USD) && value != Decimal::ONE {
-                format!("the USD rate is always 1 (got {value}); remove it")
-            } else {
-                if let Some(code) = code {
-                    valid.insert(code, value);
-                }
-                continue;
-            };
-            r.at(rate, field, msg);
-        }
-        if let Some(period) = period {
-            fx.insert(period, valid);
+        // Rates given twice (under [fx."P"] and [fx."P".USD]) point back at the first.
+        let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (key, entry) in entries {
+            // (to, where the rate is, the rate) under this key.
+            let (from, table_path, rates): (_, _, Vec<(&Spanned<String>, Span, &Scalar)>) =
+                match entry.get_ref() {
+                    RawFx::Rate(rate) => (
+                        Some(USD.to_string()),
+                        path.clone(),
+                        vec![(key, entry.span(), rate)],
+                    ),
+                    RawFx::From(table) => {
+                        let table_path =
+                            format!("[fx.{:?}.{}]", period_key.get_ref(), key.get_ref());
+                        let rates = table
+                            .iter()
+                            .map(|(to, rate)| (to, rate.span(), &rate.get_ref().0))
+                            .collect();
+                        (currency(key, table_path.clone(), r), table_path, rates)
+                    }
+                };
+            for (to_key, span, rate) in rates {
+                let field = format!("{table_path} {}", to_key.get_ref());
+                let to = currency(to_key, field.clone(), r);
+                let Some(value) = decimal_at(span.clone(), rate, field.clone(), r) else {
+                    continue;
+                };
+                let (Some(from), Some(to)) = (from.as_ref(), to) else {
+                    continue;
+                };
+                let msg = if value <= Decimal::ZERO {
+                    format!("FX rates must be greater than 0 (got {value})")
+                } else if *from == to && value != Decimal::ONE {
+                    format!("a rate from {from} to {to} is always 1 (got {value}); remove it")
+                } else if places(value) > MAX_MONEY_PLACES {
+                    format!("{value} has more than {MAX_MONEY_PLACES} decimal places")
+                } else if let Some(&first) = seen.get(&(from.clone(), to.clone())) {
+                    let (line, _) = line_col(r.text, first);
+                    let p = period_key.get_ref();
+                    format!(
+                        "the rate from {from} to {to} is already given on line {line}: rates \
+                         from USD go under [fx.{p:?}] or [fx.{p:?}.USD], not both"
+                    )
+                } else {
+                    seen.insert((from.clone(), to.clone()), span.start);
+                    if let Some(p) = period
+                        && *from != to
+                    {
+                        fx.insert((p, from.clone(), to), value);
+                    }
+                    continue;
+                };
+                r.add(Some(span.start), field, msg);
+            }
         }
     }
     fx
@@ -1428,7 +1480,7 @@ mod tests {
             let c = valid(&group(&format!(
                 "payer-account-id = \"555555555555\"\ncurrency = {ok:?}"
             )));
-            assert_eq!(c.group("globex").unwrap().currency, ok);
+            assert_eq!(c.group("globex").unwrap().currency.as_deref(), Some(ok));
         }
     }
 
@@ -1436,8 +1488,17 @@ mod tests {
     fn fx_rates_are_read_exactly() {
         let c = valid(&with("[fx.\"2025-11\"]\nUSD = 1\nJPY = 150.25\n"));
         assert_eq!(
-            c.fx_rate("2025-11".parse().unwrap(), "JPY"),
+            c.fx_rate("2025-11".parse().unwrap(), USD, "JPY"),
             Some(dec("150.25"))
+        );
+        let c = valid(&with("[fx.\"2025-11\".CNY]\nEUR = 0.128\nJPY = \"21.5\"\n"));
+        assert_eq!(
+            c.fx_rate("2025-11".parse().unwrap(), "CNY", "EUR"),
+            Some(dec("0.128"))
+        );
+        assert_eq!(
+            c.fx_rate("2025-11".parse().unwrap(), "CNY", "JPY"),
+            Some(dec("21.5"))
         );
     }
 

@@ -1,5 +1,5 @@
 //! What stops a period before anything is written: rows no plan can bill (an unknown line item
-//! type, a key column without a value, an amount not in USD) and line items delivered twice.
+//! type, a key column without a value) and line items delivered twice.
 //! Each refusal names the input file the rows are in, found by reading the files one by one:
 //! only the error path pays for that.
 
@@ -12,14 +12,12 @@ use super::Input;
 use crate::error::{Error, Result};
 use crate::period::Period;
 
-/// Why rows cannot be billed whatever the plan (columns `missing_column` and `other_currency`
-/// of `sql/accounting.sql`).
+/// Why rows cannot be billed whatever the plan (column `missing_column` of
+/// `sql/accounting.sql`). Currencies are checked before, by `price::currency`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Defect {
     /// A key column without a value.
     Missing { column: String },
-    /// An amount in a currency other than USD.
-    Currency { code: String },
 }
 
 /// Rows of a period that stop it.
@@ -42,9 +40,6 @@ pub async fn refuse(
         Unbillable::UnknownType(None) => col("line_item_line_item_type").is_null(),
         Unbillable::UnknownType(Some(kind)) => col("line_item_line_item_type").eq(lit(kind)),
         Unbillable::Defect(Defect::Missing { column }) => col(column.as_str()).is_null(),
-        Unbillable::Defect(Defect::Currency { code }) => {
-            col("line_item_currency_code").eq(lit(code))
-        }
     };
     let (file, rows) = match locate(ctx, input, period, matches, rows).await {
         Ok(found) => found,
@@ -59,11 +54,6 @@ pub async fn refuse(
         Unbillable::Defect(Defect::Missing { column }) => {
             Error::MissingValue { file, column, rows }
         }
-        Unbillable::Defect(Defect::Currency { code }) => Error::NotUsd {
-            file,
-            currency: code,
-            rows,
-        },
     }
 }
 

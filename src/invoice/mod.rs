@@ -1,9 +1,10 @@
 //! Invoices: one per billing group and period, built from the period's pro forma
-//! accounting and custom line items (already in memory, no extra scan), converted to the
-//! group's currency and rounded once per line.
+//! accounting and custom line items (already in memory, no extra scan), converted from the
+//! group's bill currency (what AWS bills its payers in: USD, CNY, INR) to its invoice currency
+//! and rounded once per line.
 //!
-//! Lines are per charge kind and service. Each line is `round(USD amount × FX rate)` to the
-//! currency's minor unit; the subtotal is the sum of the rounded lines, each tax is the rounded
+//! Lines are per charge kind and service. Each line is `round(bill currency amount × FX rate)`
+//! to the invoice currency's minor unit; the subtotal is the sum of the rounded lines, each tax is the rounded
 //! percentage of the subtotal, and the total is subtotal plus taxes, so the printed numbers
 //! always add up.
 
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::money;
 use crate::period::Period;
 use crate::price::AccountRow;
+use crate::price::currency::BillCurrencies;
 use crate::price::custom::{self, CustomCharge};
 pub use crate::price::line_items::ChargeKind;
 
@@ -40,7 +42,7 @@ impl ChargeKind {
     }
 }
 
-/// One charge before conversion: what it is and its pro forma USD amount.
+/// One charge before conversion: what it is and its pro forma amount in the bill currency.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Charge {
     pub kind: ChargeKind,
@@ -48,7 +50,7 @@ pub struct Charge {
     pub service: String,
     pub service_name: String,
     pub description: String,
-    pub usd_amount: Decimal,
+    pub amount: Decimal,
 }
 
 /// One invoice line, in the invoice currency.
@@ -59,10 +61,10 @@ pub struct InvoiceLine {
     pub service: String,
     pub service_name: String,
     pub kind: ChargeKind,
-    /// The pro forma amount in USD, exact.
+    /// The pro forma amount in the invoice's `bill_currency`, exact.
     #[serde(serialize_with = "normalized")]
-    pub usd_amount: Decimal,
-    /// `round(usd_amount × fx_rate)` to the currency's minor unit.
+    pub bill_amount: Decimal,
+    /// `round(bill_amount × fx_rate)` to the invoice currency's minor unit.
     pub amount: Decimal,
 }
 
@@ -106,8 +108,12 @@ pub struct Invoice {
     #[serde(serialize_with = "iso_date")]
     pub due_date: NaiveDate,
     pub payment_terms_days: u32,
+    /// The invoice currency: every amount but the lines' `bill_amount`.
     pub currency: String,
-    /// USD -> `currency` for the period (1 for USD).
+    /// What AWS bills the group's payers in (their `line_item_currency_code`): the currency
+    /// of pro forma and of the lines' `bill_amount`.
+    pub bill_currency: String,
+    /// 1 `bill_currency` = `fx_rate` `currency` for the period (1 when they are the same).
     pub fx_rate: Decimal,
     pub issuer: Option<Party>,
     pub bill_to: Party,
@@ -120,7 +126,8 @@ pub struct Invoice {
 impl Invoice {
     /// Decimal places of the invoice currency.
     pub fn minor_units(&self) -> u32 {
-        currency_units(&self.currency)
+        // Built only in a currency whose minor unit is known (`build`).
+        money::minor_units(&self.currency).unwrap_or(2)
     }
 }
 
@@ -137,28 +144,40 @@ pub fn reverse_charge_note(label: &str) -> String {
 pub fn build_all(
     config: &Config,
     period: Period,
+    currencies: &BillCurrencies,
     accounting: &[AccountRow],
     charges: &[CustomCharge],
 ) -> Result<Vec<Invoice>> {
     config
         .groups
         .iter()
-        .map(|g| build(config, period, g, accounting, charges))
+        .map(|g| {
+            build(
+                config,
+                period,
+                currencies.of(period, g),
+                g,
+                accounting,
+                charges,
+            )
+        })
         .collect()
 }
 
-/// The invoice of `group` for `period`.
+/// The invoice of `group` for `period`, billed in `bill_currency`.
 pub fn build(
     config: &Config,
     period: Period,
+    bill_currency: &str,
     group: &BillingGroup,
     accounting: &[AccountRow],
     charges: &[CustomCharge],
 ) -> Result<Invoice> {
-    let Some(fx_rate) = config.fx_rate(period, &group.currency) else {
+    let currency = group.invoice_currency(bill_currency);
+    let Some(fx_rate) = config.fx_rate(period, bill_currency, currency) else {
         // `run` checks FX coverage before writing anything; this is the same message.
         return Err(config
-            .check_fx(&[period])
+            .check_fx(&[period], |_, _| bill_currency.to_string())
             .expect_err("a missing FX rate is a configuration problem")
             .into());
     };
@@ -169,7 +188,7 @@ pub fn build(
     let amounts = price(
         &group_charges(group, accounting, charges)?,
         fx_rate,
-        currency_units(&group.currency),
+        currency_units(currency)?,
         tax,
     )?;
     let issue_date = period.end_exclusive();
@@ -191,7 +210,8 @@ pub fn build(
             .checked_add_days(Days::new(terms.into()))
             .expect("payment terms are at most a year"),
         payment_terms_days: terms,
-        currency: group.currency.clone(),
+        currency: currency.to_string(),
+        bill_currency: bill_currency.to_string(),
         fx_rate,
         issuer: config.invoice.issuer.clone().or_else(|| {
             config.transfer.as_ref().and_then(|t| {
@@ -214,7 +234,7 @@ pub fn build(
     })
 }
 
-/// The group's charges in USD: pro forma accounting rows (re-rated or passed) per kind and
+/// The group's charges in its bill currency: pro forma accounting rows (re-rated or passed) per kind and
 /// service, then one charge per custom line item. Amounts of exactly zero are left out.
 pub fn group_charges(
     group: &BillingGroup,
@@ -242,8 +262,8 @@ pub fn group_charges(
     }
     let mut out: Vec<Charge> = per_service
         .into_iter()
-        .filter(|(_, usd)| !usd.is_zero())
-        .map(|((kind, service), usd_amount)| {
+        .filter(|(_, amount)| !amount.is_zero())
+        .map(|((kind, service), amount)| {
             let name = service_name(&service, product_names.get(service.as_str()).copied());
             let description = match kind {
                 ChargeKind::Usage => name.to_string(),
@@ -255,7 +275,7 @@ pub fn group_charges(
                 service_name: name,
                 service,
                 description,
-                usd_amount,
+                amount,
             }
         })
         .collect();
@@ -273,7 +293,7 @@ pub fn group_charges(
             service: custom::PRODUCT_CODE.to_string(),
             service_name: services::name(custom::PRODUCT_CODE).to_string(),
             description: c.description.clone(),
-            usd_amount: c.amount,
+            amount: c.amount,
         });
     out.splice(custom_at..custom_at, custom_lines);
     Ok(out)
@@ -292,9 +312,9 @@ pub fn price(
     let mut subtotal = money::round_to_minor(Decimal::ZERO, units);
     for c in charges {
         let converted = c
-            .usd_amount
+            .amount
             .checked_mul(fx_rate)
-            .ok_or_else(|| overflow(c.usd_amount))?;
+            .ok_or_else(|| overflow(c.amount))?;
         let amount = money::round_to_minor(converted, units);
         subtotal = subtotal
             .checked_add(amount)
@@ -304,7 +324,7 @@ pub fn price(
             service: c.service.clone(),
             service_name: c.service_name.clone(),
             kind: c.kind,
-            usd_amount: c.usd_amount,
+            bill_amount: c.amount,
             amount,
         });
     }
@@ -344,9 +364,12 @@ pub fn price(
     })
 }
 
-/// Decimal places of a validated currency (config validation rejects the others).
-fn currency_units(currency: &str) -> u32 {
-    money::minor_units(currency).expect("the configuration only accepts supported currencies")
+/// Decimal places of an invoice currency: validated in the config, or a bill currency checked
+/// by `price::currency`.
+fn currency_units(currency: &str) -> Result<u32> {
+    money::minor_units(currency).ok_or_else(|| Error::Internal {
+        what: format!("invoicing in {currency:?}, whose minor unit is unknown"),
+    })
 }
 
 /// Our readable name of an AWS code, else the product name in the data (Marketplace), else
@@ -387,7 +410,7 @@ mod tests {
             service: service.into(),
             service_name: service.into(),
             description: service.into(),
-            usd_amount: d(usd),
+            amount: d(usd),
         }
     }
 
@@ -517,7 +540,7 @@ mod tests {
             let ctx = || format!("case {case}: {currency} at {fx_rate}, {charges:?}, {tax:?}");
             assert_eq!(a.lines.len(), charges.len(), "{}", ctx());
             for (line, c) in a.lines.iter().zip(&charges) {
-                let exact = c.usd_amount * fx_rate;
+                let exact = c.amount * fx_rate;
                 assert_eq!(line.amount.scale(), units, "{}", ctx());
                 // Rounded once, half away from zero: within half a minor unit of the exact
                 // amount, and on the far side of a tie.
@@ -555,6 +578,7 @@ mod tests {
             treatment: treat.parse().unwrap(),
             unassigned_account: None,
             defect: None,
+            currency: "USD".into(),
             rows: 1,
             billable_cost: d("999.99"),
             proforma_cost: d(proforma),
@@ -597,6 +621,7 @@ mod tests {
             line_item_type: "Fee",
             description: "Managed services".into(),
             amount: d("500"),
+            currency: "USD".into(),
         }];
         let charges = group_charges(group, &accounting, &custom).unwrap();
         let got: Vec<(&str, &str, String)> = charges
@@ -605,7 +630,7 @@ mod tests {
                 (
                     c.kind.as_str(),
                     c.description.as_str(),
-                    c.usd_amount.to_string(),
+                    c.amount.to_string(),
                 )
             })
             .collect();
@@ -634,6 +659,7 @@ mod tests {
         let invoice = build(
             &config,
             "2025-11".parse().unwrap(),
+            "USD",
             group,
             &accounting,
             &custom,
@@ -651,13 +677,13 @@ mod tests {
         use super::super::*;
         use proptest::prelude::*;
 
-        fn charge(usd_amount: Decimal) -> Charge {
+        fn charge(amount: Decimal) -> Charge {
             Charge {
                 kind: ChargeKind::Usage,
                 service: "AmazonEC2".into(),
                 service_name: "Amazon EC2".into(),
                 description: "usage".into(),
-                usd_amount,
+                amount,
             }
         }
 

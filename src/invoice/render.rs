@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::{ChargeKind, Invoice, services};
-use crate::config::{Party, USD};
+use crate::config::Party;
 use crate::money;
 
 const TEMPLATE_NAME: &str = "invoice.html";
@@ -49,6 +49,7 @@ struct View<'a> {
     due_date: String,
     payment_terms_days: u32,
     currency: &'a str,
+    bill_currency: &'a str,
     converted: bool,
     fx_rate: String,
     issuer: Option<&'a Party>,
@@ -69,7 +70,7 @@ struct Section<'a> {
 struct LineView<'a> {
     description: &'a str,
     service: Option<&'a str>,
-    usd_amount: String,
+    bill_amount: String,
     amount: String,
 }
 
@@ -84,6 +85,7 @@ struct TaxView<'a> {
 impl<'a> View<'a> {
     fn of(inv: &'a Invoice) -> Self {
         let units = inv.minor_units();
+        let bill_units = money::minor_units(&inv.bill_currency).unwrap_or(2);
         let amount = |d: Decimal| money::display(d, units);
         let date = |d: chrono::NaiveDate| d.format("%-d %B %Y").to_string();
         let mut sections: Vec<Section<'a>> = Vec::new();
@@ -113,8 +115,11 @@ impl<'a> View<'a> {
                     },
                     service,
                     // Shown for reference only: the invoice amount is converted from the exact
-                    // USD amount, never from this display.
-                    usd_amount: money::display(money::round_to_minor(line.usd_amount, 2), 2),
+                    // bill currency amount, never from this display.
+                    bill_amount: money::display(
+                        money::round_to_minor(line.bill_amount, bill_units),
+                        bill_units,
+                    ),
                     amount: amount(line.amount),
                 });
         }
@@ -128,7 +133,8 @@ impl<'a> View<'a> {
             due_date: date(inv.due_date),
             payment_terms_days: inv.payment_terms_days,
             currency: &inv.currency,
-            converted: inv.currency != USD,
+            bill_currency: &inv.bill_currency,
+            converted: inv.currency != inv.bill_currency,
             fx_rate: inv.fx_rate.to_string(),
             issuer: inv.issuer.as_ref(),
             bill_to: &inv.bill_to,
@@ -164,14 +170,14 @@ mod tests {
                 service: "AmazonEC2".into(),
                 service_name: "Amazon Elastic Compute Cloud (EC2)".into(),
                 description: "Amazon Elastic Compute Cloud (EC2)".into(),
-                usd_amount: Decimal::from(950),
+                amount: Decimal::from(950),
             },
             Charge {
                 kind: ChargeKind::CustomLineItems,
                 service: "CustomLineItem".into(),
                 service_name: "Services".into(),
                 description: description.into(),
-                usd_amount: Decimal::from(-100),
+                amount: Decimal::from(-100),
             },
         ];
         let units = money::minor_units(currency).unwrap();
@@ -195,6 +201,7 @@ mod tests {
             due_date: period.end_exclusive() + chrono::Days::new(30),
             payment_terms_days: 30,
             currency: currency.into(),
+            bill_currency: "USD".into(),
             fx_rate,
             issuer: Some(Party {
                 name: "Example Reseller Ltd".into(),
@@ -265,6 +272,32 @@ mod tests {
         for external in ["http://", "https://", "src=", "<link", "@import", "url("] {
             assert!(!page.contains(external), "{external} in the page");
         }
+    }
+
+    #[test]
+    fn html_names_the_bill_currency_it_converts_from() {
+        let mut inv = invoice("EUR", "0.128", "Managed services");
+        let page = html(&inv).unwrap();
+        assert!(page.contains("1 USD = 0.128 EUR"), "{page}");
+        assert!(page.contains("Amount (USD)"));
+        inv.bill_currency = "CNY".into();
+        let page = html(&inv).unwrap();
+        assert!(
+            page.contains("priced in CNY and converted at 1 CNY = 0.128 EUR"),
+            "{page}"
+        );
+        assert!(page.contains("Amount (CNY)"));
+        assert!(!page.contains("USD"), "{page}");
+        // Invoiced in the bill currency: nothing converted, nothing to explain.
+        let mut same = invoice("CNY", "1", "Managed services");
+        same.bill_currency = "CNY".into();
+        let page = html(&same).unwrap();
+        assert!(!page.contains("converted at"), "{page}");
+        // One amount column, the invoice currency's.
+        assert_eq!(page.matches("Amount (CNY)").count(), 1, "{page}");
+        let json: serde_json::Value = serde_json::from_slice(&json(&same)).unwrap();
+        assert_eq!(json["bill_currency"], "CNY");
+        assert_eq!(json["lines"][0]["bill_amount"], "950");
     }
 
     #[test]

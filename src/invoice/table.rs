@@ -25,9 +25,11 @@ pub fn schema() -> SchemaRef {
         Field::new("service_name", DataType::Utf8, true),
         Field::new("description", DataType::Utf8, false),
         Field::new("currency", DataType::Utf8, false),
+        // What AWS bills the group in; 1 bill_currency = fx_rate currency.
+        Field::new("bill_currency", DataType::Utf8, false),
         Field::new("fx_rate", money_type(), false),
-        // Charge lines: the pro forma USD amount; tax lines: null.
-        Field::new("usd_amount", money_type(), true),
+        // Charge lines: the exact pro forma amount in bill_currency; tax lines: null.
+        Field::new("bill_amount", money_type(), true),
         // Tax lines: the percentage; charge lines: null.
         Field::new("tax_percent", money_type(), true),
         Field::new("amount", money_type(), false),
@@ -42,7 +44,7 @@ struct Row<'a> {
     service: Option<&'a str>,
     service_name: Option<&'a str>,
     description: &'a str,
-    usd_amount: Option<Decimal>,
+    bill_amount: Option<Decimal>,
     tax_percent: Option<Decimal>,
     amount: Decimal,
 }
@@ -61,7 +63,7 @@ pub fn batch(invoices: &[Invoice]) -> Result<RecordBatch> {
                 service: Some(&l.service),
                 service_name: Some(&l.service_name),
                 description: &l.description,
-                usd_amount: Some(l.usd_amount),
+                bill_amount: Some(l.bill_amount),
                 tax_percent: None,
                 amount: l.amount,
             });
@@ -75,7 +77,7 @@ pub fn batch(invoices: &[Invoice]) -> Result<RecordBatch> {
                 service: None,
                 service_name: None,
                 description: &t.label,
-                usd_amount: None,
+                bill_amount: None,
                 tax_percent: Some(t.percent),
                 amount: t.amount,
             });
@@ -97,8 +99,9 @@ pub fn batch(invoices: &[Invoice]) -> Result<RecordBatch> {
         text(&|r| r.service_name.map(str::to_string)),
         text(&|r| Some(r.description.to_string())),
         text(&|r| Some(r.invoice.currency.clone())),
+        text(&|r| Some(r.invoice.bill_currency.clone())),
         money(&|r| Some(r.invoice.fx_rate))?,
-        money(&|r| r.usd_amount)?,
+        money(&|r| r.bill_amount)?,
         money(&|r| r.tax_percent)?,
         money(&|r| Some(r.amount))?,
     ];

@@ -12,8 +12,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::AccountRow;
+use super::currency::BillCurrencies;
 use super::line_items::{self, ChargeClass};
-use crate::config::{Config, CustomAmount, CustomKind, CustomLineItem, Members};
+use crate::config::{Config, CustomAmount, CustomKind, CustomLineItem, Members, USD};
 use crate::error::{Error, Result};
 use crate::money::{self, Overflow};
 use crate::period::Period;
@@ -21,7 +22,8 @@ use crate::period::Period;
 /// Product code of custom line item rows in pro forma.
 pub const PRODUCT_CODE: &str = "CustomLineItem";
 
-/// One custom line item's amount for one period, in USD (negative for credits).
+/// One custom line item's amount for one period (negative for credits), in the group's bill
+/// currency: a flat amount as written, a percentage of the group's own amounts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomCharge {
     pub name: String,
@@ -30,6 +32,8 @@ pub struct CustomCharge {
     pub line_item_type: &'static str,
     pub description: String,
     pub amount: Decimal,
+    /// The group's bill currency.
+    pub currency: String,
 }
 
 /// The charges of every item active in `period`, in config order.
@@ -37,6 +41,7 @@ pub fn charges(
     config: &Config,
     period: Period,
     accounting: &[AccountRow],
+    currencies: &BillCurrencies,
 ) -> Result<Vec<CustomCharge>> {
     let active: Vec<&CustomLineItem> = config
         .custom_line_items
@@ -95,6 +100,9 @@ pub fn charges(
                     item.kind.sign() * money::round_storage(raw)
                 }
             };
+            let currency = config
+                .group(&item.billing_group)
+                .map_or(USD, |g| currencies.of(period, g));
             Ok(CustomCharge {
                 name: item.name.clone(),
                 billing_group: item.billing_group.clone(),
@@ -102,6 +110,7 @@ pub fn charges(
                 line_item_type: line_item_type(item.kind),
                 description: item.description.clone(),
                 amount,
+                currency: currency.to_string(),
             })
         })
         .collect()
@@ -174,7 +183,7 @@ pub fn rows(
                 "line_item_product_code" => text(&|_| Some(PRODUCT_CODE.to_string())),
                 "line_item_line_item_description" => text(&|c| Some(c.description.clone())),
                 "line_item_currency_code" | "pricing_currency" => {
-                    text(&|_| Some("USD".to_string()))
+                    text(&|c| Some(c.currency.clone()))
                 }
                 "line_item_usage_type" | "line_item_operation" => text(&|c| Some(c.name.clone())),
                 "line_item_usage_amount" => Arc::new(Float64Array::from(vec![1.0; n])),

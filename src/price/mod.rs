@@ -1,6 +1,7 @@
 //! Re-rating: config tables, the pro forma SQL (`sql/rate.sql`), the period's accounting, and
 //! custom line items.
 
+pub mod currency;
 pub mod custom;
 pub mod line_items;
 pub mod tables;
@@ -81,6 +82,8 @@ pub struct AccountRow {
     pub treatment: Treatment,
     pub unassigned_account: Option<String>,
     pub defect: Option<Defect>,
+    /// The rows' `line_item_currency_code`: the currency of both amounts.
+    pub currency: String,
     pub rows: u64,
     pub billable_cost: Decimal,
     pub proforma_cost: Decimal,
@@ -172,11 +175,7 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
     let counts = column("row_count").as_primitive::<Int64Type>();
     (0..b.num_rows())
         .map(|r| {
-            let defect = match (text("missing_column", r), text("other_currency", r)) {
-                (Some(column), _) => Some(Defect::Missing { column }),
-                (None, Some(code)) => Some(Defect::Currency { code }),
-                (None, None) => None,
-            };
+            let defect = text("missing_column", r).map(|column| Defect::Missing { column });
             Ok(AccountRow {
                 billing_group: text("billing_group", r).unwrap_or_default(),
                 line_item_type: text("line_item_type", r).unwrap_or_default(),
@@ -189,6 +188,7 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
                 })?,
                 unassigned_account: text("unassigned_account", r),
                 defect,
+                currency: text("currency", r).unwrap_or_default(),
                 rows: counts.value(r) as u64,
                 billable_cost: money("billable_cost", r)?,
                 proforma_cost: money("proforma_cost", r)?,

@@ -2,7 +2,7 @@
 //! read, how it was configured, where every row went, the control totals and what each stage
 //! wrote, for audit. Built from the stages' own results.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use object_store::ObjectStoreExt;
@@ -70,8 +70,12 @@ pub struct PeriodSummary {
     /// Rows of the input in the period, counted from the files (not from any output).
     pub input_rows: u64,
     /// Σ line_item_unblended_cost of the input's rows in the period, aggregated from the files
-    /// (not from any output); billable reconciles to it.
+    /// (not from any output; billable reconciles to it), as written: in the bill currency when
+    /// the period's payers are all billed in one (`input_cost_by_currency` has them apart). The
+    /// control totals add up the same way.
     pub input_cost: Decimal,
+    /// Σ line_item_unblended_cost per bill currency (`line_item_currency_code`).
+    pub input_cost_by_currency: BTreeMap<String, Decimal>,
     pub groups: Vec<GroupSummary>,
     pub unassigned: Unassigned,
     pub custom_line_items: Vec<CustomCharge>,
@@ -86,6 +90,9 @@ pub struct PeriodSummary {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GroupSummary {
     pub billing_group: String,
+    /// What AWS bills the group in: the currency of its amounts here. For `_unassigned` rows of
+    /// payers billed in different currencies, none (their amounts add up as written).
+    pub bill_currency: Option<String>,
     pub rows: u64,
     pub billable_cost: Decimal,
     pub proforma_cost: Decimal,
@@ -160,8 +167,15 @@ impl PeriodSummary {
         written: Written,
     ) -> PeriodSummary {
         let mut groups: BTreeMap<&str, GroupSummary> = BTreeMap::new();
+        let mut currencies: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut by_currency: BTreeMap<String, Decimal> = BTreeMap::new();
         let mut control = ControlTotals::default();
         for r in accounting {
+            currencies
+                .entry(&r.billing_group)
+                .or_default()
+                .insert(&r.currency);
+            *by_currency.entry(r.currency.clone()).or_default() += r.billable_cost;
             let g = groups
                 .entry(&r.billing_group)
                 .or_insert_with(|| GroupSummary {
@@ -192,6 +206,14 @@ impl PeriodSummary {
                 g.proforma_cost += c.amount;
             }
         }
+        for (group, currencies) in currencies {
+            if let (Some(g), [one]) = (
+                groups.get_mut(group),
+                currencies.into_iter().collect::<Vec<_>>().as_slice(),
+            ) {
+                g.bill_currency = Some(one.to_string());
+            }
+        }
         control.proforma_total =
             control.rerated_total + control.passed_total + control.custom_total;
         control.billable_rows_written = written.billable.rows;
@@ -200,6 +222,7 @@ impl PeriodSummary {
             period,
             input_rows: input.rows,
             input_cost: input.cost,
+            input_cost_by_currency: by_currency,
             groups: groups.into_values().collect(),
             unassigned,
             custom_line_items,

@@ -167,6 +167,55 @@ async fn validate_reports_periods_and_writes_nothing() {
     assert_eq!(support::paths_under(tmp.path()), before);
 }
 
+/// `validate` checks bill currencies and the FX rates they need as `run` does: a CNY group
+/// invoiced in EUR validates with its [fx."P".CNY] rate, and without it names the key to add;
+/// a group over a USD and a CNY payer is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_checks_bill_currencies_and_their_fx_rates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenarios = support::repo().join("tests/scenarios");
+    let input = |name: &str| {
+        let cur = tmp.path().join(name);
+        let csv = scenarios.join(name).join("input.csv");
+        async move {
+            support::csv_to_cur_parquet(&csv, &cur.join("data/part.parquet")).await;
+            cur
+        }
+    };
+    let cny = input("bill-currency-cny-invoiced-in-eur").await;
+    let config = scenarios.join("bill-currency-cny-invoiced-in-eur/billing.toml");
+    let ok = on_input("validate", &config, cny.to_str().unwrap(), &["--json"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    let without = tmp.path().join("without-cny-rate.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &without,
+        text.replace("[fx.\"2025-11\".CNY]", "[fx.\"2025-10\".CNY]"),
+    )
+    .unwrap();
+    let missing = on_input("validate", &without, cny.to_str().unwrap(), &[]);
+    assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("no FX rate from CNY to EUR for billing period 2025-11"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(stderr(&missing).contains("under [fx.\"2025-11\".CNY]"));
+
+    let name = "bill-currency-group-spanning-two-currencies-fails";
+    let both = input(name).await;
+    let config = scenarios.join(name).join("billing.toml");
+    let refused = on_input("validate", &config, both.to_str().unwrap(), &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused)
+            .contains("billing group \"acme\" spans payers billed in different currencies"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
 #[test]
 fn a_period_missing_from_the_input_is_a_user_error() {
     let rt = tokio::runtime::Runtime::new().unwrap();

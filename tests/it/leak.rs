@@ -163,7 +163,7 @@ async fn money_columns_never_become_floats() {
 }
 
 /// Ways a billable-only amount could be printed: exact, to the cent (with and without
-/// thousands separators) in USD and converted to the invoice currency.
+/// thousands separators) in the bill currency and converted to the invoice currency.
 fn printed_forms(amount: Decimal, fx_rate: Decimal, units: u32) -> Vec<String> {
     let mut out = vec![amount.normalize().to_string()];
     for (value, dp) in [(amount, 2), (amount * fx_rate, units)] {
@@ -212,14 +212,12 @@ async fn invoices_and_exports_hold_no_billable_only_value() {
     let mut checked = 0;
     for group in &config.groups {
         let g = group.name.as_str();
-        let fx = config.fx_rate(period.period, &group.currency).unwrap();
-        let units = money::minor_units(&group.currency).unwrap();
-        let proforma = period
-            .groups
-            .iter()
-            .find(|s| s.billing_group == g)
-            .unwrap()
-            .proforma_cost;
+        let summary = period.groups.iter().find(|s| s.billing_group == g).unwrap();
+        let bill = summary.bill_currency.as_deref().unwrap();
+        let currency = group.invoice_currency(bill);
+        let fx = config.fx_rate(period.period, bill, currency).unwrap();
+        let units = money::minor_units(currency).unwrap();
+        let proforma = summary.proforma_cost;
         let row = billable.iter().find(|r| r[0] == g).unwrap();
         let margin = margins.iter().find(|r| r[0] == g).unwrap();
         let mut secrets: Vec<String> = invoice_ids.clone();

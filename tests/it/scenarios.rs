@@ -1,7 +1,8 @@
 //! Scenario tests as data: each `tests/scenarios/<name>/` holds a `billing.toml`, an
 //! `input.csv` of CUR rows and an `expected.toml` of SQL checks over the outputs (`billable`,
 //! `proforma`, `margin`, `invoice_lines`), JSON-pointer checks over the run summary, and checks
-//! over written files (a JSON pointer into an invoice, or text an HTML invoice contains). A new
+//! over written files (a JSON pointer into an invoice, or text an HTML invoice contains or
+//! lacks). A new
 //! billing case needs no new Rust. Every scenario also proves its accounting identities and
 //! passes the leak audit (`leak::audit`).
 
@@ -48,7 +49,8 @@ struct SummaryCheck {
     equals: String,
 }
 
-/// A file under the output: `pointer` into it as JSON equals `equals`, or it `contains` a text.
+/// A file under the output: `pointer` into it as JSON equals `equals`, or it `contains` a text,
+/// or it `lacks` one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileCheck {
@@ -56,6 +58,7 @@ struct FileCheck {
     pointer: Option<String>,
     equals: Option<String>,
     contains: Option<String>,
+    lacks: Option<String>,
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -265,6 +268,11 @@ fn file_check(output: &Path, f: &FileCheck) -> Result<(), String> {
         && !text.contains(needle.as_str())
     {
         return Err(format!("does not contain {needle:?}"));
+    }
+    if let Some(needle) = &f.lacks
+        && text.contains(needle.as_str())
+    {
+        return Err(format!("contains {needle:?}"));
     }
     if let Some(pointer) = &f.pointer {
         let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
