@@ -20,10 +20,10 @@ fuzz_target!(|data: &[u8]| {
         );
         assert!(
             !group.name.is_empty()
-                && group
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'),
+                && group.name.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b == b'-'
+                    || b == b'_'),
             "unsafe group name {:?} passed validation",
             group.name
         );

@@ -91,7 +91,9 @@ fuzz_target!(|data: &[u8]| {
     let ctx = SessionContext::new();
     let planned = ctx.read_batch(batch).and_then(|df| df.select(exprs));
     let df = planned.expect("a schema that passed the checks plans");
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let batches = runtime
         .block_on(df.collect())
         .expect("a row of nulls normalizes");
