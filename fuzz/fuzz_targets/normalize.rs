@@ -1,6 +1,7 @@
 //! Any Parquet schema a file could have (CUR 2.0 and legacy column names, and others, of any
 //! type): the normalizer either refuses it with an error naming the file, or plans a read that
-//! runs on a row of nulls and yields exactly the CUR 2.0 schema. It never panics.
+//! runs on a row of nulls and yields exactly the CUR 2.0 schema, then the file's other columns.
+//! It never panics.
 
 #![no_main]
 
@@ -87,7 +88,8 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|f| new_null_array(f.data_type(), 1))
         .collect();
-    let batch = RecordBatch::try_new(schema, columns).expect("null arrays fit their schema");
+    let batch =
+        RecordBatch::try_new(schema.clone(), columns).expect("null arrays fit their schema");
     let ctx = SessionContext::new();
     let planned = ctx.read_batch(batch).and_then(|df| df.select(exprs));
     let df = planned.expect("a schema that passed the checks plans");
@@ -97,11 +99,22 @@ fuzz_target!(|data: &[u8]| {
     let batches = runtime
         .block_on(df.collect())
         .expect("a row of nulls normalizes");
+    // The catalog first, in its types; then the file's own other columns, by name.
     let expected = cur_schema();
     for b in &batches {
-        for (got, want) in b.schema().fields().iter().zip(expected.fields()) {
+        let fields = b.schema().fields().clone();
+        let (catalog, extras) = fields.split_at(CUR2_COLUMNS.len());
+        for (got, want) in catalog.iter().zip(expected.fields()) {
             assert_eq!(got.name(), want.name());
             assert_eq!(got.data_type(), want.data_type(), "{}", got.name());
+        }
+        for extra in extras {
+            assert!(
+                schema.field_with_name(extra.name()).is_ok()
+                    && CUR2_COLUMNS.iter().all(|(n, _)| n != extra.name()),
+                "{} is a column of the file beyond the catalog",
+                extra.name()
+            );
         }
     }
 });
