@@ -20,9 +20,9 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::cast;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::ingest::columns::{self, CUR2_COLUMNS, Kind, map_type};
 use crate::period::Period;
 use crate::storage::Location;
+use crate::write::Overwrites;
 use crate::write::delta::{self, TableCommit};
 
 /// Rows per export file; AWS splits large exports into numbered files the same way.
@@ -175,7 +176,7 @@ pub async fn write_period(
     let mut staged = Staged {
         output: output.clone(),
         groups: Vec::with_capacity(groups.len()),
-        earlier: Vec::new(),
+        manifests: Overwrites::new(output.child(&["exports"])),
     };
     let exprs = export_exprs(&extras)?;
     for group in groups {
@@ -219,55 +220,31 @@ struct StagedGroup {
 pub struct Staged {
     output: Location,
     groups: Vec<StagedGroup>,
-    /// The manifests `publish` replaced, with their earlier bytes (`None`: there was none).
-    earlier: Vec<(Path, Option<PutPayload>)>,
+    /// The manifests `publish` wrote over.
+    manifests: Overwrites,
 }
 
 impl Staged {
     /// Writes every group's manifest, keeping the earlier ones; a failed write puts them back.
     pub async fn publish(&mut self) -> Result<()> {
-        let store = self.output.store.clone();
-        for i in 0..self.groups.len() {
-            let path = self.groups[i].manifest_path.clone();
-            let earlier = match store.get(&path).await {
-                Ok(got) => got.bytes().await.map(|b| Some(b.into())),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            };
-            let earlier = match earlier {
-                Ok(earlier) => earlier,
-                Err(e) => return Err(self.failed(e).await),
-            };
-            self.earlier.push((path.clone(), earlier));
-            let body = self.groups[i].manifest.clone();
-            if let Err(e) = store.put(&path, body.into()).await {
-                return Err(self.failed(e).await);
+        for g in &self.groups {
+            let body = g.manifest.clone().into();
+            if let Err(e) = self.manifests.put(&g.manifest_path, body).await {
+                self.discard().await;
+                return Err(e);
             }
         }
         Ok(())
     }
 
-    async fn failed(&self, e: object_store::Error) -> Error {
-        let error = self.output.storage_error(e);
-        self.discard().await;
-        error
-    }
-
     /// Puts back the manifests `publish` replaced and deletes the new files: every export as it
     /// was. Best effort (it runs on the way out of a failure): what it cannot undo is logged.
     pub async fn discard(&self) {
-        let store = &self.output.store;
-        for (path, earlier) in self.earlier.iter().rev() {
-            let put_back = match earlier {
-                Some(bytes) => store.put(path, bytes.clone()).await.map(|_| ()),
-                None => store.delete(path).await,
-            };
-            if let Err(e) = put_back {
-                tracing::error!(manifest = %path, error = %e, "could not put the earlier export manifest back");
-            }
+        if let Err(e) = self.manifests.undo().await {
+            tracing::error!(error = %e, "could not put the earlier export manifests back");
         }
         for path in self.groups.iter().flat_map(|g| &g.files) {
-            if let Err(e) = store.delete(path).await {
+            if let Err(e) = self.output.store.delete(path).await {
                 tracing::error!(file = %path, error = %e, "could not delete a new export file");
             }
         }

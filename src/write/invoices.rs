@@ -6,8 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::invoice::{Invoice, render};
 use crate::period::Period;
 use crate::storage::Location;
-use crate::write::exports;
+use crate::write::{Overwrites, exports};
 
 /// Where one invoice went, for the run summary.
 #[derive(Debug, Clone, Serialize)]
@@ -34,7 +34,7 @@ pub struct InvoiceRef {
 /// puts the folder back as it was.
 pub struct Published {
     dir: Location,
-    earlier: Vec<(Path, Option<PutPayload>)>,
+    documents: Overwrites,
     stale: Vec<Path>,
 }
 
@@ -83,18 +83,12 @@ pub async fn write_period(
         .collect();
     let mut published = Published {
         dir: dir.clone(),
-        earlier: Vec::with_capacity(documents.len()),
+        documents: Overwrites::new(dir),
         stale,
     };
     for (path, body) in documents {
-        let earlier = match output.store.get(&path).await {
-            Ok(got) => Some(got.bytes().await.map_err(|e| dir.storage_error(e))?.into()),
-            Err(object_store::Error::NotFound { .. }) => None,
-            Err(e) => return Err(published.undone(dir.storage_error(e)).await),
-        };
-        published.earlier.push((path.clone(), earlier));
-        if let Err(e) = output.store.put(&path, body.into()).await {
-            return Err(published.undone(dir.storage_error(e)).await);
+        if let Err(e) = published.documents.put(&path, body.into()).await {
+            return Err(published.undone(e).await);
         }
     }
     Ok((refs, published))
@@ -103,18 +97,7 @@ pub async fn write_period(
 impl Published {
     /// Puts back every document as it was before this period's write.
     pub async fn undo(&self) -> Result<()> {
-        let store = &self.dir.store;
-        for (path, earlier) in self.earlier.iter().rev() {
-            let put_back = match earlier {
-                Some(bytes) => store.put(path, bytes.clone()).await.map(|_| ()),
-                None => match store.delete(path).await {
-                    Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    other => other,
-                },
-            };
-            put_back.map_err(|e| self.dir.storage_error(e))?;
-        }
-        Ok(())
+        self.documents.undo().await
     }
 
     /// `error`, after undoing what was written; an undo that fails too is logged, the first

@@ -4,3 +4,57 @@ pub mod delta;
 pub mod exports;
 pub mod invoices;
 pub mod manifest;
+
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+
+use crate::error::Result;
+use crate::storage::Location;
+
+/// Objects a period writes over, with what each held before, so that a period failing later can
+/// put them back (invoice documents, export manifests: small, so their earlier bytes are kept in
+/// memory).
+pub struct Overwrites {
+    location: Location,
+    /// Each path written, with its earlier bytes (`None`: there was no object).
+    earlier: Vec<(Path, Option<PutPayload>)>,
+}
+
+impl Overwrites {
+    /// Writes under `location`'s store; `location` names the folder in errors.
+    pub fn new(location: Location) -> Overwrites {
+        Overwrites {
+            location,
+            earlier: Vec::new(),
+        }
+    }
+
+    /// Writes `body` at `path`, after keeping what was there.
+    pub async fn put(&mut self, path: &Path, body: PutPayload) -> Result<()> {
+        let (store, fail) = (&self.location.store, |e| self.location.storage_error(e));
+        let earlier = match store.get(path).await {
+            Ok(got) => Some(got.bytes().await.map_err(fail)?.into()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(fail(e)),
+        };
+        self.earlier.push((path.clone(), earlier));
+        store.put(path, body).await.map_err(fail)?;
+        Ok(())
+    }
+
+    /// Puts every object written back as it was, the last written first.
+    pub async fn undo(&self) -> Result<()> {
+        let store = &self.location.store;
+        for (path, earlier) in self.earlier.iter().rev() {
+            let put_back = match earlier {
+                Some(bytes) => store.put(path, bytes.clone()).await.map(|_| ()),
+                None => match store.delete(path).await {
+                    Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    other => other,
+                },
+            };
+            put_back.map_err(|e| self.location.storage_error(e))?;
+        }
+        Ok(())
+    }
+}
