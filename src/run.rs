@@ -33,9 +33,9 @@ use crate::price::currency::BillCurrencies;
 use crate::price::{self, custom};
 use crate::progress::Progress;
 use crate::storage::Location;
-use crate::write::delta::{Restored, TableCommit};
+use crate::write::delta::TableCommit;
 use crate::write::manifest::{
-    self, ConfigRef, InputRef, PeriodSummary, RunManifest, Unassigned, Written,
+    self, ConfigRef, InputRef, PeriodSummary, RunManifest, Unassigned, Undone, Written,
 };
 use crate::write::{delta, exports, invoices};
 use crate::{invoice, margin};
@@ -150,8 +150,7 @@ fn new_manifest(
         },
         output: output.to_string(),
         periods: Vec::new(),
-        restored: Vec::new(),
-        not_restored: Vec::new(),
+        undone: Undone::default(),
     }
 }
 
@@ -193,26 +192,15 @@ async fn run_periods(
         strict: opts.strict,
         progress: &progress,
         run_id: &run_id,
-        restored: Default::default(),
-        unrestored: Default::default(),
     };
-    let mut result = Ok(());
     for period in periods {
-        match run
-            .period(period, found[&period])
+        let summary = run
+            .period(period, found[&period], &mut manifest.undone)
             .instrument(info_span!("period", %period))
-            .await
-        {
-            Ok(summary) => manifest.periods.push(summary),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
+            .await?;
+        manifest.periods.push(summary);
     }
-    manifest.restored = run.restored.into_inner().expect("not poisoned");
-    manifest.not_restored = run.unrestored.into_inner().expect("not poisoned");
-    result
+    Ok(())
 }
 
 /// What every period of a run shares.
@@ -224,9 +212,6 @@ struct PeriodRun<'a> {
     strict: bool,
     progress: &'a Progress,
     run_id: &'a str,
-    /// What failed periods' restores put back, and the commits they could not undo.
-    restored: std::sync::Mutex<Vec<Restored>>,
-    unrestored: std::sync::Mutex<Vec<TableCommit>>,
 }
 
 /// Every requested period must be in the input; none requested means all found.
@@ -253,8 +238,14 @@ fn select_periods<T>(found: &BTreeMap<Period, T>, requested: &[Period]) -> Resul
 }
 
 impl PeriodRun<'_> {
-    /// One period, top to bottom (the module's doc says why in this order).
-    async fn period(&self, period: Period, counted: PeriodInput) -> Result<PeriodSummary> {
+    /// One period, top to bottom (the module's doc says why in this order). A failure after
+    /// its first commit is undone, and `undone` says what was put back.
+    async fn period(
+        &self,
+        period: Period,
+        counted: PeriodInput,
+        undone: &mut Undone,
+    ) -> Result<PeriodSummary> {
         let PeriodRun {
             job,
             input,
@@ -263,7 +254,6 @@ impl PeriodRun<'_> {
             strict,
             progress,
             run_id,
-            ..
         } = *self;
         let (ctx, config) = (&job.ctx, &job.config);
         let blame = |e| input.blame(ctx, Some(period), e);
@@ -397,7 +387,10 @@ impl PeriodRun<'_> {
         .await;
         let written = match written {
             Ok(written) => written,
-            Err(e) => return Err(self.restore(&commits, e).await),
+            Err(e) => {
+                *undone = restore(output, &commits).await;
+                return Err(e);
+            }
         };
 
         // 7. the summary
@@ -415,32 +408,32 @@ impl PeriodRun<'_> {
     }
 }
 
-impl PeriodRun<'_> {
-    /// Undoes a failed period's table commits, newest first, and records what was put back
-    /// (the run manifest says so); `error` is what the run reports.
-    async fn restore(&self, commits: &[TableCommit], error: Error) -> Error {
-        for commit in commits.iter().rev() {
-            match delta::restore(self.output, commit).await {
-                Ok(restored) => {
-                    warn!(table = %restored.table, from = restored.from_version, to = ?restored.to_version, "restored");
-                    self.restored.lock().expect("not poisoned").push(restored);
-                }
-                Err(e) => {
-                    tracing::error!(table = %commit.table, error = %crate::error_chain(&e), "could not restore");
-                    self.unrestored
-                        .lock()
-                        .expect("not poisoned")
-                        .push(commit.clone());
-                }
+/// Undoes a failed period's table commits, newest first: what was put back, and what could not
+/// be.
+async fn restore(output: &Location, commits: &[TableCommit]) -> Undone {
+    let mut undone = Undone::default();
+    for commit in commits.iter().rev() {
+        match delta::restore(output, commit).await {
+            Ok(restored) => {
+                warn!(table = %restored.table, from = restored.from_version, to = ?restored.to_version, "restored");
+                undone.restored.push(restored);
+            }
+            Err(e) => {
+                tracing::error!(table = %commit.table, error = %crate::error_chain(&e), "could not restore");
+                undone.not_restored.push(commit.clone());
             }
         }
-        error
     }
+    undone
 }
 
 /// The period's accounting against its input, counted straight from the files: every row and
 /// every cent of the input accounted for once, before anything is written.
-fn reconcile(period: Period, counted: PeriodInput, accounting: &[price::AccountRow]) -> Result<()> {
+pub fn reconcile(
+    period: Period,
+    counted: PeriodInput,
+    accounting: &[price::AccountRow],
+) -> Result<()> {
     let rows: u64 = accounting.iter().map(|r| r.rows).sum();
     let cost: rust_decimal::Decimal = accounting.iter().map(|r| r.billable_cost).sum();
     let scope = format!("period {period}");

@@ -36,11 +36,18 @@ pub struct RunManifest {
     pub output: String,
     /// The periods that landed.
     pub periods: Vec<PeriodSummary>,
-    /// A failed period's table commits, undone: each table as it was before the period
-    /// (its documents and exports were left as they were).
+    /// What a failed period's restore did.
+    #[serde(flatten)]
+    pub undone: Undone,
+}
+
+/// A failed period's table commits, undone (its documents and exports were left as they were).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Undone {
+    /// Each table put back as it was before the period.
     pub restored: Vec<Restored>,
-    /// Commits of a failed period that could not be undone (the store failed again, or another
-    /// writer committed since): these tables hold the failed period; re-run it.
+    /// Commits that could not be undone (the store failed again, or another writer committed
+    /// since): these tables hold the failed period; re-run it.
     pub not_restored: Vec<TableCommit>,
 }
 
