@@ -140,18 +140,22 @@ pub async fn select(location: &Location, objects: Vec<ObjectMeta>) -> Result<Del
         key_suffixes(key).find_map(|suffix| by_path.get(suffix).copied())
     };
 
-    let mut chosen: Vec<Option<&Manifest>> = vec![None; parquet.len()];
+    // Which files the newest manifests list (every key must find its file), and which only an
+    // older one lists.
+    let mut listed = vec![false; parquet.len()];
     for m in newest.values() {
         for key in &m.keys {
-            match find(key) {
-                Some(i) => chosen[i] = Some(m),
-                None => {
-                    return Err(Error::IncompleteDelivery {
-                        manifest: m.url.clone(),
-                        file: key.clone(),
-                    });
-                }
-            }
+            let i = find(key).ok_or_else(|| Error::IncompleteDelivery {
+                manifest: m.url.clone(),
+                file: key.clone(),
+            })?;
+            listed[i] = true;
+        }
+    }
+    let mut listed_by_older: Vec<Option<&Manifest>> = vec![None; parquet.len()];
+    for m in &superseded {
+        for i in m.keys.iter().filter_map(|k| find(k)) {
+            listed_by_older[i].get_or_insert(m);
         }
     }
     let mut delivery = Delivery {
@@ -159,15 +163,12 @@ pub async fn select(location: &Location, objects: Vec<ObjectMeta>) -> Result<Del
         ..Delivery::default()
     };
     for (i, meta) in parquet.into_iter().enumerate() {
-        if chosen[i].is_some() {
+        if listed[i] {
             delivery.read.push(meta);
             continue;
         }
-        let listed_by_older = superseded
-            .iter()
-            .find(|m| m.keys.iter().any(|k| find(k) == Some(i)));
         let covering = newest.values().find(|m| covers(m, &meta.location));
-        let reason = match (covering, listed_by_older) {
+        let reason = match (covering, listed_by_older[i]) {
             (Some(m), _) => format!(
                 "not listed by {}, the newest manifest of export {:?} for {}",
                 m.url, m.export, m.period
