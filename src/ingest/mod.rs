@@ -808,12 +808,17 @@ fn read_extra(schema: &Schema, kept: &Field) -> Expr {
     let expr = match schema.field_with_name(kept.name()) {
         Ok(found) if found.data_type() == kept.data_type() => ident(kept.name()),
         Ok(_) => cast(ident(kept.name()), kept.data_type().clone()),
-        Err(_) => match ScalarValue::try_from(kept.data_type()) {
-            Ok(null) => Expr::Literal(null, None),
-            Err(_) => cast(lit(ScalarValue::Null), kept.data_type().clone()),
-        },
+        Err(_) => null_of(kept.data_type()),
     };
     expr.alias(kept.name())
+}
+
+/// A null of type `t`: a typed literal where the engine has one for `t`, else a cast null.
+pub(crate) fn null_of(t: &DataType) -> Expr {
+    match ScalarValue::try_from(t) {
+        Ok(null) => Expr::Literal(null, None),
+        Err(_) => cast(lit(ScalarValue::Null), t.clone()),
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Decimal128Type, Int64Type};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{cast, when};
+use datafusion::logical_expr::when;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use rust_decimal::Decimal;
 
@@ -252,7 +252,7 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
     // The input's other columns: as they are, unless an amount, a rate or a commitment's.
     for f in columns::extras(rated.schema().as_arrow()) {
         let expr = if columns::hidden_in_proforma(f.name()) {
-            cast(lit(ScalarValue::Null), f.data_type().clone())
+            crate::ingest::null_of(f.data_type())
         } else {
             ident(f.name())
         };
