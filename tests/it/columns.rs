@@ -7,6 +7,7 @@ use std::path::Path;
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
+use crate::delivery::HEADER;
 use crate::support;
 
 const CONFIG: &str = r#"
@@ -26,15 +27,12 @@ type = "discount"
 percent = 10
 "#;
 
-const HEADER: &str = "identity_line_item_id,bill_payer_account_id,line_item_usage_account_id,\
-bill_billing_period_start_date,line_item_usage_start_date,line_item_usage_end_date,\
-line_item_line_item_type,line_item_product_code,line_item_usage_type,line_item_operation,\
-line_item_usage_amount,line_item_unblended_rate,line_item_unblended_cost,line_item_currency_code,\
-line_item_iam_principal,capacity_reservation_capacity_reservation_arn,line_item_net_amortized_cost";
+/// The columns of `delivery::HEADER` and three beyond the catalog.
+const EXTRAS: &str = "line_item_iam_principal,capacity_reservation_capacity_reservation_arn,line_item_net_amortized_cost";
 
 async fn month(dir: &Path, period: &str, extra_header: &str, extra: &str) {
     let csv = format!(
-        "{HEADER}{extra_header}\n\
+        "{HEADER},{EXTRAS}{extra_header}\n\
          {period}-a,111111111111,222222222222,{period}-01T00:00:00Z,{period}-02T00:00:00Z,\
          {period}-02T01:00:00Z,Usage,AmazonEC2,USE1-BoxUsage:m5.large,RunInstances,1,0.096,0.096,\
          USD,arn:aws:iam::222222222222:role/batch,\

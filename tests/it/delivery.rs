@@ -20,7 +20,8 @@ name = "list"
 rules = []
 "#;
 
-const HEADER: &str = "identity_line_item_id,bill_payer_account_id,line_item_usage_account_id,\
+/// The usage columns every test file here has.
+pub const HEADER: &str = "identity_line_item_id,bill_payer_account_id,line_item_usage_account_id,\
 bill_billing_period_start_date,line_item_usage_start_date,line_item_usage_end_date,\
 line_item_line_item_type,line_item_product_code,line_item_usage_type,line_item_operation,\
 line_item_usage_amount,line_item_unblended_rate,line_item_unblended_cost,line_item_currency_code";
