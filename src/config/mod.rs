@@ -171,7 +171,7 @@ pub fn parse_memory_limit(text: &str) -> std::result::Result<u64, String> {
 const MIN_MEMORY_LIMIT: u64 = 64 << 20;
 
 /// An invoice party (issuer or bill-to).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Party {
     pub name: String,
     pub address: Vec<String>,

@@ -14,9 +14,9 @@ pub mod table;
 
 use std::collections::BTreeMap;
 
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::{BillingGroup, Config, Party, TaxProfile};
 use crate::error::{Error, Result};
@@ -54,7 +54,7 @@ pub struct Charge {
 }
 
 /// One invoice line, in the invoice currency.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvoiceLine {
     pub description: String,
     /// The AWS product code; `CustomLineItem` for custom line items.
@@ -69,7 +69,7 @@ pub struct InvoiceLine {
 }
 
 /// One tax of the group's tax profile.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaxLine {
     pub label: String,
     #[serde(serialize_with = "normalized")]
@@ -89,11 +89,75 @@ pub struct Amounts {
     pub total: Decimal,
 }
 
-/// A customer invoice (the JSON written to `invoices/`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An invoice or a credit note.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum DocumentKind {
+    Invoice,
+    /// Cancels an issued invoice, line by line (SPEC §6.2).
+    CreditNote,
+}
+
+/// A draft may still change (its period is open); an issued document never does.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Status {
+    Draft,
+    Issued,
+}
+
+impl DocumentKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// A customer document (the JSON written to `invoices/`): an invoice, a replacement invoice or
+/// a credit note.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Invoice {
-    /// `<prefix>-<YYYYMM>-<group>`: the same on every re-run of the period.
+    /// `<prefix>-<YYYYMM>-<group>` for the first issue, the same on every re-run of the period;
+    /// `…-CN<k>` for the k-th credit note, `…-R<k+1>` for the replacement issued with it.
     pub number: String,
+    pub kind: DocumentKind,
+    pub status: Status,
+    /// 1 for the first invoice, k + 1 for the replacement issued with the k-th credit note; a
+    /// credit note has the revision of the invoice it cancels.
+    pub revision: u32,
+    /// A replacement invoice: the number of the invoice it replaces.
+    pub replaces: Option<String>,
+    /// A credit note: the number of the invoice it cancels.
+    pub cancels: Option<String>,
+    /// When it was issued (`None` while a draft).
+    pub issued_at: Option<DateTime<Utc>>,
     pub billing_group: String,
     pub display_name: String,
     pub billing_period: Period,
@@ -128,6 +192,71 @@ impl Invoice {
     pub fn minor_units(&self) -> u32 {
         // Built only in a currency whose minor unit is known (`build`).
         money::minor_units(&self.currency).unwrap_or(2)
+    }
+
+    /// This draft, issued at `at`: final from then on.
+    pub fn issued(mut self, at: DateTime<Utc>) -> Invoice {
+        self.status = Status::Issued;
+        self.issued_at = Some(at);
+        self
+    }
+
+    /// Whether `other` charges the same as this invoice: the same lines, taxes and totals in
+    /// the same currency and rate, to the same party from the same issuer. Numbers, dates,
+    /// revisions and status are not charges.
+    pub fn charges_the_same(&self, other: &Invoice) -> bool {
+        fn charges(i: &Invoice) -> impl PartialEq + '_ {
+            (
+                (&i.billing_group, &i.display_name, i.billing_period),
+                (&i.currency, &i.bill_currency, i.fx_rate),
+                (&i.issuer, &i.bill_to, i.payment_terms_days),
+                (&i.lines, i.subtotal, &i.taxes, i.total),
+            )
+        }
+        charges(self) == charges(other)
+    }
+
+    /// The credit note `number` that cancels this issued invoice, issued at `at`: every line
+    /// and tax negated, so that the two add up to zero line by line.
+    pub fn credit_note(&self, number: String, at: DateTime<Utc>) -> Invoice {
+        let mut note = self.clone().reissued(number, at);
+        note.kind = DocumentKind::CreditNote;
+        note.revision = self.revision;
+        note.replaces = None;
+        note.cancels = Some(self.number.clone());
+        for line in &mut note.lines {
+            line.bill_amount = -line.bill_amount;
+            line.amount = -line.amount;
+        }
+        for tax in &mut note.taxes {
+            tax.amount = -tax.amount;
+        }
+        note.subtotal = -note.subtotal;
+        note.total = -note.total;
+        note
+    }
+
+    /// This draft as the invoice `number` that replaces the issued invoice `replaced`, issued
+    /// at `at` with the next revision.
+    pub fn replacement(self, number: String, replaced: &Invoice, at: DateTime<Utc>) -> Invoice {
+        let mut invoice = self.reissued(number, at);
+        invoice.revision = replaced.revision + 1;
+        invoice.replaces = Some(replaced.number.clone());
+        invoice
+    }
+
+    /// Issued at `at` under `number`, dated the day it is issued (a correction comes after
+    /// the first issue date, which stays the earliest one).
+    fn reissued(mut self, number: String, at: DateTime<Utc>) -> Invoice {
+        self.number = number;
+        self.status = Status::Issued;
+        self.issued_at = Some(at);
+        self.issue_date = self.issue_date.max(at.date_naive());
+        self.due_date = self
+            .issue_date
+            .checked_add_days(Days::new(self.payment_terms_days.into()))
+            .expect("payment terms are at most a year");
+        self
     }
 }
 
@@ -200,6 +329,12 @@ pub fn build(
             period.compact(),
             group.name
         ),
+        kind: DocumentKind::Invoice,
+        status: Status::Draft,
+        revision: 1,
+        replaces: None,
+        cancels: None,
+        issued_at: None,
         billing_group: group.name.clone(),
         display_name: group.display_name.clone(),
         billing_period: period,

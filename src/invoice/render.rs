@@ -7,7 +7,7 @@ use minijinja::{AutoEscape, Environment};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::{ChargeKind, Invoice, services};
+use super::{ChargeKind, DocumentKind, Invoice, Status, services};
 use crate::config::Party;
 use crate::money;
 
@@ -41,6 +41,12 @@ static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
 #[derive(Serialize)]
 struct View<'a> {
     number: &'a str,
+    /// "Invoice" or "Credit note".
+    title: &'static str,
+    draft: bool,
+    credit_note: bool,
+    replaces: Option<&'a str>,
+    cancels: Option<&'a str>,
     billing_group: &'a str,
     display_name: &'a str,
     period: String,
@@ -125,6 +131,14 @@ impl<'a> View<'a> {
         }
         View {
             number: &inv.number,
+            title: match inv.kind {
+                DocumentKind::Invoice => "Invoice",
+                DocumentKind::CreditNote => "Credit note",
+            },
+            draft: inv.status == Status::Draft,
+            credit_note: inv.kind == DocumentKind::CreditNote,
+            replaces: inv.replaces.as_deref(),
+            cancels: inv.cancels.as_deref(),
             billing_group: &inv.billing_group,
             display_name: &inv.display_name,
             period: inv.period_start.format("%B %Y").to_string(),
@@ -192,6 +206,12 @@ mod tests {
         let period: crate::period::Period = "2025-11".parse().unwrap();
         Invoice {
             number: "ER-202511-acme".into(),
+            kind: DocumentKind::Invoice,
+            status: Status::Draft,
+            revision: 1,
+            replaces: None,
+            cancels: None,
+            issued_at: None,
             billing_group: "acme".into(),
             display_name: "ACME <Corp>".into(),
             billing_period: period,
@@ -226,6 +246,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&json(&inv)).unwrap();
         for key in [
             "number",
+            "kind",
+            "status",
+            "revision",
+            "replaces",
             "billing_group",
             "billing_period",
             "issue_date",
@@ -241,6 +265,10 @@ mod tests {
         ] {
             assert!(v.get(key).is_some(), "{key} missing from {v:#}");
         }
+        assert_eq!(
+            (&v["kind"], &v["status"]),
+            (&"invoice".into(), &"draft".into())
+        );
         assert_eq!(v["fx_rate"], "0.9210");
         assert_eq!(v["issue_date"], "2025-12-01");
         assert_eq!(v["lines"][0]["amount"], "874.95");
@@ -298,6 +326,52 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&json(&same)).unwrap();
         assert_eq!(json["bill_currency"], "CNY");
         assert_eq!(json["lines"][0]["bill_amount"], "950");
+    }
+
+    #[test]
+    fn documents_read_back_as_written() {
+        let at = chrono::DateTime::from_timestamp(1_764_752_400, 0).unwrap();
+        let issued = invoice("EUR", "0.9210", "Managed services").issued(at);
+        let note = issued.credit_note("ER-202511-acme-CN1".into(), at);
+        for doc in [issued, note] {
+            let back: Invoice = serde_json::from_slice(&json(&doc)).unwrap();
+            assert_eq!(back, doc);
+        }
+    }
+
+    #[test]
+    fn drafts_say_so_and_issued_documents_do_not() {
+        let draft = invoice("EUR", "0.9210", "Managed services");
+        let page = html(&draft).unwrap();
+        assert!(
+            page.contains("<title>DRAFT Invoice ER-202511-acme</title>"),
+            "{page}"
+        );
+        assert!(page.contains("class=\"draft-mark\""));
+        let at = chrono::DateTime::from_timestamp(1_764_752_400, 0).unwrap();
+        let issued = draft.issued(at);
+        let page = html(&issued).unwrap();
+        assert!(!page.contains("DRAFT"), "{page}");
+        assert!(page.contains("Amount due"));
+
+        let note = issued.credit_note("ER-202511-acme-CN1".into(), at);
+        let page = html(&note).unwrap();
+        assert!(page.contains("<h1>CREDIT NOTE</h1>"), "{page}");
+        assert!(page.contains("Cancels invoice</th><td>ER-202511-acme<"));
+        assert!(page.contains("-962.91"), "{page}");
+        assert!(!page.contains("Amount due") && !page.contains("Please pay"));
+
+        let replacement = invoice("EUR", "0.9210", "Managed services").replacement(
+            "ER-202511-acme-R2".into(),
+            &issued,
+            at,
+        );
+        let page = html(&replacement).unwrap();
+        assert!(
+            page.contains("Replaces invoice</th><td>ER-202511-acme<"),
+            "{page}"
+        );
+        assert!(page.contains("<h1>INVOICE</h1>"));
     }
 
     #[test]

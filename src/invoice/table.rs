@@ -1,5 +1,7 @@
-//! The `invoice_lines` table: every line of every invoice, charges then taxes, so that
-//! `SUM(amount)` per invoice is its total.
+//! The `invoice_lines` table: every line of every document of a period (the drafts of open
+//! groups; every invoice, credit note and replacement issued to closed ones), charges then
+//! taxes, so that `SUM(amount)` per document is its total and, per group over its issued
+//! documents, what the customer owes now.
 
 use std::sync::Arc;
 
@@ -19,6 +21,11 @@ pub fn schema() -> SchemaRef {
         Field::new("billing_period", DataType::Utf8, false),
         Field::new("billing_group", DataType::Utf8, false),
         Field::new("invoice_number", DataType::Utf8, false),
+        // invoice | credit_note
+        Field::new("document_kind", DataType::Utf8, false),
+        // draft | issued
+        Field::new("status", DataType::Utf8, false),
+        Field::new("revision", DataType::Int32, false),
         Field::new("line_number", DataType::Int32, false),
         Field::new("kind", DataType::Utf8, false),
         Field::new("service", DataType::Utf8, true),
@@ -50,7 +57,7 @@ struct Row<'a> {
 }
 
 /// The lines of `invoices` (all of one period) as a batch of [`schema`].
-pub fn batch(invoices: &[Invoice]) -> Result<RecordBatch> {
+pub fn batch<'a>(invoices: impl IntoIterator<Item = &'a Invoice>) -> Result<RecordBatch> {
     let mut rows = Vec::new();
     for inv in invoices {
         let mut n = 0;
@@ -93,6 +100,13 @@ pub fn batch(invoices: &[Invoice]) -> Result<RecordBatch> {
         text(&|r| Some(r.invoice.billing_period.to_string())),
         text(&|r| Some(r.invoice.billing_group.clone())),
         text(&|r| Some(r.invoice.number.clone())),
+        text(&|r| Some(r.invoice.kind.as_str().to_string())),
+        text(&|r| Some(r.invoice.status.as_str().to_string())),
+        Arc::new(
+            rows.iter()
+                .map(|r| i32::try_from(r.invoice.revision).unwrap_or(i32::MAX))
+                .collect::<Int32Array>(),
+        ),
         Arc::new(rows.iter().map(|r| r.line_number).collect::<Int32Array>()),
         text(&|r| Some(r.kind.to_string())),
         text(&|r| r.service.map(str::to_string)),

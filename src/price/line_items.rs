@@ -21,7 +21,7 @@ use arrow::compute::concat_batches;
 use arrow::csv::ReaderBuilder;
 use arrow::csv::reader::Format;
 use datafusion::prelude::SessionContext;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Treatment;
 use crate::error::Result;
@@ -78,6 +78,7 @@ impl ChargeClass {
     Ord,
     Hash,
     Serialize,
+    Deserialize,
     strum::EnumString,
     strum::IntoStaticStr,
 )]
