@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::books::close::CloseOptions;
 use crate::period::Period;
 use crate::run::RunOptions;
 
@@ -22,6 +23,15 @@ pub enum Command {
         #[command(flatten)]
         options: RunOptions,
         /// Print the run summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue the invoices of a period's last run: drafts become issued invoices, never to
+    /// change; later corrections are credit notes (`rerate run --correct`).
+    Close {
+        #[command(flatten)]
+        options: CloseOptions,
+        /// Print what was issued as JSON on stdout.
         #[arg(long)]
         json: bool,
     },

@@ -201,6 +201,63 @@ pub enum Error {
         written: u64,
     },
 
+    #[error(
+        "period {period} is closed for {groups}: their invoices are issued, and a run would \
+         change them. To correct the period, run it again with --correct: each group whose \
+         invoice changes gets a credit note and a replacement invoice, and every issued \
+         document stays as it is"
+    )]
+    PeriodClosed { period: Period, groups: String },
+
+    #[error(
+        "period {period} has no drafts to issue under {output}: run it first (rerate run \
+         --period {period}); close issues the invoices of its last run"
+    )]
+    PeriodNotRun { period: Period, output: String },
+
+    #[error("period {period} has not ended (it ends on {ends}): close it once its bill is final")]
+    PeriodNotEnded {
+        period: Period,
+        ends: chrono::NaiveDate,
+    },
+
+    #[error("period {period} has no invoice for group {group:?}; its groups: {groups}")]
+    GroupNotInPeriod {
+        period: Period,
+        group: String,
+        groups: String,
+    },
+
+    #[error("periods table {table}: {what}")]
+    BadLedger { table: String, what: String },
+
+    #[error(
+        "{document} is not the document periods/ recorded (SHA-256 {expected}, found \
+         {found}): it was changed outside rerate; put back the recorded file"
+    )]
+    DocumentChanged {
+        document: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error(
+        "{document} exists, but periods/ records no such document: a close or correction \
+         that failed left it, or periods/ was removed. Nothing was issued; move the file \
+         away after checking it was never sent, and try again"
+    )]
+    DocumentExists { document: String },
+
+    #[error(
+        "{table} changed while this run was working (version {read:?} when it started, \
+         {found:?} now): another run or close wrote it; nothing was issued, run again"
+    )]
+    ConcurrentChange {
+        table: String,
+        read: Option<u64>,
+        found: Option<u64>,
+    },
+
     #[error(transparent)]
     AmountOverflow(#[from] Overflow),
 
@@ -287,7 +344,15 @@ impl Error {
             | Error::PeriodNotInInput { .. }
             | Error::Unassigned { .. }
             | Error::LineItemNotFound(_)
+            | Error::PeriodClosed { .. }
+            | Error::PeriodNotRun { .. }
+            | Error::PeriodNotEnded { .. }
+            | Error::GroupNotInPeriod { .. }
+            | Error::BadLedger { .. }
+            | Error::DocumentChanged { .. }
+            | Error::DocumentExists { .. }
             | Error::AmountOverflow(_) => 1,
+            Error::ConcurrentChange { .. } => 2,
             // Retrying a bug gives the same bug.
             Error::AccountingMismatch { .. }
             | Error::Unreconciled { .. }

@@ -1,9 +1,11 @@
 //! rerate: re-rate AWS Cost and Usage Reports into billable and pro forma data, margins and
-//! invoices. The entry points are [`run::run`], [`validate::validate`] and [`explain::explain`];
+//! invoices. The entry points are [`run::run`], [`books::close::close`], [`validate::validate`]
+//! and [`explain::explain`];
 //! `rerate sample` is [`cur_sample::write_sample`].
 
 #![warn(unreachable_pub)]
 
+pub mod books;
 pub mod cli;
 pub mod config;
 pub mod engine;

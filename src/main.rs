@@ -64,6 +64,40 @@ async fn dispatch(command: Command) -> Result<()> {
             }
             result?;
         }
+        Command::Close { options, json } => {
+            let summary = match rerate::books::close::close(&options).await {
+                Ok(summary) => summary,
+                Err(e) => {
+                    if json {
+                        print_json(&serde_json::json!({
+                            "status": "failed",
+                            "error": error_chain(&e),
+                        }))?;
+                    }
+                    return Err(e);
+                }
+            };
+            if json {
+                print_json(&summary)?;
+            } else {
+                for d in &summary.issued {
+                    eprintln!(
+                        "issued {} to {}: {} {} ({})",
+                        d.number, d.billing_group, d.currency, d.total, d.json
+                    );
+                }
+                for g in &summary.already_closed {
+                    eprintln!("{g}: {} was closed already", summary.period);
+                }
+                if !summary.open.is_empty() {
+                    eprintln!(
+                        "still open in {}: {}",
+                        summary.period,
+                        summary.open.join(", ")
+                    );
+                }
+            }
+        }
         Command::Validate {
             config,
             input,

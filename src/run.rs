@@ -1,6 +1,7 @@
 //! `rerate run`: every selected period, one after the other, from input to committed tables,
-//! documents, exports and a run manifest. A failing period leaves earlier periods' outputs
-//! committed and its own untouched.
+//! documents, exports and a run manifest. A run lands whole or not at all (SPEC §6.1): until
+//! its manifest is written, a failure anywhere takes back every period it ran (tables restored,
+//! documents and exports as they were); only then are stale drafts and export files deleted.
 //!
 //! Before the first period: every selected period's bill currencies (`price::currency`: one per
 //! payer and per group) and the FX rates they need, so a bill that cannot be invoiced stops the
@@ -11,12 +12,14 @@
 //!    its accounting (`sql/accounting.sql`), small, which everything after it is computed from;
 //! 2. check: rows no plan can bill, line items delivered twice, and an accounting that does not
 //!    hold every input row and cent once stop the period;
-//! 3. price the documents in memory: custom line items, margin lines, invoices;
-//! 4. write the tables (billable, pro forma, margin, invoice lines), one commit each;
+//! 3. price the documents in memory: custom line items, margin lines, invoices, and what they
+//!    become in the period's books (`books::after_run`: drafts while open; on a closed
+//!    period, run with `--correct`, credit notes and replacements where an invoice changes);
+//! 4. write the tables (billable, pro forma, margin, invoice lines, periods), one commit each;
 //! 5. write the customer exports' files (not yet current), 6. the invoice documents, then the
-//!    exports' manifests; a failure anywhere in 4–6 restores the tables committed to and leaves
-//!    documents and exports as they were (SPEC §6.1);
-//! 7. the period's summary, from what each stage returned, goes into the run manifest.
+//!    exports' manifests;
+//! 7. the period's summary, from what each stage returned, goes into the run manifest, written
+//!    once every period has landed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +28,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::books::ledger::Ledger;
+use crate::books::{self, Document};
 use crate::error::{Error, Result};
 use crate::ingest::{Input, PeriodInput, checks};
 use crate::job::Job;
@@ -62,6 +67,10 @@ pub struct RunOptions {
     /// (default: [engine] memory-limit, else unbounded).
     #[arg(long, value_parser = crate::config::parse_memory_limit)]
     pub memory_limit: Option<u64>,
+    /// Re-rate closed periods too: each closed group whose invoice changes is issued a credit
+    /// note and a replacement invoice; issued documents stay as they are.
+    #[arg(long)]
+    pub correct: bool,
 }
 
 /// Runs the job; the manifest is written whether it succeeds or fails.
@@ -90,21 +99,74 @@ pub async fn execute(opts: &RunOptions) -> (Option<RunManifest>, Result<()>) {
         Ok(opened) => opened,
         Err(e) => return (None, Err(e)),
     };
-    let result = run_periods(&job, &output, opts, &mut manifest).await;
+    // What the run has done and can take back until it ends: every table commit, and each
+    // landed period's documents and exports (SPEC §6.1: a run lands whole or not at all).
+    let mut commits: Vec<TableCommit> = Vec::new();
+    let mut landed: Vec<Landed> = Vec::new();
+    let mut result = run_periods(
+        &job,
+        &output,
+        opts,
+        &mut manifest,
+        &mut commits,
+        &mut landed,
+    )
+    .await;
     manifest.finished_at = Utc::now();
     manifest.duration_ms = clock.elapsed().as_millis();
-    match &result {
-        Ok(()) => manifest.status = "succeeded",
-        Err(e) => manifest.error = Some(crate::error_chain(e)),
+    if result.is_ok() {
+        // The manifest is the last write of a run that lands.
+        manifest.status = "succeeded";
+        result = manifest::write(&output, &manifest).await;
     }
-    // A run that failed before touching the input (no files) leaves no manifest file.
-    let written = if result.is_ok() || !manifest.input.files.is_empty() {
-        manifest::write(&output, &manifest).await
-    } else {
-        Ok(())
-    };
-    // The run's own error comes first; a failed manifest write fails a run that succeeded.
-    (Some(manifest), result.and(written))
+    match &result {
+        Ok(()) => {
+            // Landed. What is left only removes what no current file names.
+            for period in landed {
+                period.finish().await;
+            }
+        }
+        Err(e) => {
+            manifest.status = "failed";
+            manifest.error = Some(crate::error_chain(e));
+            for period in landed.into_iter().rev() {
+                period.take_back().await;
+            }
+            manifest.undone = restore(&output, &commits).await;
+            // A run that failed before touching the input (no files) leaves no manifest file;
+            // one whose manifest could not be written may not get this one written either.
+            if !manifest.input.files.is_empty()
+                && let Err(e) = manifest::write(&output, &manifest).await
+            {
+                warn!(error = %e, "the failed run's manifest could not be written");
+            }
+        }
+    }
+    (Some(manifest), result)
+}
+
+/// A period that has landed, which the run can still take back until it ends: its documents
+/// and exports (its table commits are the run's).
+struct Landed {
+    documents: invoices::Published,
+    exports: exports::Staged,
+}
+
+impl Landed {
+    /// Puts the period's documents and exports back as they were before the run.
+    async fn take_back(self) {
+        if let Err(e) = self.documents.undo().await {
+            tracing::error!(error = %e, "could not put the earlier invoice documents back");
+        }
+        self.exports.discard().await;
+    }
+
+    /// The run landed: deletes the drafts and export files no current document or manifest
+    /// names.
+    async fn finish(self) {
+        self.documents.finish().await;
+        self.exports.finish().await;
+    }
 }
 
 /// The config (with the command line's overrides), the job and the output location.
@@ -154,11 +216,15 @@ fn new_manifest(
     }
 }
 
+/// Every selected period, one after the other: each commit goes into `commits` as it is made
+/// and each landed period into `landed`, for the caller to finish or take back.
 async fn run_periods(
     job: &Job,
     output: &Location,
     opts: &RunOptions,
     manifest: &mut RunManifest,
+    commits: &mut Vec<TableCommit>,
+    landed: &mut Vec<Landed>,
 ) -> Result<()> {
     let progress = Progress::new();
     let input = progress.stage("reading input", job.discover()).await?;
@@ -182,6 +248,19 @@ async fn run_periods(
         .await?;
     job.config
         .check_fx(&periods, |p, g| currencies.of(p, g).to_string())?;
+    // Closed periods change only when asked to, and then only by new documents.
+    let ledger = Ledger::read(&job.ctx, output).await?;
+    if !opts.correct
+        && let Some((period, groups)) = periods
+            .iter()
+            .map(|p| (*p, ledger.closed_groups(*p)))
+            .find(|(_, groups)| !groups.is_empty())
+    {
+        return Err(Error::PeriodClosed {
+            period,
+            groups: groups.join(", "),
+        });
+    }
     info!(periods = ?periods.iter().map(|p| p.to_string()).collect::<Vec<_>>(), "processing");
     let run_id = manifest.run_id.clone();
     let run = PeriodRun {
@@ -192,13 +271,15 @@ async fn run_periods(
         strict: opts.strict,
         progress: &progress,
         run_id: &run_id,
+        ledger: &ledger,
     };
     for period in periods {
-        let summary = run
-            .period(period, found[&period], &mut manifest.undone)
+        let (summary, period) = run
+            .period(period, found[&period], commits)
             .instrument(info_span!("period", %period))
             .await?;
         manifest.periods.push(summary);
+        landed.push(period);
     }
     Ok(())
 }
@@ -212,6 +293,8 @@ struct PeriodRun<'a> {
     strict: bool,
     progress: &'a Progress,
     run_id: &'a str,
+    /// `periods/` as it was when the run started.
+    ledger: &'a Ledger,
 }
 
 /// Every requested period must be in the input; none requested means all found.
@@ -238,14 +321,15 @@ fn select_periods<T>(found: &BTreeMap<Period, T>, requested: &[Period]) -> Resul
 }
 
 impl PeriodRun<'_> {
-    /// One period, top to bottom (the module's doc says why in this order). A failure after
-    /// its first commit is undone, and `undone` says what was put back.
+    /// One period, top to bottom (the module's doc says why in this order). Each table commit
+    /// goes into `commits` as it is made; a failure after the first leaves the period's
+    /// documents and exports as they were, and the caller restores the tables.
     async fn period(
         &self,
         period: Period,
         counted: PeriodInput,
-        undone: &mut Undone,
-    ) -> Result<PeriodSummary> {
+        commits: &mut Vec<TableCommit>,
+    ) -> Result<(PeriodSummary, Landed)> {
         let PeriodRun {
             job,
             input,
@@ -254,6 +338,7 @@ impl PeriodRun<'_> {
             strict,
             progress,
             run_id,
+            ledger,
         } = *self;
         let (ctx, config) = (&job.ctx, &job.config);
         let blame = |e| input.blame(ctx, Some(period), e);
@@ -289,7 +374,11 @@ impl PeriodRun<'_> {
         // 3. price the documents: a problem here leaves the period untouched.
         let charges = custom::charges(config, period, &accounting, currencies)?;
         let margin_lines = margin::lines(&accounting, &charges);
-        let invoices = invoice::build_all(config, period, currencies, &accounting, &charges)?;
+        let drafts = invoice::build_all(config, period, currencies, &accounting, &charges)?;
+        let closed = ledger.closed_groups(period);
+        let issued = books::stored(output, ledger, period, Some(closed.as_slice())).await?;
+        let documents = books::after_run(drafts, issued, Utc::now());
+        let rendered = books::render(output, period, &documents, run_id)?;
 
         // What the period writes, built in memory first: a problem here writes nothing.
         let proforma = price::proforma(rated)?;
@@ -298,12 +387,13 @@ impl PeriodRun<'_> {
         let custom_rows = custom::rows(config, period, &charges, &payers, &schema)?;
         let proforma = proforma.union(ctx.read_batch(custom_rows)?)?;
         let margin = ctx.read_batch(margin::batch(period, &margin_lines)?)?;
-        let lines = ctx.read_batch(invoice::table::batch(&invoices)?)?;
+        let lines = ctx.read_batch(invoice::table::batch(
+            documents.iter().map(Document::invoice),
+        )?)?;
 
         // 4–6. Tables, documents and exports land together or not at all (SPEC §6.1): a
-        // failure after a first commit restores every table committed to and leaves the
-        // documents and exports as they were.
-        let mut commits: Vec<TableCommit> = Vec::with_capacity(4);
+        // failure after a first commit leaves the documents and exports as they were, and the
+        // run restores every table committed to.
         let written = async {
             // 4. the tables
             let billable = progress
@@ -342,6 +432,14 @@ impl PeriodRun<'_> {
             let invoice_lines =
                 delta::replace_period(ctx, output, "invoice_lines", lines, period).await?;
             commits.push(invoice_lines.clone());
+            // periods/ as this run left it (an earlier period's commit), else as it was read.
+            let expected = match commits.iter().rfind(|c| c.table == books::ledger::TABLE) {
+                Some(ours) => Some(ours.version),
+                None => ledger.version,
+            };
+            let periods =
+                books::commit_entries(ctx, output, period, expected, &rendered.entries).await?;
+            commits.push(periods.clone());
 
             // 5. the customer exports, written beside the current delivery, not yet current
             let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
@@ -356,10 +454,15 @@ impl PeriodRun<'_> {
             let documents = progress
                 .stage(
                     &format!("{period}: writing invoices"),
-                    invoices::write_period(output, period, &invoices),
+                    invoices::write_period(
+                        output,
+                        period,
+                        &rendered.pages,
+                        &rendered.current_drafts(),
+                    ),
                 )
                 .await;
-            let (invoices, documents) = match documents {
+            let documents = match documents {
                 Ok(written) => written,
                 Err(e) => {
                     exports.discard().await;
@@ -372,26 +475,19 @@ impl PeriodRun<'_> {
                 }
                 return Err(e);
             }
-            // Landed. What is left only removes what no current file names.
-            documents.finish().await;
-            let exports = exports.finish().await;
-            Ok(Written {
+            let written = Written {
                 billable,
                 proforma,
                 margin,
                 invoice_lines,
-                invoices,
-                exports,
-            })
+                periods,
+                invoices: rendered.refs.clone(),
+                exports: exports.exports(),
+            };
+            Ok((written, Landed { documents, exports }))
         }
         .await;
-        let written = match written {
-            Ok(written) => written,
-            Err(e) => {
-                *undone = restore(output, &commits).await;
-                return Err(e);
-            }
-        };
+        let (written, landed) = written?;
 
         // 7. the summary
         let summary =
@@ -404,15 +500,16 @@ impl PeriodRun<'_> {
             exported_rows = summary.exports.iter().map(|e| e.rows).sum::<u64>(),
             "period committed"
         );
-        Ok(summary)
+        Ok((summary, landed))
     }
 }
 
-/// Undoes a failed period's table commits, newest first: what was put back, and what could not
-/// be.
-async fn restore(output: &Location, commits: &[TableCommit]) -> Undone {
+/// Undoes a failed run's table commits: each table the run committed to, back to its version
+/// before the run's first commit to it, the last committed first. What was put back, and what
+/// could not be.
+pub(crate) async fn restore(output: &Location, commits: &[TableCommit]) -> Undone {
     let mut undone = Undone::default();
-    for commit in commits.iter().rev() {
+    for commit in delta::per_table(commits).iter().rev() {
         match delta::restore(output, commit).await {
             Ok(restored) => {
                 warn!(table = %restored.table, from = restored.from_version, to = ?restored.to_version, "restored");

@@ -56,12 +56,14 @@ pub async fn replace_period(
             .expect("local locations are file URLs");
         std::fs::create_dir_all(&dir).map_err(Error::io(dir.display()))?;
     }
-    let mut table = open(&location).map_err(delta_err)?;
-    let exists = has_log(&location).await?;
-    if exists {
-        table.load().await.map_err(delta_err)?;
-    }
-    let previous_version = if exists { table.version() } else { None };
+    let (table, previous_version) = match load(&location).await? {
+        Some(table) => {
+            let version = table.version();
+            (table, version)
+        }
+        None => (open(&location).map_err(delta_err)?, None),
+    };
+    let exists = previous_version.is_some();
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid zstd level"),
@@ -106,6 +108,26 @@ pub struct Restored {
     pub from_version: u64,
     /// The version put back (`None`: the period had created the table, which is removed).
     pub to_version: Option<u64>,
+}
+
+/// One commit per table standing for all of `commits` to it, in the order of each table's last
+/// commit: from the version before its first to the version of its last, which is what undoing
+/// them all restores ([`restore`]).
+pub fn per_table(commits: &[TableCommit]) -> Vec<TableCommit> {
+    let mut out: Vec<TableCommit> = Vec::new();
+    for c in commits {
+        match out.iter().position(|t| t.table == c.table) {
+            Some(i) => {
+                let first = out.remove(i);
+                out.push(TableCommit {
+                    previous_version: first.previous_version,
+                    ..c.clone()
+                });
+            }
+            None => out.push(c.clone()),
+        }
+    }
+    out
 }
 
 /// Undoes `commit`: a restore commit back to the version before it (readers of the latest
@@ -165,9 +187,21 @@ pub fn open(location: &Location) -> DeltaResult<DeltaTable> {
         .build()
 }
 
-/// Whether a Delta log exists at `location` (the kernel refuses to open a missing table).
-async fn has_log(location: &Location) -> Result<bool> {
-    Ok(!location.child(&["_delta_log"]).list().await?.is_empty())
+/// The Delta table at `location` at its latest version (`None`: there is no table).
+pub async fn load(location: &Location) -> Result<Option<DeltaTable>> {
+    // The kernel refuses to open a missing table: look for its log first.
+    if location.child(&["_delta_log"]).list().await?.is_empty() {
+        return Ok(None);
+    }
+    let mut table = open(location).map_err(|error| Error::Delta {
+        table: location.to_string(),
+        error: Box::new(error),
+    })?;
+    table.load().await.map_err(|error| Error::Delta {
+        table: location.to_string(),
+        error: Box::new(error),
+    })?;
+    Ok(Some(table))
 }
 
 async fn last_commit_rows(table: &DeltaTable) -> DeltaResult<u64> {
@@ -212,4 +246,38 @@ fn register_s3_logstore() {
             );
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_over_two_periods_is_undone_to_before_its_first_commit() {
+        let c = |table: &str, previous: Option<u64>, version: u64| TableCommit {
+            table: table.into(),
+            url: format!("out/{table}"),
+            version,
+            previous_version: previous,
+            rows: version,
+        };
+        let commits = [
+            c("billable", Some(3), 4),
+            c("proforma", None, 0),
+            c("billable", Some(4), 5),
+            c("proforma", Some(0), 1),
+            c("billable", Some(5), 6),
+        ];
+        let undo: Vec<(String, Option<u64>, u64)> = per_table(&commits)
+            .into_iter()
+            .map(|t| (t.table, t.previous_version, t.version))
+            .collect();
+        assert_eq!(
+            undo,
+            vec![
+                ("proforma".into(), None, 1),
+                ("billable".into(), Some(3), 6)
+            ]
+        );
+    }
 }

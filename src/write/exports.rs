@@ -8,9 +8,9 @@
 //! The rows are read back from the pro forma Delta version this run committed (partition
 //! pruning keeps that to one group's files). A re-run writes its files under new names
 //! ([`write_period`], [`Staged`]); once everything else of the period has landed, every group's
-//! manifest ([`Staged::publish`]), and last deletes the files of earlier runs
-//! ([`Staged::finish`]), so the folder never ends up with stale data, and a period that fails
-//! before `finish` leaves every export as it was ([`Staged::discard`]).
+//! manifest ([`Staged::publish`]), and, once the whole run has landed, deletes the files of
+//! earlier runs ([`Staged::finish`]), so the folder never ends up with stale data, and a run that
+//! fails before `finish` leaves every export as it was ([`Staged::discard`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ pub struct GroupExport {
     pub bytes: u64,
     pub files: Vec<String>,
     pub manifest: String,
-    /// Files of earlier runs removed from the period's folder.
+    /// Files of earlier runs in the period's folder, removed once the run has landed.
     pub stale_files_removed: u64,
 }
 
@@ -211,6 +211,8 @@ struct StagedGroup {
     data_dir: Location,
     manifest_path: Path,
     manifest: Vec<u8>,
+    /// Files of earlier deliveries in the folder, found by `publish`: `finish` deletes them.
+    stale: Vec<Path>,
 }
 
 /// A period's exports written but not yet current: readers who follow the manifests still see
@@ -225,16 +227,39 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// Writes every group's manifest, keeping the earlier ones; a failed write puts them back.
+    /// Writes every group's manifest, keeping the earlier ones, and finds the files of earlier
+    /// deliveries that `finish` is to delete; a failure puts the manifests back.
     pub async fn publish(&mut self) -> Result<()> {
-        for g in &self.groups {
+        for i in 0..self.groups.len() {
+            let g = &self.groups[i];
             let body = g.manifest.clone().into();
-            if let Err(e) = self.manifests.put(&g.manifest_path, body).await {
-                self.discard().await;
-                return Err(e);
+            let stale = match self.manifests.put(&g.manifest_path, body).await {
+                Ok(()) => list(&g.data_dir).await.map(|found| {
+                    let written: BTreeSet<&Path> = g.files.iter().collect();
+                    found.into_iter().filter(|p| !written.contains(p)).collect()
+                }),
+                Err(e) => Err(e),
+            };
+            match stale {
+                Ok(stale) => self.groups[i].stale = stale,
+                Err(e) => {
+                    self.discard().await;
+                    return Err(e);
+                }
             }
         }
         Ok(())
+    }
+
+    /// What each group's export holds (after `publish`: with the earlier files it replaces).
+    pub fn exports(&self) -> Vec<GroupExport> {
+        self.groups
+            .iter()
+            .map(|g| GroupExport {
+                stale_files_removed: g.stale.len() as u64,
+                ..g.export.clone()
+            })
+            .collect()
     }
 
     /// Puts back the manifests `publish` replaced and deletes the new files: every export as it
@@ -250,34 +275,15 @@ impl Staged {
         }
     }
 
-    /// The period landed: deletes the files of earlier deliveries, now that no manifest names
-    /// them, and says what each group's export holds.
-    /// The files are no longer current, so one left behind is only clutter: a failure here
-    /// is logged, and the next run of the period removes what is left.
-    pub async fn finish(self) -> Vec<GroupExport> {
-        let mut out = Vec::with_capacity(self.groups.len());
-        for g in self.groups {
-            let written: BTreeSet<&Path> = g.files.iter().collect();
-            let mut removed = 0;
-            match list(&g.data_dir).await {
-                Ok(found) => {
-                    for p in found.iter().filter(|p| !written.contains(p)) {
-                        match self.output.store.delete(p).await {
-                            Ok(()) => removed += 1,
-                            Err(e) => {
-                                tracing::warn!(file = %p, error = %e, "stale export file left")
-                            }
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "stale export files left"),
+    /// The run landed: deletes the files of earlier deliveries, now that no manifest names
+    /// them. They are no longer current, so one left behind is only clutter: a failure here is
+    /// logged, and the next run of the period removes what is left.
+    pub async fn finish(self) {
+        for p in self.groups.iter().flat_map(|g| &g.stale) {
+            if let Err(e) = self.output.store.delete(p).await {
+                tracing::warn!(file = %p, error = %e, "stale export file left");
             }
-            out.push(GroupExport {
-                stale_files_removed: removed,
-                ..g.export
-            });
         }
-        out
     }
 }
 
@@ -367,6 +373,7 @@ async fn write_group(
             manifest: output.url_of(&manifest_path).to_string(),
             stale_files_removed: 0,
         },
+        stale: Vec::new(),
         files,
         data_dir,
         manifest_path,

@@ -1,8 +1,9 @@
-//! Invoice documents: `invoices/billing_period=YYYY-MM/<group>.json` and `<group>.html`. A period
-//! re-run overwrites them (numbers are stable) and, once the period has landed, removes
-//! documents of groups no longer configured, like the Delta tables lose their partitions. Until
-//! then the earlier documents are kept in memory (they are small), so a period that fails later
-//! puts them back.
+//! Invoice documents (SPEC §6.2): `invoices/billing_period=YYYY-MM/<number>.json` and `.html`
+//! for every document issued, written once and never again (a conditional put that refuses to
+//! replace anything); `invoices/billing_period=YYYY-MM/drafts/<number>.json|html` for the
+//! drafts of open groups, which every run replaces. Once a period has landed, drafts that are
+//! no longer current (a group closed or removed) are deleted. Until then what each write
+//! replaced is kept in memory (documents are small), so a period that fails later puts it back.
 
 use std::collections::BTreeSet;
 
@@ -11,87 +12,144 @@ use object_store::path::Path;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::books::ledger::Entry;
 use crate::error::{Error, Result};
-use crate::invoice::{Invoice, render};
+use crate::invoice::{DocumentKind, Invoice, Status, render};
 use crate::period::Period;
 use crate::storage::Location;
 use crate::write::{Overwrites, exports};
 
-/// Where one invoice went, for the run summary.
+/// One document of the run summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct InvoiceRef {
     pub number: String,
     pub billing_group: String,
+    pub kind: DocumentKind,
+    pub status: Status,
+    pub revision: u32,
     pub currency: String,
     pub total: Decimal,
-    pub lines: usize,
     pub json: String,
+    pub html: String,
+    pub json_sha256: String,
+    /// Whether this run wrote it (issued documents from earlier are listed, never rewritten).
+    pub written: bool,
+}
+
+impl InvoiceRef {
+    pub fn of(output: &Location, entry: &Entry, status: Status, written: bool) -> InvoiceRef {
+        let url = |relative: &str| output.url_of(&under(output, relative)).to_string();
+        InvoiceRef {
+            number: entry.number.clone(),
+            billing_group: entry.billing_group.clone(),
+            kind: entry.kind,
+            status,
+            revision: entry.revision,
+            currency: entry.currency.clone(),
+            total: entry.total,
+            json: url(&entry.json),
+            html: url(&entry.html),
+            json_sha256: entry.json_sha256.clone(),
+            written,
+        }
+    }
+}
+
+/// `relative` (a `/`-separated path) under `output`.
+pub fn under(output: &Location, relative: &str) -> Path {
+    relative
+        .split('/')
+        .fold(output.prefix.clone(), |path, part| path.join(part))
+}
+
+/// A rendered document: its JSON and HTML and where they go, relative to the output.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub status: Status,
+    pub json_path: String,
+    pub json: Vec<u8>,
+    pub html_path: String,
     pub html: String,
 }
 
+impl Page {
+    pub fn of(period: Period, invoice: &Invoice) -> Result<Page> {
+        let html = render::html(invoice).map_err(|error| Error::InvoiceRender {
+            number: invoice.number.clone(),
+            error: Box::new(error),
+        })?;
+        let dir = folder(period, invoice.status);
+        Ok(Page {
+            status: invoice.status,
+            json_path: format!("{dir}/{}.json", invoice.number),
+            json: render::json(invoice),
+            html_path: format!("{dir}/{}.html", invoice.number),
+            html,
+        })
+    }
+}
+
+/// Where documents of `status` go, relative to the output.
+fn folder(period: Period, status: Status) -> String {
+    match status {
+        Status::Issued => format!("invoices/billing_period={period}"),
+        Status::Draft => format!("invoices/billing_period={period}/drafts"),
+    }
+}
+
 /// What a period's documents replaced: each written path's earlier bytes (`None`: there was
-/// none) and the stale documents still to remove. Until [`Published::finish`], [`Published::undo`]
-/// puts the folder back as it was.
+/// none) and the drafts no longer current, still to delete. Until [`Published::finish`],
+/// [`Published::undo`] puts the folder back as it was.
 pub struct Published {
-    dir: Location,
+    drafts: Location,
     documents: Overwrites,
     stale: Vec<Path>,
 }
 
-/// Renders every invoice (all before the first write, so a rendering problem writes nothing),
-/// keeps what each document replaces, then writes them. A failed write puts back what was
-/// written before it.
+/// Writes `pages`: drafts over what was there, issued documents only where nothing is. The
+/// drafts under `drafts/` that are neither written nor in `current` (paths relative to the
+/// output) are deleted by [`Published::finish`]. A failed write puts back what was written
+/// before it.
 pub async fn write_period(
     output: &Location,
     period: Period,
-    invoices: &[Invoice],
-) -> Result<(Vec<InvoiceRef>, Published)> {
-    let dir = output.child(&["invoices", &format!("billing_period={period}")]);
-    let mut documents = Vec::with_capacity(invoices.len() * 2);
-    let mut refs = Vec::with_capacity(invoices.len());
-    for inv in invoices {
-        let html = render::html(inv).map_err(|error| Error::InvoiceRender {
-            number: inv.number.clone(),
-            error: Box::new(error),
-        })?;
-        let path = |ext: &str| {
-            dir.prefix
-                .clone()
-                .join(format!("{}.{ext}", inv.billing_group))
-        };
-        refs.push(InvoiceRef {
-            number: inv.number.clone(),
-            billing_group: inv.billing_group.clone(),
-            currency: inv.currency.clone(),
-            total: inv.total,
-            lines: inv.lines.len(),
-            json: output.url_of(&path("json")).to_string(),
-            html: output.url_of(&path("html")).to_string(),
-        });
-        documents.push((path("json"), render::json(inv)));
-        documents.push((path("html"), html.into_bytes()));
-    }
-    let written: BTreeSet<&Path> = documents.iter().map(|(p, _)| p).collect();
-    let stale: Vec<Path> = exports::list(&dir)
+    pages: &[Page],
+    current: &BTreeSet<&str>,
+) -> Result<Published> {
+    let drafts = output.child(&["invoices", &format!("billing_period={period}"), "drafts"]);
+    let keep: BTreeSet<Path> = pages
+        .iter()
+        .flat_map(|p| [p.json_path.as_str(), p.html_path.as_str()])
+        .chain(current.iter().copied())
+        .map(|relative| under(output, relative))
+        .collect();
+    let stale: Vec<Path> = exports::list(&drafts)
         .await?
         .into_iter()
-        .filter(|p| !written.contains(p))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|ext| ext == "json" || ext == "html")
-        })
+        .filter(|p| !keep.contains(p))
         .collect();
     let mut published = Published {
-        dir: dir.clone(),
-        documents: Overwrites::new(dir),
+        drafts,
+        documents: Overwrites::new(output.child(&["invoices"])),
         stale,
     };
-    for (path, body) in documents {
-        if let Err(e) = published.documents.put(&path, body.into()).await {
-            return Err(published.undone(e).await);
+    for page in pages {
+        let files = [
+            (&page.json_path, page.json.clone()),
+            (&page.html_path, page.html.clone().into_bytes()),
+        ];
+        for (relative, body) in files {
+            let path = under(output, relative);
+            let written = match page.status {
+                Status::Draft => published.documents.put(&path, body.into()).await,
+                Status::Issued => published.documents.create(&path, body.into()).await,
+            };
+            if let Err(e) = written {
+                return Err(published.undone(e).await);
+            }
         }
     }
-    Ok((refs, published))
+    Ok(published)
 }
 
 impl Published {
@@ -109,12 +167,12 @@ impl Published {
         error
     }
 
-    /// The period landed: removes documents of groups no longer configured. A document left
-    /// behind is logged; the next run of the period removes it.
+    /// The period landed: deletes drafts no longer current. One left behind is logged; the
+    /// next run of the period deletes it.
     pub async fn finish(self) {
         for p in &self.stale {
-            if let Err(e) = self.dir.store.delete(p).await {
-                tracing::warn!(document = %p, error = %e, "stale invoice document left");
+            if let Err(e) = self.drafts.store.delete(p).await {
+                tracing::warn!(document = %p, error = %e, "stale draft left");
             }
         }
     }

@@ -36,15 +36,15 @@ pub struct RunManifest {
     pub output: String,
     /// The periods that landed.
     pub periods: Vec<PeriodSummary>,
-    /// What a failed period's restore did.
+    /// What a failed run's restore did.
     #[serde(flatten)]
     pub undone: Undone,
 }
 
-/// A failed period's table commits, undone (its documents and exports were left as they were).
+/// A failed run's table commits, undone (its documents and exports were left as they were).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Undone {
-    /// Each table put back as it was before the period.
+    /// Each table put back as it was before the run.
     pub restored: Vec<Restored>,
     /// Commits that could not be undone (the store failed again, or another writer committed
     /// since): these tables hold the failed period; re-run it.
@@ -88,7 +88,8 @@ pub struct PeriodSummary {
     pub custom_line_items: Vec<CustomCharge>,
     pub control: ControlTotals,
     pub tables: Vec<TableCommit>,
-    /// One invoice per configured group (`invoices/billing_period=YYYY-MM/`).
+    /// The period's documents: a draft per open group; every document issued to a closed one,
+    /// with the credit notes and replacements this run issued (`written`).
     pub invoices: Vec<InvoiceRef>,
     /// One pro forma CUR export per configured group (`exports/<group>/`).
     pub exports: Vec<GroupExport>,
@@ -158,6 +159,7 @@ pub struct Written {
     pub proforma: TableCommit,
     pub margin: TableCommit,
     pub invoice_lines: TableCommit,
+    pub periods: TableCommit,
     pub invoices: Vec<InvoiceRef>,
     pub exports: Vec<GroupExport>,
 }
@@ -239,6 +241,7 @@ impl PeriodSummary {
                 written.proforma,
                 written.margin,
                 written.invoice_lines,
+                written.periods,
             ],
             invoices: written.invoices,
             exports: written.exports,

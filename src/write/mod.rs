@@ -6,9 +6,9 @@ pub mod invoices;
 pub mod manifest;
 
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutMode, PutPayload};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::Location;
 
 /// Objects a period writes over, with what each held before, so that a period failing later can
@@ -40,6 +40,22 @@ impl Overwrites {
         self.earlier.push((path.clone(), earlier));
         store.put(path, body).await.map_err(fail)?;
         Ok(())
+    }
+
+    /// Creates `path` with `body`, refusing to replace anything there (an issued document is
+    /// written once); undoing it deletes it.
+    pub async fn create(&mut self, path: &Path, body: PutPayload) -> Result<()> {
+        let store = &self.location.store;
+        match store.put_opts(path, body, PutMode::Create.into()).await {
+            Ok(_) => {
+                self.earlier.push((path.clone(), None));
+                Ok(())
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => Err(Error::DocumentExists {
+                document: self.location.url_of(path).to_string(),
+            }),
+            Err(e) => Err(self.location.storage_error(e)),
+        }
     }
 
     /// Puts every object written back as it was, the last written first.
