@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Renders every HTML invoice of a run in headless Chromium, prints it to PDF, and checks with
-# pdftotext that the printed page is not empty and shows the invoice number and total from the
-# invoice's JSON. Optionally saves a screenshot of one group's invoice (for docs).
+# Renders every HTML document of a run (drafts, invoices, credit notes) in headless Chromium,
+# prints it to PDF, and checks with pdftotext that the printed page is not empty, shows the
+# number and total from the document's JSON, and says DRAFT exactly when the JSON's status is
+# "draft". Optionally saves a screenshot of one group's invoice (for docs).
 #
 # usage: tests/browser/check_invoices.sh OUTPUT_DIR [SCREENSHOT.png [GROUP]]
 set -euo pipefail
@@ -29,10 +30,10 @@ fi
 failures=0
 for html in "${pages[@]}"; do
   json="${html%.html}.json"
-  read -r number total currency < <(python3 -c '
+  read -r number total currency status < <(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-print(d["number"], d["total"], d["currency"])' "$json")
+print(d["number"], d["total"], d["currency"], d["status"])' "$json")
   pdf="$work/$(basename "${html%.html}").pdf"
   start=$(date +%s%N)
   chrome --no-pdf-header-footer --print-to-pdf="$pdf" "file://$(realpath "$html")"
@@ -45,8 +46,13 @@ print(d["number"], d["total"], d["currency"])' "$json")
   [ -n "$(printf '%s' "$text" | tr -d '[:space:]')" ] || problems+=("no text")
   grep -qF -- "$number" <<<"$plain" || problems+=("number $number missing")
   grep -qF -- "$currency $total" <<<"$plain" || problems+=("total $currency $total missing")
+  if [ "$status" = draft ]; then
+    [ "$(grep -c DRAFT <<<"$text")" -ge 2 ] || problems+=("a draft without its DRAFT mark")
+  else
+    ! grep -q DRAFT <<<"$text" || problems+=("an issued document marked DRAFT")
+  fi
   if [ "${#problems[@]}" -eq 0 ]; then
-    echo "ok   $number: $currency $total, $pages_printed page(s), printed in ${ms} ms"
+    echo "ok   $number ($status): $currency $total, $pages_printed page(s), printed in ${ms} ms"
   else
     echo "FAIL $html: ${problems[*]}" >&2
     failures=$((failures + 1))
@@ -56,7 +62,7 @@ done
 if [ -n "$shot" ]; then
   page=${pages[0]}
   for p in "${pages[@]}"; do
-    [ "$(basename "$p" .html)" = "$shot_group" ] && page=$p
+    [ "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["billing_group"])' "${p%.html}.json")" = "$shot_group" ] && page=$p
   done
   chrome --hide-scrollbars --window-size=820,1380 --screenshot="$shot" "file://$(realpath "$page")"
   echo "screenshot of $page: $shot"

@@ -53,10 +53,16 @@ async fn sample_run_writes_an_invoice_and_an_export_per_group_and_reruns_without
     .await;
     for (inv, export) in period.invoices.iter().zip(&period.exports) {
         let g = inv.billing_group.as_str();
-        let dir = out.join("invoices/billing_period=2025-11");
+        // An open period's invoices are drafts, named by their number.
+        let dir = out.join("invoices/billing_period=2025-11/drafts");
+        assert_eq!(url_path(&inv.json), dir.join(format!("ER-202511-{g}.json")));
         let json: Value =
-            serde_json::from_slice(&std::fs::read(dir.join(format!("{g}.json"))).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(url_path(&inv.json)).unwrap()).unwrap();
         assert_eq!(json["number"], format!("ER-202511-{g}"));
+        assert_eq!(
+            (&json["status"], &json["kind"]),
+            (&"draft".into(), &"invoice".into())
+        );
         assert_eq!(dec(&json["total"]), inv.total);
         let lines: Decimal = json["lines"]
             .as_array()
@@ -69,7 +75,7 @@ async fn sample_run_writes_an_invoice_and_an_export_per_group_and_reruns_without
             dec(&json["subtotal"]),
             "{g}: lines add up to the subtotal"
         );
-        let html = std::fs::read_to_string(dir.join(format!("{g}.html"))).unwrap();
+        let html = std::fs::read_to_string(url_path(&inv.html)).unwrap();
         assert!(html.contains(&format!("ER-202511-{g}")));
         // invoice_lines holds the same lines: per invoice they sum to the total.
         let in_table = line_totals.iter().find(|r| r[0] == g).unwrap();
@@ -95,12 +101,12 @@ async fn sample_run_writes_an_invoice_and_an_export_per_group_and_reruns_without
         }
     }
 
-    // Leftovers of an earlier run (an export file under an older run's name, the invoice of a
+    // Leftovers of an earlier run (an export file under an older run's name, the draft of a
     // group since removed from the config) must be gone after a re-run.
     let data = out.join("exports/acme/data/BILLING_PERIOD=2025-11");
     let old_export = data.join("acme-20250101T000000Z-00000000-00001.snappy.parquet");
     std::fs::copy(url_path(&period.exports[0].files[0]), &old_export).unwrap();
-    let old_invoice = out.join("invoices/billing_period=2025-11/removed-group.json");
+    let old_invoice = out.join("invoices/billing_period=2025-11/drafts/ER-202511-removed.json");
     std::fs::write(&old_invoice, "{}").unwrap();
 
     let second = support::run(&sample_config(), &sample_input(), &out)

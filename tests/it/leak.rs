@@ -227,11 +227,11 @@ async fn invoices_and_exports_hold_no_billable_only_value() {
                 secrets.extend(printed_forms(amount, fx, units));
             }
         }
-        let dir = out.join("invoices/billing_period=2025-11");
+        let dir = out.join("invoices/billing_period=2025-11/drafts");
         let export_dir = out.join(format!("exports/{g}/metadata/BILLING_PERIOD=2025-11"));
         for file in [
-            dir.join(format!("{g}.json")),
-            dir.join(format!("{g}.html")),
+            dir.join(format!("ER-202511-{g}.json")),
+            dir.join(format!("ER-202511-{g}.html")),
             export_dir.join(format!("{g}-Manifest.json")),
         ] {
             let text = std::fs::read_to_string(&file).unwrap();
@@ -447,13 +447,17 @@ fn contains_token(text: &str, token: &str) -> bool {
 /// A group's invoices (every period) and export files.
 fn files_of(out: &Path, group: &str) -> Vec<PathBuf> {
     let mut found = support::files_under(&out.join("exports").join(group));
-    for ext in ["json", "html"] {
-        let name = format!("{group}.{ext}");
-        found.extend(
-            support::files_under(&out.join("invoices"))
-                .into_iter()
-                .filter(|f| f.file_name().is_some_and(|n| n == name.as_str())),
-        );
+    // Documents are named by number: the JSON says whose they are, the HTML sits beside it.
+    for json in support::files_under(&out.join("invoices"))
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "json"))
+    {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        if doc["billing_group"] == group {
+            found.push(json.with_extension("html"));
+            found.push(json);
+        }
     }
     found
 }

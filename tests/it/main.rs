@@ -7,6 +7,7 @@ mod corpus;
 mod delivery;
 mod invoices;
 mod leak;
+mod lifecycle;
 mod realdata;
 mod s3;
 mod scenarios;

@@ -467,6 +467,7 @@ async fn table_contents(output: &Location) -> Vec<Vec<String>> {
         ("proforma", "line_item_unblended_cost"),
         ("margin", "margin"),
         ("invoice_lines", "amount"),
+        ("periods", "total"),
     ] {
         let mut table = rerate::write::delta::open(&output.child(&[name])).unwrap();
         table.load().await.unwrap();
@@ -476,6 +477,11 @@ async fn table_contents(output: &Location) -> Vec<Vec<String>> {
             "SELECT '{name}', billing_period, count(*), CAST(sum({amount}) AS VARCHAR) FROM {name} GROUP BY 2"
         ));
     }
+    // A close changes no amount, only what is issued.
+    queries.push(
+        "SELECT 'periods closed', billing_period, count(*), '' FROM periods WHERE status = 'closed' GROUP BY 2"
+            .to_string(),
+    );
     support::query(
         &ctx,
         &format!("{} ORDER BY 1, 2", queries.join(" UNION ALL ")),
@@ -497,7 +503,7 @@ fn documents_and_exports(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// SPEC §6.1: a run lands whole or not at all. The server refuses one write of the run in turn
 /// (a file where the write needs a folder: each table's new partition, the exports' data and
-/// manifest folders, the invoices' folder); after each failure every table reads as before the
+/// manifest folders, the drafts' folder); after each failure every table reads as before the
 /// run, no document or export changed, and the run summary says which tables were restored. With
 /// the write allowed again the run lands and gives the totals of a run that never failed.
 #[tokio::test(flavor = "multi_thread")]
@@ -548,29 +554,16 @@ async fn a_write_refused_anywhere_leaves_every_output_as_it_was() {
     let tables_before = table_contents(&output).await;
     let files_before = documents_and_exports(&out_dir);
 
+    let all = ["periods", "invoice_lines", "margin", "proforma", "billable"];
     for (blocked, restored) in [
         ("billable/billing_period=2025-11", &[][..]),
-        ("proforma/billing_period=2025-11", &["billable"][..]),
-        (
-            "margin/billing_period=2025-11",
-            &["proforma", "billable"][..],
-        ),
-        (
-            "invoice_lines/billing_period=2025-11",
-            &["margin", "proforma", "billable"][..],
-        ),
-        (
-            "exports/acme/data/BILLING_PERIOD=2025-11",
-            &["invoice_lines", "margin", "proforma", "billable"][..],
-        ),
-        (
-            "invoices/billing_period=2025-11",
-            &["invoice_lines", "margin", "proforma", "billable"][..],
-        ),
-        (
-            "exports/acme/metadata/BILLING_PERIOD=2025-11",
-            &["invoice_lines", "margin", "proforma", "billable"][..],
-        ),
+        ("proforma/billing_period=2025-11", &all[4..]),
+        ("margin/billing_period=2025-11", &all[3..]),
+        ("invoice_lines/billing_period=2025-11", &all[2..]),
+        ("periods/billing_period=2025-11", &all[1..]),
+        ("exports/acme/data/BILLING_PERIOD=2025-11", &all[..]),
+        ("invoices/billing_period=2025-11/drafts", &all[..]),
+        ("exports/acme/metadata/BILLING_PERIOD=2025-11", &all[..]),
     ] {
         let blocker = out_dir.join(blocked);
         std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
@@ -599,7 +592,222 @@ async fn a_write_refused_anywhere_leaves_every_output_as_it_was() {
         );
     }
 
+    // A run lands whole: October, landed in the same run, goes back too when November fails,
+    // and so does everything when the run manifest, the run's last write, cannot be written.
+    let both = || {
+        let mut args = run_args(config, "s3://cur/cur2", "s3://out/rerate");
+        args.extend(["--period", "2025-10", "--period", "2025-11"]);
+        rerate(&server, &args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let runs = out_dir.join("runs");
+    let runs_aside = out_dir.join("runs-aside");
+    for (blocked, moved) in [
+        ("exports/acme/metadata/BILLING_PERIOD=2025-11", false),
+        ("runs", true),
+    ] {
+        if moved {
+            std::fs::rename(&runs, &runs_aside).unwrap();
+        }
+        let blocker = out_dir.join(blocked);
+        std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+        std::fs::write(&blocker, b"not a folder").unwrap();
+        let failed = both();
+        std::fs::remove_file(&blocker).unwrap();
+        if moved {
+            std::fs::rename(&runs_aside, &runs).unwrap();
+        }
+        assert!(!failed.status.success(), "{blocked}: the run must fail");
+        let summary: serde_json::Value = serde_json::from_slice(&failed.stdout)
+            .unwrap_or_else(|e| panic!("{blocked}: {e}: {}", stderr(&failed)));
+        let put_back: Vec<&str> = summary["restored"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["table"].as_str().unwrap())
+            .collect();
+        assert_eq!(put_back, all, "{blocked}: {}", summary["error"]);
+        assert_eq!(table_contents(&output).await, tables_before, "{blocked}");
+        assert!(
+            documents_and_exports(&out_dir) == files_before,
+            "{blocked}: a document or export changed"
+        );
+    }
+
     let landed = run("s3://out/rerate", "2025-11");
     assert!(landed.status.success(), "{}", stderr(&landed));
     assert_eq!(table_contents(&output).await, clean);
+}
+
+/// The books' lifecycle (`lifecycle.rs`) with the input and the outputs on the S3 server: issued
+/// documents are written with conditional puts, drafts replaced, tables restored the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_period_closes_and_is_corrected_on_s3_too() {
+    let _one = SERIAL.lock().await;
+    let server = S3Server::with_sample("cur", "sample", "out").await;
+    let local = tempfile::tempdir().unwrap();
+    let call = |args: &[&str]| {
+        rerate(&server, args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let books = crate::lifecycle::Books {
+        rerate: &call,
+        input: "s3://cur/sample",
+        output: "s3://out/books",
+        location: server.location("out", "books"),
+        files: server.root.path().join("out/books"),
+    };
+    crate::lifecycle::lifecycle(books, local.path()).await;
+}
+
+/// SPEC §6.1 for `rerate close` and `rerate run --correct`: the server refuses one of their
+/// writes in turn (each table commit, an issued document); after each failure every table reads
+/// as before, no document changed (the ones the failed command had issued are gone), and the
+/// command, run again, lands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_close_or_correction_that_fails_leaves_the_books_as_they_were() {
+    let _one = SERIAL.lock().await;
+    let server = S3Server::with_sample("cur", "sample", "out").await;
+    let local = tempfile::tempdir().unwrap();
+    let sample = support::repo().join("sample-data/billing.toml");
+    let changed = local.path().join("billing.toml");
+    let text = std::fs::read_to_string(&sample).unwrap();
+    std::fs::write(
+        &changed,
+        text.replace(
+            "type = \"markup\"\npercent = \"2.5\"",
+            "type = \"markup\"\npercent = \"3\"",
+        ),
+    )
+    .unwrap();
+    let call = |args: &[&str]| {
+        rerate(&server, args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let (sample, changed) = (sample.to_str().unwrap(), changed.to_str().unwrap());
+    let close = || {
+        call(&[
+            "close",
+            "--config",
+            sample,
+            "--output",
+            "s3://out/books",
+            "--period",
+            "2025-11",
+            "--json",
+        ])
+    };
+    let correct = || {
+        let mut args = run_args(changed, "s3://cur/sample", "s3://out/books");
+        args.push("--correct");
+        call(&args)
+    };
+    let first = call(&run_args(sample, "s3://cur/sample", "s3://out/books"));
+    assert!(first.status.success(), "{}", stderr(&first));
+    let output = server.location("out", "books");
+    let out_dir = server.root.path().join("out/books");
+    let documents = out_dir.join("invoices/billing_period=2025-11");
+
+    /// Refuses the writes at `blocked` (a file where a folder must be, or a folder where a
+    /// document must be), runs `command`, and checks the failure left everything as it was.
+    async fn refused(
+        blocked: &Path,
+        as_folder: bool,
+        command: &dyn Fn() -> Output,
+        output: &Location,
+        out_dir: &Path,
+        restored: &[&str],
+    ) {
+        let (tables, files) = (table_contents(output).await, documents_and_exports(out_dir));
+        // A folder the command writes into (a table's partition) waits aside meanwhile.
+        let aside = blocked.with_extension("aside");
+        let moved = !as_folder && blocked.is_dir();
+        if moved {
+            std::fs::rename(blocked, &aside).unwrap();
+        }
+        std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
+        if as_folder {
+            std::fs::create_dir_all(blocked).unwrap();
+        } else {
+            std::fs::write(blocked, b"not a folder").unwrap();
+        }
+        let failed = command();
+        if as_folder {
+            std::fs::remove_dir_all(blocked).unwrap();
+        } else {
+            std::fs::remove_file(blocked).unwrap();
+        }
+        if moved {
+            std::fs::rename(&aside, blocked).unwrap();
+        }
+        let what = blocked.display();
+        assert!(!failed.status.success(), "{what}: the command must fail");
+        if !restored.is_empty() {
+            let summary: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+            let put_back: Vec<&str> = summary["restored"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["table"].as_str().unwrap())
+                .collect();
+            assert_eq!(put_back, restored, "{what}: {}", summary["error"]);
+        }
+        assert_eq!(table_contents(output).await, tables, "{what}: tables");
+        assert!(
+            documents_and_exports(out_dir) == files,
+            "{what}: a document changed"
+        );
+    }
+
+    // The close: its two commits, then the documents it issues.
+    for (blocked, as_folder) in [
+        ("invoice_lines/billing_period=2025-11", false),
+        ("periods/billing_period=2025-11", false),
+        (
+            "invoices/billing_period=2025-11/ER-202511-globex.html",
+            true,
+        ),
+    ] {
+        refused(
+            &out_dir.join(blocked),
+            as_folder,
+            &close,
+            &output,
+            &out_dir,
+            &[],
+        )
+        .await;
+    }
+    let closed = close();
+    assert!(closed.status.success(), "{}", stderr(&closed));
+    let issued = documents_and_exports(&out_dir);
+
+    // The correction: every table restored, the credit note it had issued removed.
+    let all = ["periods", "invoice_lines", "margin", "proforma", "billable"];
+    refused(
+        &documents.join("ER-202511-globex-R2.json"),
+        true,
+        &correct,
+        &output,
+        &out_dir,
+        &all,
+    )
+    .await;
+    assert!(!documents.join("ER-202511-globex-CN1.json").exists());
+    let corrected = correct();
+    assert!(corrected.status.success(), "{}", stderr(&corrected));
+    let after = documents_and_exports(&out_dir);
+    for (path, bytes) in issued.iter().filter(|(p, _)| p.starts_with("invoices")) {
+        assert!(
+            after.iter().any(|(p, b)| p == path && b == bytes),
+            "{path:?} changed"
+        );
+    }
+    assert!(documents.join("ER-202511-globex-CN1.json").exists());
 }

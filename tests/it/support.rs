@@ -77,15 +77,15 @@ pub async fn run_with(
         periods: Vec::new(),
         strict,
         memory_limit: None,
+        correct: false,
     };
     rerate::run::run(&opts).await
 }
 
 /// The Delta tables a run writes.
-pub const TABLES: [&str; 4] = ["billable", "proforma", "margin", "invoice_lines"];
+pub const TABLES: [&str; 5] = ["billable", "proforma", "margin", "invoice_lines", "periods"];
 
-/// A session with the run's Delta tables registered as `billable`, `proforma`, `margin` and
-/// `invoice_lines`.
+/// A session with the run's Delta tables registered under their names ([`TABLES`]).
 pub async fn outputs(output: &Path) -> SessionContext {
     let ctx = rerate::engine::new_context(&Default::default()).unwrap();
     let location = Location::parse(output.to_str().unwrap(), &Default::default()).unwrap();
@@ -173,4 +173,13 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = paths_under(dir);
     found.retain(|p| p.is_file());
     found
+}
+
+/// The SHA-256 of `bytes`, in lower-case hex (what `periods/` records of each document).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

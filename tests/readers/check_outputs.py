@@ -4,6 +4,7 @@ pandas) and check that every one of them sees the totals the run summary reports
 usage: python3 tests/readers/check_outputs.py OUTPUT_DIR SUMMARY_JSON
 """
 
+import hashlib
 import json
 import sys
 from decimal import Decimal
@@ -102,6 +103,23 @@ for p in summary["periods"]:
     for inv in p["invoices"]:
         rows = lines_pl.filter(pl.col("invoice_number") == inv["number"])
         expect(f"polars: invoice_lines of {inv['number']} add up to its total", rows["amount"].sum(), inv["total"])
+
+# periods: what the finance team audits. Each document the run lists has a row whose SHA-256
+# is that of the file on disk (pandas over deltalake, DuckDB over the Delta file list).
+periods = DeltaTable(str(out / "periods"))
+periods_pd = periods.to_pandas()
+con.execute(f"CREATE VIEW periods AS SELECT * FROM read_parquet({periods.file_uris()!r}, hive_partitioning = true)")
+for p in summary["periods"]:
+    for inv in p["invoices"]:
+        row = periods_pd[periods_pd["number"] == inv["number"]]
+        on_disk = hashlib.sha256(Path(inv["json"].removeprefix("file://")).read_bytes()).hexdigest()
+        if len(row) != 1 or row.iloc[0]["json_sha256"] != on_disk:
+            failures.append(f"periods: {inv['number']} does not record its document's SHA-256")
+        expect(f"pandas: periods total of {inv['number']}", row.iloc[0]["total"], inv["total"])
+    (open_groups,) = con.execute(
+        "SELECT count(DISTINCT billing_group) FROM periods WHERE billing_period = ? AND status = 'open'",
+        [p["period"]]).fetchone()
+    expect(f"duckdb: open groups of {p['period']}", open_groups, len(p["invoices"]))
 
 # Customer exports: CUR 2.0 types (costs double, rates string, maps), readable as they are.
 for p in summary["periods"]:
