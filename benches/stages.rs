@@ -26,6 +26,7 @@ const SIZES: [u64; 2] = [100_000, 1_000_000];
 
 struct Month {
     ctx: SessionContext,
+    config: rerate::config::Config,
     input: Input,
     period: Period,
 }
@@ -56,6 +57,7 @@ impl Month {
             let input = job.discover().await.unwrap();
             Month {
                 ctx: job.ctx,
+                config: job.config,
                 input,
                 period,
             }
@@ -90,7 +92,9 @@ fn stages(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("rules", rows), &month, |b, m| {
             b.iter(|| {
                 rt.block_on(async {
-                    let rated = price::rated(&m.ctx, m.cur()).await.unwrap();
+                    let rated = price::rated(&m.ctx, &m.config, m.period, m.cur())
+                        .await
+                        .unwrap();
                     let rules = rated
                         .select(vec![
                             col("billing_group"),
@@ -106,7 +110,9 @@ fn stages(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("proforma", rows), &month, |b, m| {
             b.iter(|| {
                 rt.block_on(async {
-                    let rated = price::rated(&m.ctx, m.cur()).await.unwrap();
+                    let rated = price::rated(&m.ctx, &m.config, m.period, m.cur())
+                        .await
+                        .unwrap();
                     drain(price::proforma(rated).unwrap()).await
                 })
             });

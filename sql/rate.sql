@@ -1,9 +1,10 @@
 -- rate: every CUR row of the period assigned (`account_groups`), classified (charge class ->
--- the group's policy -> treatment) and priced by the one most specific rule of its group's plan.
+-- the group's policy -> treatment) and priced by its group's plan: the most specific rule, or
+-- the plan's rules in order (`rule_chains`, resolved in Rust by `price::rules`).
 --
 -- Inputs: `cur`, `account_groups` (`sql/account_groups.sql`), `line_item_types`
 -- (`sql/line_item_types.csv`: what each line item type is) and the config tables: groups (plan
--- policies per group), group_accounts, rules. Treatments: rerate (priced by a rule), pass
+-- policies per group), group_accounts, rule_values and rule_chains. Treatments: rerate (priced by a rule), pass
 -- (billable value), drop (billable only), unassigned (in no group), unknown (a line item type
 -- this engine does not know: an error).
 --
@@ -86,36 +87,38 @@ treated AS (
     LEFT JOIN owner_groups og ON og.account_id = a.commitment_owner
 ),
 decisions AS (
-    -- One equi-join per rule kind, most specific first; rules never stack.
+    -- The rules of the group's plan (in force in the period) resolved once per combination of
+    -- the values they name (`price::rules`): each key's service, usage type and operation of
+    -- that service, and billing entity are looked up among the values the plan's rules name
+    -- (null: a value none names), and the chain of that combination joined in one equi-join.
     SELECT
         t.*,
-        r6.rule_name AS rule_sku_usage_type_operation,
-        r5.rule_name AS rule_sku_usage_type,
-        r4.rule_name AS rule_sku_operation,
-        r3.rule_name AS rule_service,
-        r2.rule_name AS rule_billing_entity,
-        r1.rule_name AS rule_global,
-        COALESCE(r6.rule_name, r5.rule_name, r4.rule_name, r3.rule_name, r2.rule_name, r1.rule_name) AS matched_rule,
-        COALESCE(r6.factor, r5.factor, r4.factor, r3.factor, r2.factor, r1.factor, CAST(1 AS DECIMAL(16, 8))) AS factor,
+        ch.matched_rule,
+        ch.rules_beaten,
+        COALESCE(ch.factor, CAST(1 AS DECIMAL(22, 12))) AS factor,
+        ch.fixed_rate,
         -- Usage covered by a commitment the group does not own, charged at on-demand: it
         -- shows as the on-demand usage it is charged as.
         t.treatment = 'rerate' AND t.shown_as IS NOT NULL AS rerated_commitment
     FROM treated t
-    LEFT JOIN (SELECT * FROM rules WHERE kind = 'sku-usage-type-operation') r6
-        ON r6.pricing_plan = t.pricing_plan AND r6.service = t.line_item_product_code
-       AND r6.usage_type = t.line_item_usage_type AND r6.operation = t.line_item_operation
-    LEFT JOIN (SELECT * FROM rules WHERE kind = 'sku-usage-type') r5
-        ON r5.pricing_plan = t.pricing_plan AND r5.service = t.line_item_product_code
-       AND r5.usage_type = t.line_item_usage_type
-    LEFT JOIN (SELECT * FROM rules WHERE kind = 'sku-operation') r4
-        ON r4.pricing_plan = t.pricing_plan AND r4.service = t.line_item_product_code
-       AND r4.operation = t.line_item_operation
-    LEFT JOIN (SELECT * FROM rules WHERE kind = 'service') r3
-        ON r3.pricing_plan = t.pricing_plan AND r3.service = t.line_item_product_code
-    LEFT JOIN (SELECT * FROM rules WHERE kind = 'billing-entity') r2
-        ON r2.pricing_plan = t.pricing_plan AND r2.billing_entity = t.bill_billing_entity
-    LEFT JOIN (SELECT * FROM rules WHERE kind = 'global') r1
-        ON r1.pricing_plan = t.pricing_plan
+    LEFT JOIN rule_values vs
+        ON vs.pricing_plan = t.pricing_plan AND vs.field = 'service'
+       AND vs.value = t.line_item_product_code
+    LEFT JOIN rule_values vu
+        ON vu.pricing_plan = t.pricing_plan AND vu.field = 'usage_type'
+       AND vu.service = t.line_item_product_code AND vu.value = t.line_item_usage_type
+    LEFT JOIN rule_values vo
+        ON vo.pricing_plan = t.pricing_plan AND vo.field = 'operation'
+       AND vo.service = t.line_item_product_code AND vo.value = t.line_item_operation
+    LEFT JOIN rule_values ve
+        ON ve.pricing_plan = t.pricing_plan AND ve.field = 'billing_entity'
+       AND ve.value = t.bill_billing_entity
+    LEFT JOIN rule_chains ch
+        ON ch.pricing_plan = t.pricing_plan
+       AND (ch.service IS NOT DISTINCT FROM vs.value)
+       AND (ch.usage_type IS NOT DISTINCT FROM vu.value)
+       AND (ch.operation IS NOT DISTINCT FROM vo.value)
+       AND (ch.billing_entity IS NOT DISTINCT FROM ve.value)
 ),
 -- How AWS words the on-demand line of a usage type: what a line re-rated from a commitment
 -- shows instead of its own description ("… reserved instance applied"), so that nothing in pro
@@ -160,14 +163,10 @@ priced AS (
         d.pricing_plan,
         d.commitment_owner_group,
         d.treatment,
-        d.rule_sku_usage_type_operation,
-        d.rule_sku_usage_type,
-        d.rule_sku_operation,
-        d.rule_service,
-        d.rule_billing_entity,
-        d.rule_global,
         d.matched_rule,
+        d.rules_beaten,
         d.factor,
+        d.fixed_rate,
         -- Public on-demand is the base; where AWS gives none (Marketplace, some fees) and for
         -- fees themselves, the unblended amount is.
         CASE WHEN d.charge_class = 'fee' OR COALESCE(c.pricing_public_on_demand_cost, 0) = 0
@@ -196,14 +195,20 @@ priced AS (
        AND (c.savings_plan_savings_plan_a_r_n IS NOT DISTINCT FROM d.savings_plan_savings_plan_a_r_n)
        AND (c.reservation_reservation_a_r_n IS NOT DISTINCT FROM d.reservation_reservation_a_r_n)
 )
+-- Rounded once, to the storage scale: a unit price times the usage amount (read as money is),
+-- or the base times the chain's factor.
 SELECT
     p.*,
-    CASE p.treatment
-        WHEN 'rerate' THEN CAST(p.base_cost * p.factor AS DECIMAL(38, 10))
-        WHEN 'pass' THEN p.line_item_unblended_cost
+    CASE
+        WHEN p.treatment = 'rerate' AND p.fixed_rate IS NOT NULL
+            THEN CAST(CAST(p.line_item_usage_amount AS DECIMAL(38, 10)) * p.fixed_rate AS DECIMAL(38, 10))
+        WHEN p.treatment = 'rerate' THEN CAST(p.base_cost * p.factor AS DECIMAL(38, 10))
+        WHEN p.treatment = 'pass' THEN p.line_item_unblended_cost
     END AS proforma_cost,
-    CASE p.treatment
-        WHEN 'rerate' THEN CAST(p.base_rate * p.factor AS DECIMAL(38, 10))
-        WHEN 'pass' THEN p.line_item_unblended_rate
+    CASE
+        WHEN p.treatment = 'rerate' AND p.fixed_rate IS NOT NULL
+            THEN CAST(p.fixed_rate AS DECIMAL(38, 10))
+        WHEN p.treatment = 'rerate' THEN CAST(p.base_rate * p.factor AS DECIMAL(38, 10))
+        WHEN p.treatment = 'pass' THEN p.line_item_unblended_rate
     END AS proforma_rate
 FROM priced p

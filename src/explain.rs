@@ -1,14 +1,19 @@
-//! `rerate explain`: for one line item id, which group took it and why, which rule matched (and
-//! which it beat), the policy applied, its base and its pro forma cost.
+//! `rerate explain`: for one line item id, which group took it and why, the policy applied, its
+//! base, each rule of its chain in order with the value after it (and the rules that matched but
+//! did not apply), and its pro forma cost.
 
 use std::path::Path;
 
+use arrow::array::AsArray;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{col, lit};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::config::{Adjustment, Config, Stacking};
 use crate::error::{Error, Result};
 use crate::job::Job;
+use crate::period::Period;
 use crate::price;
 
 /// Columns of `sql/rate.sql` that explain a row's pricing, in reading order.
@@ -28,24 +33,65 @@ const FIELDS: &[&str] = &[
     "treatment",
     "commitment_owner",
     "commitment_owner_group",
-    "rule_sku_usage_type_operation",
-    "rule_sku_usage_type",
-    "rule_sku_operation",
-    "rule_service",
-    "rule_billing_entity",
-    "rule_global",
+    "matched_rule",
+    "rules_beaten",
     "pricing_rule",
     "factor",
+    "fixed_rate",
+    "line_item_usage_amount",
     "line_item_unblended_cost",
     "pricing_public_on_demand_cost",
     "base_cost",
     "proforma_cost",
 ];
 
-/// One matching input row, field by field (name, value; absent values are omitted).
+/// One matching input row, field by field (name, value; absent values are omitted), and the
+/// chain of rules that priced it, step by step.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
     pub fields: Vec<(String, String)>,
+    pub steps: Vec<Step>,
+    pub stacking: Stacking,
+}
+
+/// One rule of a chain and the value after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub rule: String,
+    /// What the rule does, e.g. `discount 5 %`, `fixed rate 0.07 × usage 1500`.
+    pub does: String,
+    pub value: Decimal,
+}
+
+/// The steps of `chain` (rule names, `a > b`) from `base`, for a line of `usage` units.
+fn steps(config: &Config, chain: &str, base: Decimal, usage: Option<Decimal>) -> Vec<Step> {
+    let mut value = base;
+    let mut out = Vec::new();
+    for name in chain.split(" > ") {
+        let Some(rule) = config.rule(name) else {
+            continue;
+        };
+        let does = match &rule.adjustment {
+            Adjustment::FixedRate(rate) => {
+                let usage = usage.unwrap_or_default();
+                value = usage * rate;
+                format!("fixed rate {rate} × usage {}", usage.normalize())
+            }
+            other => {
+                value *= rule.factor();
+                match other.percent() {
+                    Some(p) => format!("{} {p} %", other.as_str()),
+                    None => other.as_str().to_string(),
+                }
+            }
+        };
+        out.push(Step {
+            rule: name.to_string(),
+            does,
+            value: value.normalize(),
+        });
+    }
+    out
 }
 
 impl Explanation {
@@ -85,33 +131,33 @@ impl Explanation {
                 self.get("commitment_owner_group").unwrap_or("none")
             ));
         }
-        let candidates: Vec<String> = FIELDS
-            .iter()
-            .filter(|f| f.starts_with("rule_"))
-            .filter_map(|f| {
-                self.get(f)
-                    .map(|r| format!("{r} ({})", f.trim_start_matches("rule_").replace('_', "-")))
-            })
-            .collect();
         if g("treatment") == "rerate" {
-            match candidates.split_first() {
-                Some((won, beaten)) => {
-                    out.push_str(&format!("  rule:      {won}, factor {}\n", g("factor")));
-                    if !beaten.is_empty() {
-                        out.push_str(&format!(
-                            "  beaten:    {} (less specific; rules never stack)\n",
-                            beaten.join(", ")
-                        ));
-                    }
-                }
-                None => out.push_str("  rule:      none matched: the base is charged as is\n"),
-            }
             out.push_str(&format!(
                 "  base:      {} (public on-demand {}, unblended {})\n",
                 g("base_cost"),
                 g("pricing_public_on_demand_cost"),
                 g("line_item_unblended_cost")
             ));
+            if self.steps.is_empty() {
+                out.push_str("  rules:     none matched: the base is charged as is\n");
+            }
+            for (i, step) in self.steps.iter().enumerate() {
+                let label = if i == 0 { "  rules:" } else { "" };
+                out.push_str(&format!(
+                    "{label:<13}{}. {} ({}): {}\n",
+                    i + 1,
+                    step.rule,
+                    step.does,
+                    step.value
+                ));
+            }
+            if let Some(beaten) = self.get("rules_beaten") {
+                let why = match self.stacking {
+                    Stacking::MostSpecific => "less specific: one rule applies, the most specific",
+                    Stacking::Ordered => "after a final rule",
+                };
+                out.push_str(&format!("  not applied: {beaten} ({why})\n"));
+            }
         }
         out.push_str(&format!(
             "  billable:  {}\n  pro forma: {}\n",
@@ -128,13 +174,30 @@ pub async fn explain(
     line_item_id: &str,
 ) -> Result<Vec<Explanation>> {
     let job = Job::open(crate::load_config(config_path)?, input)?;
-    let cur = job
+    let rows = job
         .discover()
         .await?
         .table(&job.ctx)?
         .filter(col("identity_line_item_id").eq(lit(line_item_id)))?;
-    let rated = price::rated(&job.ctx, cur).await?;
-    let batches = rated.select_columns(FIELDS)?.collect().await?;
+    // The rules in force depend on the period: each period's rows are rated with its own.
+    let periods = rows
+        .clone()
+        .select_columns(&["billing_period"])?
+        .distinct()?
+        .collect()
+        .await?;
+    let mut batches = Vec::new();
+    for b in &periods {
+        let column = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)?;
+        for period in column.as_string::<i32>().iter().flatten() {
+            let Ok(parsed) = period.parse::<Period>() else {
+                continue;
+            };
+            let of_period = rows.clone().filter(col("billing_period").eq(lit(period)))?;
+            let rated = price::rated(&job.ctx, &job.config, parsed, of_period).await?;
+            batches.extend(rated.select_columns(FIELDS)?.collect().await?);
+        }
+    }
     let options = FormatOptions::default();
     let mut out = Vec::new();
     for b in &batches {
@@ -151,7 +214,19 @@ pub async fn explain(
                 .filter(|(_, c)| c.is_valid(row))
                 .map(|((name, f), _)| (name.to_string(), f.value(row).to_string()))
                 .collect();
-            out.push(Explanation { fields });
+            let mut e = Explanation {
+                fields,
+                steps: Vec::new(),
+                stacking: Stacking::default(),
+            };
+            if let Some(plan) = e.get("pricing_plan").and_then(|p| job.config.plan(p)) {
+                e.stacking = plan.stacking;
+            }
+            let number = |name: &str| e.get(name).and_then(|v| v.parse::<Decimal>().ok());
+            if let (Some(chain), Some(base)) = (e.get("pricing_rule"), number("base_cost")) {
+                e.steps = steps(&job.config, chain, base, number("line_item_usage_amount"));
+            }
+            out.push(e);
         }
     }
     if out.is_empty() {

@@ -12,9 +12,11 @@ use rust_decimal::{Decimal, RoundingStrategy};
 pub(crate) const PRECISION: u8 = 38;
 pub(crate) const SCALE: u32 = 10;
 
-/// Rule factors `1 ± p/100`: percentages have at most 6 decimals, so a factor fits 8 exactly.
-pub(crate) const FACTOR_PRECISION: u8 = 16;
-pub(crate) const FACTOR_SCALE: u32 = 8;
+/// A rule chain's combined factor, or unit price (`price::rules`): exact within 12 decimals,
+/// which the config checks for every plan that stacks rules in order. (Times an amount at the
+/// storage scale, 16 integer digits are left: a line up to 10^16.)
+pub(crate) const CHAIN_PRECISION: u8 = 22;
+pub(crate) const CHAIN_SCALE: u32 = 12;
 
 /// Percentages reported (margin percent): 4 decimals.
 pub(crate) const PERCENT_SCALE: u32 = 4;
@@ -174,11 +176,11 @@ mod tests {
     #[test]
     fn arrow_decimals_round_trip_exactly() {
         let factors = [Some(d("0.95")), Some(d("1.0725")), None];
-        let a = decimal_array(factors, FACTOR_PRECISION, FACTOR_SCALE).unwrap();
-        let factor = DataType::Decimal128(FACTOR_PRECISION, FACTOR_SCALE as i8);
+        let a = decimal_array(factors, CHAIN_PRECISION, CHAIN_SCALE).unwrap();
+        let factor = DataType::Decimal128(CHAIN_PRECISION, CHAIN_SCALE as i8);
         assert_eq!(a.data_type(), &factor);
-        assert_eq!(a.value(0), 95_000_000);
-        assert_eq!(a.value(1), 107_250_000);
+        assert_eq!(a.value(0), 950_000_000_000);
+        assert_eq!(a.value(1), 1_072_500_000_000);
         for (row, expected) in factors.iter().enumerate() {
             assert_eq!(decimal_at(&a, row).unwrap(), *expected);
         }

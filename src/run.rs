@@ -344,7 +344,7 @@ impl PeriodRun<'_> {
         let blame = |e| input.blame(ctx, Some(period), e);
 
         // 1. read and rate
-        let rated = price::rated(ctx, input.period_table(ctx, period)?).await?;
+        let rated = price::rated(ctx, config, period, input.period_table(ctx, period)?).await?;
         let accounting = match progress
             .stage(&format!("{period}: re-rating"), price::accounting(ctx))
             .await

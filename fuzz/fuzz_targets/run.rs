@@ -282,7 +282,7 @@ async fn read_and_rate(input: &Path) -> rerate::Result<()> {
     job.config
         .check_fx(&selected, |p, g| currencies.of(p, g).to_string())?;
     for (&period, counted) in &periods {
-        price::rated(ctx, found.period_table(ctx, period)?).await?;
+        price::rated(ctx, &job.config, period, found.period_table(ctx, period)?).await?;
         let accounting = match price::accounting(ctx).await {
             Ok(accounting) => accounting,
             Err(e) => return Err(found.blame(ctx, Some(period), e).await),

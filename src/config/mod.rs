@@ -217,6 +217,7 @@ pub enum Members {
 pub struct PricingPlan {
     pub name: String,
     pub rules: Vec<String>,
+    pub stacking: Stacking,
     pub credits: Policy,
     pub refunds: Policy,
     pub private_discounts: Policy,
@@ -265,25 +266,60 @@ impl CommitmentPolicy {
     }
 }
 
-/// One pricing rule. Within a plan, no two rules share a scope (the scope is the rule's key),
-/// so the most specific match is always unique.
+/// One pricing rule. Within a plan, no two rules share a scope (the scope is the rule's key) in
+/// the same period, so the most specific match is always unique.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PricingRule {
     pub name: String,
     pub scope: RuleScope,
     pub adjustment: Adjustment,
+    /// The billing periods the rule takes part in: `[from, until)`, open where `None`.
+    pub from: Option<Period>,
+    pub until: Option<Period>,
+    /// Under `stacking = "ordered"`: the chain ends with this rule for the lines it matches.
+    pub last: bool,
 }
 
 impl PricingRule {
     /// The multiplier applied to the base: markup p -> 1 + p/100, discount p -> 1 - p/100,
-    /// tiering (free tier kept) -> 1. Exact: percentages have at most 6 decimal places.
+    /// tiering (free tier kept) -> 1. Exact: percentages have at most 6 decimal places. A
+    /// fixed rate replaces the base instead (`Adjustment::FixedRate`): 1 here.
     pub fn factor(&self) -> Decimal {
         match self.adjustment {
             Adjustment::Discount(p) => Decimal::ONE - p / Decimal::ONE_HUNDRED,
             Adjustment::Markup(p) => Decimal::ONE + p / Decimal::ONE_HUNDRED,
-            Adjustment::Tiering { .. } => Decimal::ONE,
+            Adjustment::Tiering { .. } | Adjustment::FixedRate(_) => Decimal::ONE,
         }
     }
+
+    /// Whether the rule takes part in `period`.
+    pub fn in_force(&self, period: Period) -> bool {
+        self.from.is_none_or(|f| f <= period) && self.until.is_none_or(|u| period < u)
+    }
+
+    /// Whether this rule's validity and `other`'s share a period.
+    pub fn overlaps(&self, other: &PricingRule) -> bool {
+        let starts_before_end = |a: &PricingRule, b: &PricingRule| match (a.from, b.until) {
+            (Some(from), Some(until)) => from < until,
+            _ => true,
+        };
+        starts_before_end(self, other) && starts_before_end(other, self)
+    }
+}
+
+/// How the rules of a plan combine on a line (SPEC §5.2).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum Stacking {
+    /// Exactly one rule applies, the most specific match (AWS Billing Conductor).
+    #[default]
+    MostSpecific,
+    /// Every matching rule applies, in the plan's order, each to the previous result, until a
+    /// rule with `final = true`.
+    Ordered,
 }
 
 /// What a rule matches. Equal scopes in one plan are a configuration error.
@@ -355,6 +391,9 @@ impl fmt::Display for RuleScope {
 pub enum Adjustment {
     Discount(Decimal),
     Markup(Decimal),
+    /// A unit price in the bill currency: cost = usage amount × rate (sku rules with a usage
+    /// type only).
+    FixedRate(Decimal),
     /// Only `free_tier = true` (no change) validates today: removing the free tier needs public
     /// price tiers, which CUR input lacks.
     Tiering {
@@ -371,7 +410,7 @@ impl Adjustment {
     pub fn percent(&self) -> Option<Decimal> {
         match self {
             Adjustment::Discount(p) | Adjustment::Markup(p) => Some(*p),
-            Adjustment::Tiering { .. } => None,
+            Adjustment::Tiering { .. } | Adjustment::FixedRate(_) => None,
         }
     }
 }
@@ -968,6 +1007,9 @@ mod tests {
             name: "r".into(),
             scope: RuleScope::Global,
             adjustment,
+            from: None,
+            until: None,
+            last: false,
         };
         assert_eq!(rule(Adjustment::Markup(dec("20"))).factor(), dec("1.2"));
         assert_eq!(rule(Adjustment::Discount(dec("5"))).factor(), dec("0.95"));

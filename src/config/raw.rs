@@ -11,7 +11,7 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 use toml::de::{DeArray, DeString, DeTable, DeValue, ValueDeserializer};
 
-use super::{CommitmentPolicy, CustomKind, Policy, Report};
+use super::{CommitmentPolicy, CustomKind, Policy, Report, Stacking};
 use crate::period::Period;
 
 /// Top-level keys holding arrays of tables (`[[billing-group]]` …), read entry by entry.
@@ -230,6 +230,7 @@ pub(super) struct RawPlan {
     pub aws_tax: Option<Spanned<Policy>>,
     pub support: Option<Policy>,
     pub commitments: Option<CommitmentPolicy>,
+    pub stacking: Option<Spanned<Stacking>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -258,6 +259,7 @@ pub(super) enum AdjustmentKind {
     Discount,
     Markup,
     Tiering,
+    FixedRate,
 }
 
 impl AdjustmentKind {
@@ -266,6 +268,7 @@ impl AdjustmentKind {
             AdjustmentKind::Discount => "discount",
             AdjustmentKind::Markup => "markup",
             AdjustmentKind::Tiering => "tiering",
+            AdjustmentKind::FixedRate => "fixed-rate",
         }
     }
 }
@@ -286,7 +289,12 @@ pub(super) struct RawRule {
     pub usage_type: Option<Spanned<String>>,
     pub operation: Option<Spanned<String>>,
     pub percent: Option<Spanned<Scalar>>,
+    pub rate: Option<Spanned<Scalar>>,
     pub free_tier: Option<Spanned<bool>>,
+    pub from: Option<Spanned<Period>>,
+    pub until: Option<Spanned<Period>>,
+    #[serde(rename = "final")]
+    pub last: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -19,8 +19,8 @@ use super::raw::{
 use super::{
     Adjustment, BillingGroup, Config, CustomAmount, CustomKind, CustomLineItem, EngineSettings,
     FxKey, InvoiceSettings, IoDefaults, Members, Party, Policy, PricingPlan, PricingRule, Report,
-    RuleScope, ServiceFilter, StorageSettings, TaxProfile, Transfer, UNASSIGNED, USD, item_path,
-    line_col,
+    RuleScope, ServiceFilter, Stacking, StorageSettings, TaxProfile, Transfer, UNASSIGNED, USD,
+    item_path, line_col,
 };
 use crate::money::{self, minor_units, supported_currencies};
 use crate::period::Period;
@@ -38,6 +38,9 @@ const MAX_PERCENT_PLACES: u32 = 6;
 const MAX_PERCENT: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 /// Money has the engine's storage scale.
 const MAX_MONEY_PLACES: u32 = money::SCALE;
+
+/// Decimal places of a fixed rate: those of a CUR rate.
+const MAX_RATE_PLACES: u32 = money::SCALE;
 const MAX_GROUP_NAME_LEN: usize = 64;
 const MAX_PAYMENT_TERMS_DAYS: i64 = 365;
 
@@ -404,6 +407,32 @@ fn rule(raw: &Spanned<RawRule>, seen: &mut Seen, r: &mut Report) -> Option<Prici
     seen.check(RULE, &x.name, r);
     let scope = rule_scope(x, &path, r);
     let adjustment = adjustment(x, &path, r);
+    let (from, until) = (
+        x.from.as_ref().map(|f| *f.get_ref()),
+        x.until.as_ref().map(|u| *u.get_ref()),
+    );
+    if let (Some(from), Some(raw_until)) = (from, &x.until)
+        && *raw_until.get_ref() <= from
+    {
+        let msg = format!(
+            "until ({}) must be after from ({from}): the rule takes part in [from, until)",
+            raw_until.get_ref()
+        );
+        r.at(raw_until, format!("{path} until"), msg);
+    }
+    if let (Some(AdjustmentKind::FixedRate), Some(scope)) = (Some(*x.kind.get_ref()), &scope)
+        && !matches!(
+            scope,
+            RuleScope::Sku {
+                usage_type: Some(_),
+                ..
+            }
+        )
+    {
+        let msg = "a fixed-rate rule is a unit price for one usage type: it needs scope = \"sku\" \
+                   with a `usage-type`";
+        r.at(&x.kind, format!("{path} type"), msg);
+    }
     if r.count() > mark {
         return None;
     }
@@ -411,6 +440,9 @@ fn rule(raw: &Spanned<RawRule>, seen: &mut Seen, r: &mut Report) -> Option<Prici
         name: x.name.get_ref().clone(),
         scope: scope?,
         adjustment: adjustment?,
+        from,
+        until,
+        last: x.last.as_ref().is_some_and(|l| *l.get_ref()),
     })
 }
 
@@ -487,7 +519,48 @@ fn rule_scope(x: &RawRule, path: &str, r: &mut Report) -> Option<RuleScope> {
 
 fn adjustment(x: &RawRule, path: &str, r: &mut Report) -> Option<Adjustment> {
     let kind = *x.kind.get_ref();
+    if let Some(rate) = &x.rate
+        && kind != AdjustmentKind::FixedRate
+    {
+        let msg = format!(
+            "`rate` is the unit price of a fixed-rate rule; a {} rule takes `percent`",
+            kind.as_str()
+        );
+        r.at(rate, format!("{path} rate"), msg);
+    }
     match kind {
+        AdjustmentKind::FixedRate => {
+            for (key, value) in [("percent", &x.percent)] {
+                if let Some(v) = value {
+                    let msg = format!("a fixed-rate rule takes `rate`, not `{key}`");
+                    r.at(v, format!("{path} {key}"), msg);
+                }
+            }
+            if let Some(free_tier) = &x.free_tier {
+                let msg = "`free-tier` only applies to type = \"tiering\"; remove it";
+                r.at(free_tier, format!("{path} free-tier"), msg);
+            }
+            let Some(raw_rate) = &x.rate else {
+                let msg = "a fixed-rate rule needs `rate`, the unit price, e.g. rate = \"0.07\"";
+                r.at(&x.kind, format!("{path} rate"), msg);
+                return None;
+            };
+            let rate = decimal(raw_rate, format!("{path} rate"), r)?;
+            if rate < Decimal::ZERO {
+                let msg = format!("a rate cannot be negative (got {rate})");
+                r.at(raw_rate, format!("{path} rate"), msg);
+                return None;
+            }
+            if places(rate) > MAX_RATE_PLACES {
+                let msg = format!(
+                    "{rate} has {} decimal places; a rate allows at most {MAX_RATE_PLACES}",
+                    places(rate)
+                );
+                r.at(raw_rate, format!("{path} rate"), msg);
+                return None;
+            }
+            Some(Adjustment::FixedRate(rate.normalize()))
+        }
         AdjustmentKind::Discount | AdjustmentKind::Markup => {
             if let Some(free_tier) = &x.free_tier {
                 let msg = "`free-tier` only applies to type = \"tiering\"; remove it";
@@ -553,9 +626,15 @@ fn plan(
     let path = item_path(PLAN, x.name.get_ref());
     let mark = r.count();
     seen.check(PLAN, &x.name, r);
-    // Exactly one rule applies to a line: the most specific. Two rules with the same scope
-    // would both be "most specific", so the scope is each rule's key within a plan.
-    let mut by_scope: BTreeMap<&RuleScope, &str> = BTreeMap::new();
+    // Exactly one rule applies to a line: the most specific. Two rules with the same scope in
+    // force in the same period would both be "most specific", so the scope is each rule's key
+    // within a plan, period by period.
+    let stacking = x
+        .stacking
+        .as_ref()
+        .map(|s| *s.get_ref())
+        .unwrap_or_default();
+    let mut by_scope: BTreeMap<&RuleScope, Vec<&PricingRule>> = BTreeMap::new();
     let mut listed = BTreeSet::new();
     for name in &x.rules {
         let rules_path = format!("{path} rules");
@@ -574,19 +653,42 @@ fn plan(
         let Some(rule) = rules.iter().find(|rule| rule.name == *name.get_ref()) else {
             continue;
         };
-        match by_scope.entry(&rule.scope) {
-            Entry::Vacant(e) => {
-                e.insert(&rule.name);
-            }
-            Entry::Occupied(e) => {
-                let msg = format!(
-                    "rules {:?} and {:?} both apply to {} in this plan; keep one (exactly one \
-                     rule applies to a line)",
-                    e.get(),
-                    rule.name,
-                    rule.scope
-                );
-                r.at(name, rules_path, msg);
+        // In order, rules of one scope apply in turn (SPEC E8: two global rules), so only a
+        // most-specific plan needs its keys apart.
+        let same_key = by_scope.entry(&rule.scope).or_default();
+        if stacking == Stacking::MostSpecific
+            && let Some(other) = same_key.iter().find(|other| other.overlaps(rule))
+        {
+            let msg = format!(
+                "rules {:?} and {:?} both apply to {} in this plan in the same period; keep \
+                 one, or give them validities that do not overlap (from/until)",
+                other.name, rule.name, rule.scope
+            );
+            r.at(name, rules_path, msg);
+        }
+        same_key.push(rule);
+    }
+    if stacking == Stacking::Ordered {
+        // A chain multiplies its rules' factors (and a unit price): exact only while the
+        // product keeps to the engine's chain scale, whichever rules of the plan match a line.
+        let needed: u32 = x
+            .rules
+            .iter()
+            .filter_map(|n| rules.iter().find(|rule| rule.name == *n.get_ref()))
+            .map(|rule| match rule.adjustment {
+                Adjustment::FixedRate(rate) => places(rate),
+                _ => places(rule.factor()),
+            })
+            .sum();
+        if needed > money::CHAIN_SCALE {
+            let msg = format!(
+                "applied in order, these rules can need {needed} decimal places, more than the \
+                 {} rerate multiplies exactly; use fewer decimals in their percentages or rates",
+                money::CHAIN_SCALE
+            );
+            match &x.stacking {
+                Some(at) => r.at(at, format!("{path} stacking"), msg),
+                None => r.at(&x.name, format!("{path} stacking"), msg),
             }
         }
     }
@@ -596,6 +698,7 @@ fn plan(
     Some(PricingPlan {
         name: x.name.get_ref().clone(),
         rules: x.rules.iter().map(|n| n.get_ref().clone()).collect(),
+        stacking,
         credits: x.credits.unwrap_or_default(),
         refunds: x.refunds.unwrap_or_default(),
         private_discounts: x.private_discounts.unwrap_or_default(),

@@ -4,6 +4,7 @@
 pub mod currency;
 pub mod custom;
 pub mod line_items;
+pub mod rules;
 pub mod tables;
 
 use std::collections::BTreeMap;
@@ -17,16 +18,25 @@ use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use rust_decimal::Decimal;
 
 pub use self::line_items::{ChargeClass, LineItemType};
+use crate::config::Config;
 use crate::error::{Error, Result};
 pub use crate::ingest::checks::Defect;
 use crate::ingest::checks::Unbillable;
 use crate::ingest::columns::{self, CUR2_COLUMNS, Kind};
+use crate::period::Period;
 use crate::{money, sql};
 
-/// Every row of `cur` assigned, classified and priced. Registers the views `cur`,
-/// `account_groups` (`sql/account_groups.sql`), `assigned` (`sql/assign.sql`) and `rated`
-/// (`sql/rate.sql`).
-pub async fn rated(ctx: &SessionContext, cur: DataFrame) -> Result<DataFrame> {
+/// Every row of `cur` (rows of `period`) assigned, classified and priced by the rules in force
+/// in `period`. Registers the views `cur`, `account_groups` (`sql/account_groups.sql`),
+/// `assigned` (`sql/assign.sql`) and `rated` (`sql/rate.sql`), and the period's rule tables
+/// ([`rules::register`]).
+pub async fn rated(
+    ctx: &SessionContext,
+    config: &Config,
+    period: Period,
+    cur: DataFrame,
+) -> Result<DataFrame> {
+    rules::register(ctx, config, period)?;
     replace_view(ctx, "cur", cur)?;
     replace_view(ctx, "account_groups", ctx.sql(sql::ACCOUNT_GROUPS).await?)?;
     replace_view(ctx, "assigned", ctx.sql(sql::ASSIGN).await?)?;
@@ -309,7 +319,9 @@ mod tests {
         let cur = ctx
             .read_batch(RecordBatch::new_empty(Arc::new(Schema::new(fields))))
             .unwrap();
-        let rated = rated(&ctx, cur).await.unwrap();
+        let rated = rated(&ctx, &config, "2025-11".parse().unwrap(), cur)
+            .await
+            .unwrap();
         let mut added: Vec<&str> = rated
             .schema()
             .fields()

@@ -129,7 +129,7 @@ async fn json_summarizes_a_failed_run_too() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn explain_names_the_rule_that_won_and_the_ones_it_beat() {
+async fn explain_names_the_rule_that_applied_and_the_ones_it_beat() {
     let tmp = tempfile::tempdir().unwrap();
     let (config, cur) = e1_input(tmp.path()).await;
     let explain = |id: &str| {
@@ -147,12 +147,62 @@ async fn explain_names_the_rule_that_won_and_the_ones_it_beat() {
         text.contains("group:     acme (matched by organization)"),
         "{text}"
     );
-    assert!(text.contains("rule:      s3-10-off"), "{text}");
-    assert!(text.contains("beaten:    all-5-off"), "{text}");
+    assert!(
+        text.contains("  rules:     1. s3-10-off (discount 10 %): 180\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "not applied: all-5-off (less specific: one rule applies, the most specific)"
+        ),
+        "{text}"
+    );
     assert!(text.contains("pro forma: 180.0000000000"), "{text}");
 
     let missing = explain("nope");
     assert_eq!(missing.status.code(), Some(1));
+}
+
+/// SPEC E8 through `rerate explain`: an ordered chain, each rule with the value after it, and
+/// the rule a final one kept from applying.
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_shows_an_ordered_chain_step_by_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = support::repo().join("tests/scenarios/e8-ordered-rules-stop-at-a-final-one");
+    let cur = tmp.path().join("cur");
+    support::csv_to_cur_parquet(
+        &scenario.join("input.csv"),
+        &cur.join("data/BILLING_PERIOD=2025-11/e8.parquet"),
+    )
+    .await;
+    let config = scenario.join("billing.toml");
+    let o = on_input(
+        "explain",
+        &config,
+        cur.to_str().unwrap(),
+        &["--line-item-id", "e8-s3"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let expected = "  rules:     1. all-10-up (markup 10 %): 110\n             \
+                    2. s3-20-off (discount 20 %): 88\n  \
+                    not applied: all-5-off (after a final rule)\n";
+    assert!(text.contains(expected), "{text}");
+    assert!(text.contains("pro forma: 88.0000000000"), "{text}");
+    let json = on_input(
+        "explain",
+        &config,
+        cur.to_str().unwrap(),
+        &["--line-item-id", "e8-ec2", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let steps: Vec<(&str, &str)> = v[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["rule"].as_str().unwrap(), s["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [("all-10-up", "110"), ("all-5-off", "104.5")]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
