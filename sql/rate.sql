@@ -4,7 +4,7 @@
 --
 -- Inputs: `cur`, `account_groups` (`sql/account_groups.sql`), `line_item_types`
 -- (`sql/line_item_types.csv`: what each line item type is) and the config tables: groups (plan
--- policies per group), group_accounts, rule_values and rule_chains. Treatments: rerate (priced by a rule), pass
+-- policies per group), group_accounts, credit_exceptions, rule_values and rule_chains. Treatments: rerate (priced by a rule), pass
 -- (billable value), drop (billable only), unassigned (in no group), unknown (a line item type
 -- this engine does not know: an error).
 --
@@ -27,7 +27,10 @@ decision_keys AS (
     SELECT DISTINCT
         line_item_usage_account_id, bill_payer_account_id, line_item_line_item_type,
         line_item_product_code, line_item_usage_type, line_item_operation, bill_billing_entity,
-        savings_plan_savings_plan_a_r_n, reservation_reservation_a_r_n
+        savings_plan_savings_plan_a_r_n, reservation_reservation_a_r_n,
+        -- A credit's description decides its credit exception (SPEC §5.3); other lines' does not.
+        CASE WHEN line_item_line_item_type = 'Credit' THEN line_item_line_item_description END
+            AS credit_description
     FROM cur
 ),
 classified AS (
@@ -56,11 +59,27 @@ classified AS (
        AND (k.bill_payer_account_id IS NOT DISTINCT FROM g.bill_payer_account_id)
     LEFT JOIN line_item_types lt ON lt.line_item_type = k.line_item_line_item_type
 ),
+-- Each credit's first matching exception of its plan (descriptions as globs, in order).
+credit_policies AS (
+    SELECT
+        g.pricing_plan, k.credit_description, k.line_item_product_code,
+        first_value(e.policy ORDER BY e.position) AS policy,
+        first_value(e.description ORDER BY e.position) AS credit_exception
+    FROM (SELECT DISTINCT billing_group, credit_description, line_item_product_code
+          FROM classified WHERE credit_description IS NOT NULL) k
+    JOIN groups g ON g.billing_group = k.billing_group
+    JOIN credit_exceptions e
+        ON e.pricing_plan = g.pricing_plan
+       AND k.credit_description LIKE e.pattern
+       AND (e.service IS NULL OR e.service = k.line_item_product_code)
+    GROUP BY 1, 2, 3
+),
 treated AS (
     SELECT
         a.*,
         g.pricing_plan,
         og.billing_group AS commitment_owner_group,
+        cp.credit_exception,
         CASE
             -- An unknown type stops the period wherever it is, in no group too.
             WHEN a.charge_class IS NULL THEN 'unknown'
@@ -68,7 +87,7 @@ treated AS (
             WHEN a.charge_class IN ('usage', 'fee') THEN 'rerate'
             WHEN a.charge_class = 'bundled-discount' THEN 'pass'
             WHEN a.charge_class = 'support' THEN g.support
-            WHEN a.charge_class = 'credits' THEN g.credits
+            WHEN a.charge_class = 'credits' THEN COALESCE(cp.policy, g.credits)
             WHEN a.charge_class = 'refunds' THEN g.refunds
             WHEN a.charge_class = 'aws-tax' THEN g.aws_tax
             WHEN a.charge_class = 'private-discounts' THEN g.private_discounts
@@ -85,6 +104,10 @@ treated AS (
     FROM classified a
     LEFT JOIN groups g ON g.billing_group = a.billing_group
     LEFT JOIN owner_groups og ON og.account_id = a.commitment_owner
+    LEFT JOIN credit_policies cp
+        ON cp.pricing_plan = g.pricing_plan
+       AND cp.credit_description = a.credit_description
+       AND (cp.line_item_product_code IS NOT DISTINCT FROM a.line_item_product_code)
 ),
 decisions AS (
     -- The rules of the group's plan (in force in the period) resolved once per combination of
@@ -163,6 +186,7 @@ priced AS (
         d.pricing_plan,
         d.commitment_owner_group,
         d.treatment,
+        d.credit_exception,
         d.matched_rule,
         d.rules_beaten,
         d.factor,
@@ -194,6 +218,8 @@ priced AS (
        AND (c.bill_billing_entity IS NOT DISTINCT FROM d.bill_billing_entity)
        AND (c.savings_plan_savings_plan_a_r_n IS NOT DISTINCT FROM d.savings_plan_savings_plan_a_r_n)
        AND (c.reservation_reservation_a_r_n IS NOT DISTINCT FROM d.reservation_reservation_a_r_n)
+       AND ((CASE WHEN c.line_item_line_item_type = 'Credit' THEN c.line_item_line_item_description END)
+            IS NOT DISTINCT FROM d.credit_description)
 )
 -- Rounded once, to the storage scale: a unit price times the usage amount (read as money is),
 -- or the base times the chain's factor.

@@ -31,6 +31,7 @@ const FIELDS: &[&str] = &[
     "pricing_plan",
     "charge_class",
     "treatment",
+    "credit_exception",
     "commitment_owner",
     "commitment_owner_group",
     "matched_rule",
@@ -125,6 +126,11 @@ impl Explanation {
             g("treatment"),
             g("charge_class")
         ));
+        if let Some(glob) = self.get("credit_exception") {
+            out.push_str(&format!(
+                "  exception: credit description matches {glob:?} (credit-exceptions)\n"
+            ));
+        }
         if let Some(owner) = self.get("commitment_owner") {
             out.push_str(&format!(
                 "  commitment owner: account {owner} (group {})\n",

@@ -219,11 +219,42 @@ pub struct PricingPlan {
     pub rules: Vec<String>,
     pub stacking: Stacking,
     pub credits: Policy,
+    /// Tried in order on Credit lines before `credits`: the first that matches decides.
+    pub credit_exceptions: Vec<CreditException>,
     pub refunds: Policy,
     pub private_discounts: Policy,
     pub aws_tax: Policy,
     pub support: Policy,
     pub commitments: CommitmentPolicy,
+}
+
+/// A case-by-case policy for Credit lines (SPEC §5.3): credits whose description matches the
+/// glob (`*` any text, `?` one character; case-sensitive), of `service` if given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreditException {
+    pub description: String,
+    pub service: Option<String>,
+    pub policy: Policy,
+}
+
+impl CreditException {
+    /// The glob as a SQL LIKE pattern: `*` is `%`, `?` is `_`, and LIKE's own wildcards and
+    /// escape character are escaped, so they match themselves.
+    pub fn like_pattern(&self) -> String {
+        let mut out = String::with_capacity(self.description.len() + 4);
+        for c in self.description.chars() {
+            match c {
+                '*' => out.push('%'),
+                '?' => out.push('_'),
+                '%' | '_' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
 }
 
 /// What pro forma does with a kind of line item (docs/config.md, `[[pricing-plan]]`).
@@ -999,6 +1030,18 @@ mod tests {
         );
         assert!(lines[1].starts_with("  conf/billing.toml:1:1: [[billing-group]] \"acme\": "));
         assert!(lines[2].starts_with("  conf/billing.toml:3:16: [[billing-group]] \"acme\" pricing-plan: unknown pricing plan \"nope\""));
+    }
+
+    #[test]
+    fn credit_exception_globs_become_like_patterns_that_match_only_what_they_say() {
+        let e = |glob: &str| CreditException {
+            description: glob.into(),
+            service: None,
+            policy: Policy::Pass,
+        };
+        assert_eq!(e("*Well-Architected*").like_pattern(), "%Well-Architected%");
+        assert_eq!(e("MAP ?redit").like_pattern(), "MAP _redit");
+        assert_eq!(e("100%_off\\").like_pattern(), "100\\%\\_off\\\\");
     }
 
     #[test]

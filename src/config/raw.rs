@@ -231,6 +231,20 @@ pub(super) struct RawPlan {
     pub support: Option<Policy>,
     pub commitments: Option<CommitmentPolicy>,
     pub stacking: Option<Spanned<Stacking>>,
+    #[serde(default)]
+    pub credit_exceptions: Vec<Spanned<RawCreditException>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "{ description = \"<glob>\", service = \"<product code>\", policy = \"pass\" | \"drop\" }"
+)]
+pub(super) struct RawCreditException {
+    pub description: Spanned<String>,
+    pub service: Option<Spanned<String>>,
+    pub policy: Policy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

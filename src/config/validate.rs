@@ -17,10 +17,10 @@ use super::raw::{
     Scalar, ScopeKind,
 };
 use super::{
-    Adjustment, BillingGroup, Config, CustomAmount, CustomKind, CustomLineItem, EngineSettings,
-    FxKey, InvoiceSettings, IoDefaults, Members, Party, Policy, PricingPlan, PricingRule, Report,
-    RuleScope, ServiceFilter, Stacking, StorageSettings, TaxProfile, Transfer, UNASSIGNED, USD,
-    item_path, line_col,
+    Adjustment, BillingGroup, Config, CreditException, CustomAmount, CustomKind, CustomLineItem,
+    EngineSettings, FxKey, InvoiceSettings, IoDefaults, Members, Party, Policy, PricingPlan,
+    PricingRule, Report, RuleScope, ServiceFilter, Stacking, StorageSettings, TaxProfile, Transfer,
+    UNASSIGNED, USD, item_path, line_col,
 };
 use crate::money::{self, minor_units, supported_currencies};
 use crate::period::Period;
@@ -700,12 +700,33 @@ fn plan(
         rules: x.rules.iter().map(|n| n.get_ref().clone()).collect(),
         stacking,
         credits: x.credits.unwrap_or_default(),
+        credit_exceptions: credit_exceptions(x, &path, r),
         refunds: x.refunds.unwrap_or_default(),
         private_discounts: x.private_discounts.unwrap_or_default(),
         aws_tax: x.aws_tax.as_ref().map(|p| *p.get_ref()).unwrap_or_default(),
         support: x.support.unwrap_or_default(),
         commitments: x.commitments.unwrap_or_default(),
     })
+}
+
+fn credit_exceptions(x: &RawPlan, path: &str, r: &mut Report) -> Vec<CreditException> {
+    let path = format!("{path} credit-exceptions");
+    x.credit_exceptions
+        .iter()
+        .filter_map(|e| {
+            let e = e.get_ref();
+            let description = text(&e.description, format!("{path} description"), r)?;
+            let service = e
+                .service
+                .as_ref()
+                .and_then(|s| text(s, format!("{path} service"), r));
+            Some(CreditException {
+                description,
+                service,
+                policy: e.policy,
+            })
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -251,6 +251,7 @@ pub const RESERVED: &[&str] = &[
     "pricing_plan",
     "commitment_owner_group",
     "treatment",
+    "credit_exception",
     "matched_rule",
     "rules_beaten",
     "factor",

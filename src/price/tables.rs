@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::prelude::SessionContext;
 
 use crate::config::{Config, Members};
 use crate::error::Result;
 
-/// Registers `line_item_types`, `group_accounts`, `group_orgs` and `groups`.
+/// Registers `line_item_types`, `group_accounts`, `group_orgs`, `groups` and
+/// `credit_exceptions`.
 pub fn register(ctx: &SessionContext, config: &Config) -> Result<()> {
     super::line_items::register(ctx)?;
     let mut accounts = (Vec::new(), Vec::new());
@@ -72,6 +73,33 @@ pub fn register(ctx: &SessionContext, config: &Config) -> Result<()> {
         "commitments",
     ];
     register_strings(ctx, "groups", &names, &cols)?;
+
+    // Credit exceptions of every plan, in order: `sql/rate.sql` takes each credit's first match.
+    let mut plans = Vec::new();
+    let mut positions = Vec::new();
+    let mut patterns = Vec::new();
+    let mut globs = Vec::new();
+    let mut services = Vec::new();
+    let mut policies = Vec::new();
+    for plan in &config.plans {
+        for (i, e) in plan.credit_exceptions.iter().enumerate() {
+            plans.push(plan.name.as_str());
+            positions.push(i as i64);
+            patterns.push(e.like_pattern());
+            globs.push(e.description.as_str());
+            services.push(e.service.as_deref());
+            policies.push(e.policy.as_str());
+        }
+    }
+    let columns: [(&str, ArrayRef); 6] = [
+        ("pricing_plan", Arc::new(StringArray::from(plans))),
+        ("position", Arc::new(Int64Array::from(positions))),
+        ("pattern", Arc::new(StringArray::from(patterns))),
+        ("description", Arc::new(StringArray::from(globs))),
+        ("service", Arc::new(StringArray::from(services))),
+        ("policy", Arc::new(StringArray::from(policies))),
+    ];
+    ctx.register_batch("credit_exceptions", RecordBatch::try_from_iter(columns)?)?;
     Ok(())
 }
 
