@@ -203,13 +203,14 @@ impl BillingGroup {
     }
 }
 
-/// Which rows a group owns (an explicit account wins over an organization).
+/// Which rows a group owns: whole organizations (matched on `bill_payer_account_id`) and/or
+/// linked accounts (matched on `line_item_usage_account_id`); an explicit account wins over
+/// an organization. At least one of either.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Members {
-    /// A whole bill-source organization, matched on `bill_payer_account_id`.
-    Organization { payer_account_id: String },
-    /// Linked accounts, matched on `line_item_usage_account_id`.
-    Accounts(Vec<String>),
+pub struct Members {
+    /// `payer-account-id`, or `payer-account-ids`: one customer's organizations.
+    pub payers: Vec<String>,
+    pub accounts: Vec<String>,
 }
 
 /// A named set of rules and line item policies.
@@ -889,8 +890,9 @@ mod tests {
         assert_eq!(acme.display_name, "ACME Corp");
         assert_eq!(
             acme.members,
-            Members::Organization {
-                payer_account_id: "111111111111".into()
+            Members {
+                payers: vec!["111111111111".into()],
+                accounts: vec![]
             }
         );
         assert_eq!(acme.primary_account_id, "111111111111");

@@ -206,6 +206,7 @@ pub(super) struct RawGroup {
     pub name: Spanned<String>,
     pub display_name: Option<Spanned<String>>,
     pub payer_account_id: Option<Spanned<Scalar>>,
+    pub payer_account_ids: Option<Spanned<Vec<Spanned<Scalar>>>>,
     pub accounts: Option<Spanned<Vec<Spanned<Scalar>>>>,
     pub primary_account_id: Option<Spanned<Scalar>>,
     pub pricing_plan: Spanned<String>,

@@ -843,65 +843,86 @@ fn members(
 ) -> Option<Members> {
     let x = raw.get_ref();
     let group = x.name.get_ref();
-    match (&x.payer_account_id, &x.accounts) {
-        (None, None) => {
-            let msg = "a billing group needs `payer-account-id = \"…\"` (a whole organization) \
-                       or `accounts = [\"…\"]` (a list of linked accounts)";
-            r.at(raw, path, msg);
-            None
+    let mark = r.count();
+    if x.payer_account_id.is_none() && x.payer_account_ids.is_none() && x.accounts.is_none() {
+        let msg = "a billing group needs members: `payer-account-id = \"…\"` (a whole \
+                   organization), `payer-account-ids = [\"…\", …]` (several), and/or \
+                   `accounts = [\"…\"]` (linked accounts)";
+        r.at(raw, path, msg);
+        return None;
+    }
+    // One organization or several: the payers as written, each with where it was written.
+    let mut raw_payers: Vec<(&Spanned<Scalar>, String)> = Vec::new();
+    match (&x.payer_account_id, &x.payer_account_ids) {
+        (Some(_), Some(many)) => {
+            let msg = "set payer-account-id (one organization) or payer-account-ids (several), \
+                       not both";
+            r.at(many, format!("{path} payer-account-ids"), msg);
         }
-        (Some(_), Some(accounts)) => {
-            let msg = "set either payer-account-id (a whole organization) or accounts (a list of \
-                       linked accounts), not both";
-            r.at(accounts, format!("{path} accounts"), msg);
-            None
+        (Some(one), None) => raw_payers.push((one, format!("{path} payer-account-id"))),
+        (None, Some(many)) => {
+            let field = format!("{path} payer-account-ids");
+            if many.get_ref().is_empty() {
+                let msg = "payer-account-ids is empty: list at least one 12-digit payer account id";
+                r.at(many, field.clone(), msg);
+            }
+            raw_payers.extend(many.get_ref().iter().map(|p| (p, field.clone())));
         }
-        (Some(payer), None) => {
-            let id = account_id(payer, format!("{path} payer-account-id"), r)?;
-            if let Some(other) = owners.payers.get(&id) {
-                let msg = format!(
-                    "organization {id} is already billed to group {other:?}; a payer account \
-                     belongs to one group"
-                );
-                r.at(payer, format!("{path} payer-account-id"), msg);
-                return None;
-            }
-            owners.payers.insert(id.clone(), group.clone());
-            Some(Members::Organization {
-                payer_account_id: id,
-            })
+        (None, None) => {}
+    }
+    let mut payers: Vec<String> = Vec::new();
+    for (payer, field) in raw_payers {
+        let Some(id) = account_id(payer, field.clone(), r) else {
+            continue;
+        };
+        let msg = if payers.contains(&id) {
+            format!("organization {id} is listed twice")
+        } else if let Some(other) = owners.payers.get(&id) {
+            format!(
+                "organization {id} is already billed to group {other:?}; a payer account \
+                 belongs to one group"
+            )
+        } else {
+            payers.push(id);
+            continue;
+        };
+        r.at(payer, field, msg);
+    }
+    let mut accounts: Vec<String> = Vec::new();
+    if let Some(raw_accounts) = &x.accounts {
+        let accounts_path = format!("{path} accounts");
+        if raw_accounts.get_ref().is_empty() {
+            let msg = "accounts is empty: list at least one 12-digit account id";
+            r.at(raw_accounts, accounts_path.clone(), msg);
         }
-        (None, Some(accounts)) => {
-            let accounts_path = format!("{path} accounts");
-            if accounts.get_ref().is_empty() {
-                let msg = "accounts is empty: list at least one 12-digit account id";
-                r.at(accounts, accounts_path, msg);
-                return None;
-            }
-            let mut ids: Vec<String> = Vec::new();
-            for account in accounts.get_ref() {
-                let Some(id) = account_id(account, accounts_path.clone(), r) else {
-                    continue;
-                };
-                let msg = if ids.contains(&id) {
-                    format!("account {id} is listed twice")
-                } else if let Some(other) = owners.accounts.get(&id) {
-                    format!(
-                        "account {id} is already in group {other:?}; an account belongs to one \
-                         group"
-                    )
-                } else {
-                    ids.push(id);
-                    continue;
-                };
-                r.at(account, accounts_path.clone(), msg);
-            }
-            for id in &ids {
-                owners.accounts.insert(id.clone(), group.clone());
-            }
-            Some(Members::Accounts(ids))
+        for account in raw_accounts.get_ref() {
+            let Some(id) = account_id(account, accounts_path.clone(), r) else {
+                continue;
+            };
+            let msg = if accounts.contains(&id) {
+                format!("account {id} is listed twice")
+            } else if let Some(other) = owners.accounts.get(&id) {
+                format!(
+                    "account {id} is already in group {other:?}; an account belongs to one \
+                     group"
+                )
+            } else {
+                accounts.push(id);
+                continue;
+            };
+            r.at(account, accounts_path.clone(), msg);
         }
     }
+    if r.count() > mark {
+        return None;
+    }
+    for id in &payers {
+        owners.payers.insert(id.clone(), group.clone());
+    }
+    for id in &accounts {
+        owners.accounts.insert(id.clone(), group.clone());
+    }
+    Some(Members { payers, accounts })
 }
 
 fn primary_account(
@@ -911,19 +932,19 @@ fn primary_account(
     r: &mut Report,
 ) -> Option<String> {
     let Some(raw) = &x.primary_account_id else {
-        return match members? {
-            Members::Organization { payer_account_id } => Some(payer_account_id.clone()),
-            Members::Accounts(ids) => ids.first().cloned(),
-        };
+        let m = members?;
+        return m.payers.first().or(m.accounts.first()).cloned();
     };
     let field = format!("{path} primary-account-id");
     let id = account_id(raw, field.clone(), r)?;
-    if let Some(Members::Accounts(ids)) = members
-        && !ids.contains(&id)
+    // A group of organizations may name any account of theirs; a list of accounts, one of them.
+    if let Some(m) = members
+        && m.payers.is_empty()
+        && !m.accounts.contains(&id)
     {
         let msg = format!(
             "primary account {id} is not one of the group's accounts ({})",
-            ids.join(", ")
+            m.accounts.join(", ")
         );
         r.at(raw, field, msg);
         return None;
@@ -1473,7 +1494,10 @@ mod tests {
         );
         assert_eq!(
             c.group("globex").unwrap().members,
-            Members::Accounts(vec!["333333333333".into(), "222222222222".into()])
+            Members {
+                payers: vec![],
+                accounts: vec!["333333333333".into(), "222222222222".into()]
+            }
         );
         let c = valid(&group(
             "accounts = [\"333333333333\", \"222222222222\"]\nprimary-account-id = \"222222222222\"",

@@ -11,7 +11,7 @@ use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, Datelike};
 use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 
-use crate::config::{BillingGroup, Config, Members, UNASSIGNED, USD};
+use crate::config::{BillingGroup, Config, UNASSIGNED, USD};
 use crate::error::{Error, Result};
 use crate::ingest::Input;
 use crate::period::Period;
@@ -26,18 +26,17 @@ pub struct BillCurrencies {
 
 impl BillCurrencies {
     /// The currency AWS bills `group` in for `period`: its rows' currency; for a period in
-    /// which it has no rows, its organization's (the payer's other rows), else USD, in which
+    /// which it has no rows, its first organization's with rows, else USD, in which
     /// AWS bills everywhere but China and India.
     pub fn of(&self, period: Period, group: &BillingGroup) -> &str {
         if let Some(c) = self.groups.get(&(period, group.name.clone())) {
             return c;
         }
-        let payer = match &group.members {
-            Members::Organization { payer_account_id } => {
-                self.payers.get(&(period, payer_account_id.clone()))
-            }
-            Members::Accounts(_) => None,
-        };
+        let payer = group
+            .members
+            .payers
+            .iter()
+            .find_map(|p| self.payers.get(&(period, p.clone())));
         // A currency rerate cannot invoice from only matters for a group with rows (refused).
         payer
             .filter(|c| money::minor_units(c).is_some())

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::AccountRow;
 use super::currency::BillCurrencies;
 use super::line_items::{self, ChargeClass};
-use crate::config::{Config, CustomAmount, CustomKind, CustomLineItem, Members, USD};
+use crate::config::{Config, CustomAmount, CustomKind, CustomLineItem, USD};
 use crate::error::{Error, Result};
 use crate::money::{self, Overflow};
 use crate::period::Period;
@@ -142,18 +142,15 @@ pub fn rows(
         Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC"))
     };
     let money: ArrayRef = Arc::new(money::money_array(charges.iter().map(|c| Some(c.amount)))?);
-    // An account-list group's item takes its account's payer (`payers`, from the period's
-    // rows), else the payer of the group's first account that has one.
+    // An item takes its account's payer (`payers`, from the period's rows), else the group's
+    // first organization, else the payer of the group's first account that has one.
     let payer = |c: &CustomCharge| {
-        config
-            .group(&c.billing_group)
-            .and_then(|g| match &g.members {
-                Members::Organization { payer_account_id } => Some(payer_account_id.clone()),
-                Members::Accounts(accounts) => std::iter::once(&c.account_id)
-                    .chain(accounts)
-                    .find_map(|a| payers.get(a))
-                    .cloned(),
-            })
+        let g = config.group(&c.billing_group)?;
+        payers
+            .get(&c.account_id)
+            .or(g.members.payers.first())
+            .or_else(|| g.members.accounts.iter().find_map(|a| payers.get(a)))
+            .cloned()
     };
     let plan = |c: &CustomCharge| {
         config

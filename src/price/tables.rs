@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::prelude::SessionContext;
 
-use crate::config::{Config, Members};
+use crate::config::Config;
 use crate::error::Result;
 
 /// Registers `line_item_types`, `group_accounts`, `group_orgs`, `groups` and
@@ -17,17 +17,13 @@ pub fn register(ctx: &SessionContext, config: &Config) -> Result<()> {
     let mut accounts = (Vec::new(), Vec::new());
     let mut orgs = (Vec::new(), Vec::new());
     for g in &config.groups {
-        match &g.members {
-            Members::Accounts(list) => {
-                for a in list {
-                    accounts.0.push(a.as_str());
-                    accounts.1.push(g.name.as_str());
-                }
-            }
-            Members::Organization { payer_account_id } => {
-                orgs.0.push(payer_account_id.as_str());
-                orgs.1.push(g.name.as_str());
-            }
+        for a in &g.members.accounts {
+            accounts.0.push(a.as_str());
+            accounts.1.push(g.name.as_str());
+        }
+        for p in &g.members.payers {
+            orgs.0.push(p.as_str());
+            orgs.1.push(g.name.as_str());
         }
     }
     register_strings(
