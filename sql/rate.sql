@@ -27,7 +27,7 @@ decision_keys AS (
     SELECT DISTINCT
         line_item_usage_account_id, bill_payer_account_id, line_item_line_item_type,
         line_item_product_code, line_item_usage_type, line_item_operation, bill_billing_entity,
-        savings_plan_savings_plan_a_r_n, reservation_reservation_a_r_n,
+        savings_plan_savings_plan_a_r_n, reservation_reservation_a_r_n, match_group,
         -- A credit's description decides its credit exception (SPEC §5.3); other lines' does not.
         CASE WHEN line_item_line_item_type = 'Credit' THEN line_item_line_item_description END
             AS credit_description
@@ -36,8 +36,9 @@ decision_keys AS (
 classified AS (
     SELECT
         k.*,
-        g.billing_group,
-        g.assigned_by,
+        -- A group's match (tag, cost category) wins over the account's and payer's group.
+        COALESCE(k.match_group, g.billing_group) AS billing_group,
+        CASE WHEN k.match_group IS NOT NULL THEN 'match' ELSE g.assigned_by END AS assigned_by,
         lt.unowned,
         lt.shown_as,
         -- The owner of a commitment is the account inside its ARN (arn:aws:svc:region:ACCOUNT:...).
@@ -178,7 +179,7 @@ shown AS (
 -- binds IS NOT DISTINCT FROM looser than AND.)
 priced AS (
     SELECT
-        c.*,
+        c.* EXCLUDE (match_group),
         d.billing_group,
         d.assigned_by,
         d.commitment_owner,
@@ -218,6 +219,7 @@ priced AS (
        AND (c.bill_billing_entity IS NOT DISTINCT FROM d.bill_billing_entity)
        AND (c.savings_plan_savings_plan_a_r_n IS NOT DISTINCT FROM d.savings_plan_savings_plan_a_r_n)
        AND (c.reservation_reservation_a_r_n IS NOT DISTINCT FROM d.reservation_reservation_a_r_n)
+       AND (c.match_group IS NOT DISTINCT FROM d.match_group)
        AND ((CASE WHEN c.line_item_line_item_type = 'Credit' THEN c.line_item_line_item_description END)
             IS NOT DISTINCT FROM d.credit_description)
 )

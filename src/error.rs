@@ -258,6 +258,16 @@ pub enum Error {
         found: Option<u64>,
     },
 
+    #[error(
+        "period {period}: line item {line_item} is claimed by the matches of groups {groups}: a \
+         row belongs to one group; make their tag or cost-category values exclusive"
+    )]
+    AmbiguousMatch {
+        period: Period,
+        line_item: String,
+        groups: String,
+    },
+
     #[error(transparent)]
     AmountOverflow(#[from] Overflow),
 
@@ -344,6 +354,7 @@ impl Error {
             | Error::PeriodNotInInput { .. }
             | Error::Unassigned { .. }
             | Error::LineItemNotFound(_)
+            | Error::AmbiguousMatch { .. }
             | Error::PeriodClosed { .. }
             | Error::PeriodNotRun { .. }
             | Error::PeriodNotEnded { .. }

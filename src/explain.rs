@@ -115,6 +115,7 @@ impl Explanation {
             g("bill_payer_account_id"),
         );
         match self.get("assigned_by") {
+            Some("match") => out.push_str(&format!("  group:     {} (its match: the row's tag or cost category)\n", g("billing_group"))),
             Some(by) => out.push_str(&format!("  group:     {} (matched by {by})\n", g("billing_group"))),
             None => out.push_str("  group:     _unassigned (no group lists the account or its payer): billable only\n"),
         }

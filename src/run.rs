@@ -10,8 +10,8 @@
 //! What happens to a period, in order (`PeriodRun::period`):
 //! 1. read and rate: the period's rows assigned, classified and priced (`sql/rate.sql`), and
 //!    its accounting (`sql/accounting.sql`), small, which everything after it is computed from;
-//! 2. check: rows no plan can bill, line items delivered twice, and an accounting that does not
-//!    hold every input row and cent once stop the period;
+//! 2. check: rows no plan can bill, line items delivered twice, a row two groups' matches claim,
+//!    and an accounting that does not hold every input row and cent once stop the period;
 //! 3. price the documents in memory: custom line items, margin lines, invoices, and what they
 //!    become in the period's books (`books::after_run`: drafts while open; on a closed
 //!    period, run with `--correct`, credit notes and replacements where an invoice changes);
@@ -358,6 +358,7 @@ impl PeriodRun<'_> {
             return Err(checks::refuse(ctx, input, period, what, rows).await);
         }
         checks::duplicates(ctx, input, period).await?;
+        price::matches::refuse_ambiguous(config, period, input.period_table(ctx, period)?).await?;
         reconcile(period, counted, &accounting)?;
         let unassigned = Unassigned::of(&accounting);
         if unassigned.rows > 0 {

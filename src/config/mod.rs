@@ -211,6 +211,50 @@ pub struct Members {
     /// `payer-account-id`, or `payer-account-ids`: one customer's organizations.
     pub payers: Vec<String>,
     pub accounts: Vec<String>,
+    /// Rows of any account by resource tag or cost category: these win over accounts and
+    /// organizations (SPEC §5.1).
+    pub matches: Vec<Match>,
+}
+
+/// `{ tag = key, value }` or `{ cost-category = key, value }`: rows whose map holds `value`
+/// under `key` (keys as in the CUR 2.0 maps; legacy CUR's `resource_tags_*` and
+/// `cost_category_*` columns fold into the same keys).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Match {
+    pub on: MatchOn,
+    pub key: String,
+    pub value: String,
+}
+
+/// Which CUR map a match reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum MatchOn {
+    Tag,
+    CostCategory,
+}
+
+impl MatchOn {
+    /// The CUR 2.0 map column.
+    pub fn column(self) -> &'static str {
+        match self {
+            MatchOn::Tag => "resource_tags",
+            MatchOn::CostCategory => "cost_category",
+        }
+    }
+
+    /// The config key.
+    pub fn key(self) -> &'static str {
+        match self {
+            MatchOn::Tag => "tag",
+            MatchOn::CostCategory => "cost-category",
+        }
+    }
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?} = {:?}", self.on.key(), self.key, self.value)
+    }
 }
 
 /// A named set of rules and line item policies.
@@ -892,7 +936,8 @@ mod tests {
             acme.members,
             Members {
                 payers: vec!["111111111111".into()],
-                accounts: vec![]
+                accounts: vec![],
+                matches: vec![]
             }
         );
         assert_eq!(acme.primary_account_id, "111111111111");

@@ -208,11 +208,25 @@ pub(super) struct RawGroup {
     pub payer_account_id: Option<Spanned<Scalar>>,
     pub payer_account_ids: Option<Spanned<Vec<Spanned<Scalar>>>>,
     pub accounts: Option<Spanned<Vec<Spanned<Scalar>>>>,
+    #[serde(rename = "match")]
+    pub matches: Option<Spanned<Vec<Spanned<RawMatch>>>>,
     pub primary_account_id: Option<Spanned<Scalar>>,
     pub pricing_plan: Spanned<String>,
     pub currency: Option<Spanned<String>>,
     pub tax_profile: Option<Spanned<String>>,
     pub bill_to: Option<RawParty>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "{ tag = \"…\", value = \"…\" } or { cost-category = \"…\", value = \"…\" }"
+)]
+pub(super) struct RawMatch {
+    pub tag: Option<Spanned<String>>,
+    pub cost_category: Option<Spanned<String>>,
+    pub value: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

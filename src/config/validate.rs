@@ -13,14 +13,14 @@ use toml::Spanned;
 
 use super::raw::{
     AdjustmentKind, RawConfig, RawCustomLineItem, RawEngine, RawFx, RawGroup, RawInvoice, RawIo,
-    RawParty, RawPlan, RawRule, RawServiceFilter, RawStorage, RawTaxProfile, RawTransfer, Read,
-    Scalar, ScopeKind,
+    RawMatch, RawParty, RawPlan, RawRule, RawServiceFilter, RawStorage, RawTaxProfile, RawTransfer,
+    Read, Scalar, ScopeKind,
 };
 use super::{
     Adjustment, BillingGroup, Config, CreditException, CustomAmount, CustomKind, CustomLineItem,
-    EngineSettings, FxKey, InvoiceSettings, IoDefaults, Members, Party, Policy, PricingPlan,
-    PricingRule, Report, RuleScope, ServiceFilter, Stacking, StorageSettings, TaxProfile, Transfer,
-    UNASSIGNED, USD, item_path, line_col,
+    EngineSettings, FxKey, InvoiceSettings, IoDefaults, Match, MatchOn, Members, Party, Policy,
+    PricingPlan, PricingRule, Report, RuleScope, ServiceFilter, Stacking, StorageSettings,
+    TaxProfile, Transfer, UNASSIGNED, USD, item_path, line_col,
 };
 use crate::money::{self, minor_units, supported_currencies};
 use crate::period::Period;
@@ -737,6 +737,7 @@ fn credit_exceptions(x: &RawPlan, path: &str, r: &mut Report) -> Vec<CreditExcep
 struct Owners {
     accounts: BTreeMap<String, String>,
     payers: BTreeMap<String, String>,
+    matches: BTreeMap<Match, String>,
 }
 
 fn groups(
@@ -844,10 +845,15 @@ fn members(
     let x = raw.get_ref();
     let group = x.name.get_ref();
     let mark = r.count();
-    if x.payer_account_id.is_none() && x.payer_account_ids.is_none() && x.accounts.is_none() {
+    if x.payer_account_id.is_none()
+        && x.payer_account_ids.is_none()
+        && x.accounts.is_none()
+        && x.matches.is_none()
+    {
         let msg = "a billing group needs members: `payer-account-id = \"…\"` (a whole \
-                   organization), `payer-account-ids = [\"…\", …]` (several), and/or \
-                   `accounts = [\"…\"]` (linked accounts)";
+                   organization), `payer-account-ids = [\"…\", …]` (several), `accounts = \
+                   [\"…\"]` (linked accounts), and/or `match = [{ tag = \"…\", value = \"…\" }]` \
+                   (rows by resource tag or cost category)";
         r.at(raw, path, msg);
         return None;
     }
@@ -913,6 +919,31 @@ fn members(
             r.at(account, accounts_path.clone(), msg);
         }
     }
+    let mut matches: Vec<Match> = Vec::new();
+    if let Some(raw_matches) = &x.matches {
+        let field = format!("{path} match");
+        if raw_matches.get_ref().is_empty() {
+            let msg = "match is empty: list at least one { tag = \"…\", value = \"…\" }";
+            r.at(raw_matches, field.clone(), msg);
+        }
+        for m in raw_matches.get_ref() {
+            let Some(found) = a_match(m, &field, r) else {
+                continue;
+            };
+            let msg = if matches.contains(&found) {
+                format!("{found} is listed twice")
+            } else if let Some(other) = owners.matches.get(&found) {
+                format!(
+                    "{found} already assigns rows to group {other:?}; a tag or cost category \
+                     value belongs to one group"
+                )
+            } else {
+                matches.push(found);
+                continue;
+            };
+            r.at(m, field.clone(), msg);
+        }
+    }
     if r.count() > mark {
         return None;
     }
@@ -922,7 +953,41 @@ fn members(
     for id in &accounts {
         owners.accounts.insert(id.clone(), group.clone());
     }
-    Some(Members { payers, accounts })
+    for m in &matches {
+        owners.matches.insert(m.clone(), group.clone());
+    }
+    Some(Members {
+        payers,
+        accounts,
+        matches,
+    })
+}
+
+fn a_match(raw: &Spanned<RawMatch>, field: &str, r: &mut Report) -> Option<Match> {
+    let m = raw.get_ref();
+    let (on, key) = match (&m.tag, &m.cost_category) {
+        (Some(tag), None) => (MatchOn::Tag, tag),
+        (None, Some(category)) => (MatchOn::CostCategory, category),
+        (Some(_), Some(category)) => {
+            let msg = "a match reads one map: `tag` or `cost-category`, not both (list two \
+                       matches for both)";
+            r.at(category, format!("{field} cost-category"), msg);
+            return None;
+        }
+        (None, None) => {
+            let msg = "a match needs `tag = \"…\"` (a resource tag key, e.g. user_customer) or \
+                       `cost-category = \"…\"`";
+            r.at(raw, field.to_string(), msg);
+            return None;
+        }
+    };
+    let key = text(key, format!("{field} {}", on.key()), r);
+    let value = text(&m.value, format!("{field} value"), r);
+    Some(Match {
+        on,
+        key: key?,
+        value: value?,
+    })
 }
 
 fn primary_account(
@@ -933,13 +998,21 @@ fn primary_account(
 ) -> Option<String> {
     let Some(raw) = &x.primary_account_id else {
         let m = members?;
-        return m.payers.first().or(m.accounts.first()).cloned();
+        let primary = m.payers.first().or(m.accounts.first()).cloned();
+        if primary.is_none() {
+            let msg = "a group whose only members are matches needs `primary-account-id = \"…\"`: the \
+                       account its custom line items are charged to";
+            r.at(&x.name, format!("{path} primary-account-id"), msg);
+        }
+        return primary;
     };
     let field = format!("{path} primary-account-id");
     let id = account_id(raw, field.clone(), r)?;
-    // A group of organizations may name any account of theirs; a list of accounts, one of them.
+    // A group of organizations or matches may name any account; a list of accounts, one of
+    // them.
     if let Some(m) = members
         && m.payers.is_empty()
+        && m.matches.is_empty()
         && !m.accounts.contains(&id)
     {
         let msg = format!(
@@ -1496,7 +1569,8 @@ mod tests {
             c.group("globex").unwrap().members,
             Members {
                 payers: vec![],
-                accounts: vec!["333333333333".into(), "222222222222".into()]
+                accounts: vec!["333333333333".into(), "222222222222".into()],
+                matches: vec![]
             }
         );
         let c = valid(&group(

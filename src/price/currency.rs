@@ -161,12 +161,14 @@ pub async fn find(
     let mut cur = None;
     for &p in periods {
         // Only what the check reads: periods may differ in their other columns.
-        let rows = input.period_table(ctx, p)?.select_columns(&[
-            "bill_billing_period_start_date",
-            "line_item_usage_account_id",
-            "bill_payer_account_id",
-            "line_item_currency_code",
-        ])?;
+        let rows = super::matches::with_match_group(config, input.period_table(ctx, p)?)?
+            .select_columns(&[
+                "bill_billing_period_start_date",
+                "line_item_usage_account_id",
+                "bill_payer_account_id",
+                "line_item_currency_code",
+                super::matches::COLUMN,
+            ])?;
         cur = Some(match cur {
             None => rows,
             Some(all) => DataFrame::union(all, rows)?,

@@ -4,6 +4,7 @@
 pub mod currency;
 pub mod custom;
 pub mod line_items;
+pub mod matches;
 pub mod rules;
 pub mod tables;
 
@@ -37,7 +38,7 @@ pub async fn rated(
     cur: DataFrame,
 ) -> Result<DataFrame> {
     rules::register(ctx, config, period)?;
-    replace_view(ctx, "cur", cur)?;
+    replace_view(ctx, "cur", matches::with_match_group(config, cur)?)?;
     replace_view(ctx, "account_groups", ctx.sql(sql::ACCOUNT_GROUPS).await?)?;
     replace_view(ctx, "assigned", ctx.sql(sql::ASSIGN).await?)?;
     let rated = ctx.sql(sql::RATE).await?;

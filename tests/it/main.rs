@@ -8,6 +8,7 @@ mod delivery;
 mod invoices;
 mod leak;
 mod lifecycle;
+mod matches;
 mod realdata;
 mod s3;
 mod scenarios;
