@@ -31,7 +31,13 @@ INSERT INTO group_accounts VALUES
 CREATE TEMP TABLE group_orgs (payer_account_id VARCHAR, billing_group VARCHAR);
 INSERT INTO group_orgs VALUES
     ('111111111111', 'acme'),
-    ('444444444444', 'globex');
+    ('444444444444', 'globex'),
+    ('454545454545', 'globex');
+
+-- Rows by resource tag or cost category: they beat accounts and organizations. (The sample has
+-- one match, so a row cannot be claimed twice here; rerate refuses such a row.)
+CREATE TEMP TABLE group_matches (map VARCHAR, key VARCHAR, value VARCHAR, billing_group VARCHAR);
+INSERT INTO group_matches VALUES ('resource_tags', 'user_team', 'research', 'acme-labs');
 
 -- Each group's plan and the plan's policies (unset policies default to 'drop').
 CREATE TEMP TABLE groups (
@@ -44,21 +50,37 @@ INSERT INTO groups VALUES
     ('globex',    'partner',   'pass', 'pass', 'pass', 'pass', 'pass', 'pass'),
     ('initech',   'reseller',  'drop', 'pass', 'drop', 'drop', 'drop', 'group');
 
--- Every plan's price rules with their match key and exact factor (1 - p/100, 1 + p/100).
--- DECIMAL(16, 8) like rerate's, so products round identically.
+-- Every plan's price rules with their match key, their place in the plan, their validity
+-- ([from, until), billing periods) and an exact factor (1 - p/100, 1 + p/100) or, for a
+-- fixed-rate rule, a unit price. DECIMAL(22, 12) like rerate's, so products round identically.
 CREATE TEMP TABLE rules (
-    pricing_plan VARCHAR, rule_name VARCHAR, kind VARCHAR, service VARCHAR,
-    billing_entity VARCHAR, usage_type VARCHAR, operation VARCHAR, factor DECIMAL(16, 8)
+    pricing_plan VARCHAR, rule_name VARCHAR, position INTEGER, kind VARCHAR, service VARCHAR,
+    billing_entity VARCHAR, usage_type VARCHAR, operation VARCHAR, factor DECIMAL(22, 12),
+    fixed_rate DECIMAL(22, 12), valid_from VARCHAR, valid_until VARCHAR
 );
 INSERT INTO rules VALUES
-    ('reseller',  'all-5-off',           'global',                   NULL, NULL, NULL, NULL, 0.95),
-    ('reseller',  's3-10-off',           'service',                  'AmazonS3', NULL, NULL, NULL, 0.90),
-    ('reseller',  'm5-markup',           'sku-usage-type-operation', 'AmazonEC2', NULL,
-                  'USW2-BoxUsage:m5.large', 'RunInstances', 1.20),
-    ('reseller',  'marketplace-at-cost', 'billing-entity',           NULL, 'AWS Marketplace', NULL, NULL, 1.00),
-    ('on-demand', 'ec2-3-off',           'service',                  'AmazonEC2', NULL, NULL, NULL, 0.97),
-    ('partner',   'all-2-markup',        'global',                   NULL, NULL, NULL, NULL, 1.025);
+    ('reseller',  'all-5-off',           1, 'global',                   NULL, NULL, NULL, NULL, 0.95, NULL, NULL, NULL),
+    ('reseller',  's3-10-off',           2, 'service',                  'AmazonS3', NULL, NULL, NULL, 0.90, NULL, NULL, NULL),
+    ('reseller',  'm5-markup',           3, 'sku-usage-type-operation', 'AmazonEC2', NULL,
+                  'USW2-BoxUsage:m5.large', 'RunInstances', 1.20, NULL, NULL, NULL),
+    ('reseller',  'marketplace-at-cost', 4, 'billing-entity',           NULL, 'AWS Marketplace', NULL, NULL, 1.00, NULL, NULL, NULL),
+    ('on-demand', 'ec2-3-off',           1, 'service',                  'AmazonEC2', NULL, NULL, NULL, 0.97, NULL, NULL, NULL),
+    ('on-demand', 'all-1-markup',        2, 'global',                   NULL, NULL, NULL, NULL, 1.01, NULL, NULL, NULL),
+    ('partner',   'gp3-fixed',           1, 'sku-usage-type',           'AmazonEC2', NULL,
+                  'EU-EBS:VolumeUsage.gp3', NULL, NULL, 0.07, NULL, NULL),
+    ('partner',   'all-2-markup',        2, 'global',                   NULL, NULL, NULL, NULL, 1.025, NULL, NULL, '2026-06'),
+    ('partner',   'all-3-markup',        3, 'global',                   NULL, NULL, NULL, NULL, 1.03, NULL, '2026-06', NULL);
 -- (lambda-free-tier keeps AWS's free tier: not a price, so not a rule here either.)
+
+-- Plans that stack their rules in order (the others apply the most specific one).
+CREATE TEMP TABLE ordered_plans (pricing_plan VARCHAR);
+INSERT INTO ordered_plans VALUES ('on-demand');
+
+-- Credit exceptions, tried in order before the plan's `credits` (globs as LIKE patterns).
+CREATE TEMP TABLE credit_exceptions (
+    pricing_plan VARCHAR, position INTEGER, pattern VARCHAR, service VARCHAR, policy VARCHAR
+);
+INSERT INTO credit_exceptions VALUES ('partner', 1, 'AWS Promotional%', 'AmazonRDS', 'drop');
 
 -- Custom line items. `share` is the percentage as a fraction (8 % = 0.08): DuckDB divides
 -- decimals in DOUBLE, so the division by 100 is done here, exactly, once.
@@ -107,8 +129,11 @@ FROM (
 CREATE TEMP VIEW assigned AS
 SELECT
     c.*,
-    COALESCE(ga.billing_group, go.billing_group, '_unassigned') AS billing_group
+    COALESCE(gm.billing_group, ga.billing_group, go.billing_group, '_unassigned') AS billing_group
 FROM cur c
+LEFT JOIN group_matches gm
+    ON (gm.map = 'resource_tags' AND c.resource_tags[gm.key] = gm.value)
+    OR (gm.map = 'cost_category' AND c.cost_category[gm.key] = gm.value)
 LEFT JOIN group_accounts ga ON ga.account_id = c.line_item_usage_account_id
 LEFT JOIN group_orgs go ON go.payer_account_id = c.bill_payer_account_id;
 
@@ -136,6 +161,15 @@ SELECT billing_period, line_item_product_code, line_item_usage_type, line_item_o
 FROM cur
 WHERE pricing_term = 'OnDemand'
 GROUP BY ALL;
+
+-- The most-specific plans' rules in force in each period of the input.
+CREATE TEMP VIEW in_force AS
+SELECT p.billing_period, r.*
+FROM (SELECT DISTINCT billing_period FROM cur) p
+JOIN rules r
+    ON (r.valid_from IS NULL OR r.valid_from <= p.billing_period)
+   AND (r.valid_until IS NULL OR p.billing_period < r.valid_until)
+WHERE r.pricing_plan NOT IN (FROM ordered_plans);
 
 CREATE TEMP VIEW rated AS
 WITH classified AS (
@@ -169,7 +203,7 @@ treated AS (
             WHEN c.charge_class IN ('usage', 'fee') THEN 'rerate'
             WHEN c.charge_class = 'bundled-discount' THEN 'pass'
             WHEN c.charge_class = 'support' THEN g.support
-            WHEN c.charge_class = 'credits' THEN g.credits
+            WHEN c.charge_class = 'credits' THEN COALESCE(ce.policy, g.credits)
             WHEN c.charge_class = 'refunds' THEN g.refunds
             WHEN c.charge_class = 'aws-tax' THEN g.aws_tax
             WHEN c.charge_class = 'private-discounts' THEN g.private_discounts
@@ -186,35 +220,84 @@ treated AS (
     LEFT JOIN groups g ON g.billing_group = c.billing_group
     LEFT JOIN owner_groups og
         ON og.billing_period = c.billing_period AND og.account_id = c.commitment_owner
+    -- The first matching credit exception of the plan, for credits only.
+    LEFT JOIN (
+        SELECT DISTINCT ON (a.line_item_line_item_description, a.line_item_product_code, e.pricing_plan)
+               a.line_item_line_item_description AS description, a.line_item_product_code, e.pricing_plan, e.policy
+        FROM (SELECT DISTINCT line_item_line_item_description, line_item_product_code
+              FROM cur WHERE line_item_line_item_type = 'Credit') a
+        JOIN credit_exceptions e
+            ON a.line_item_line_item_description LIKE e.pattern
+           AND (e.service IS NULL OR e.service = a.line_item_product_code)
+        ORDER BY a.line_item_line_item_description, a.line_item_product_code, e.pricing_plan, e.position
+    ) ce
+        ON c.charge_class = 'credits' AND ce.pricing_plan = g.pricing_plan
+       AND ce.description = c.line_item_line_item_description
+       AND ce.line_item_product_code IS NOT DISTINCT FROM c.line_item_product_code
+),
+-- Ordered plans: every matching rule in force, in the plan's order, multiplied exactly, per
+-- distinct key (the sample's ordered plan has no fixed rate and no final rule).
+ordered_chains AS (
+    SELECT
+        k.billing_period, k.pricing_plan, k.line_item_product_code, k.line_item_usage_type,
+        k.line_item_operation, k.bill_billing_entity,
+        string_agg(r.rule_name, ' > ' ORDER BY r.position) AS matched_rule,
+        list_reduce(list(r.factor ORDER BY r.position), lambda a, b: (a * b)::DECIMAL(22, 12)) AS factor
+    FROM (SELECT DISTINCT billing_period, pricing_plan, line_item_product_code, line_item_usage_type,
+                          line_item_operation, bill_billing_entity
+          FROM treated WHERE pricing_plan IN (FROM ordered_plans)) k
+    JOIN rules r
+        ON r.pricing_plan = k.pricing_plan
+       AND (r.valid_from IS NULL OR r.valid_from <= k.billing_period)
+       AND (r.valid_until IS NULL OR k.billing_period < r.valid_until)
+       AND (r.service IS NULL OR r.service = k.line_item_product_code)
+       AND (r.usage_type IS NULL OR r.usage_type = k.line_item_usage_type)
+       AND (r.operation IS NULL OR r.operation = k.line_item_operation)
+       AND (r.billing_entity IS NULL OR r.billing_entity = k.bill_billing_entity)
+    GROUP BY ALL
 ),
 ruled AS (
-    -- One equi-join per rule kind, most specific first; rules never stack.
+    -- Most specific: one equi-join per rule kind (rules in force in the row's period), the most
+    -- specific match wins, rules never stack. Ordered plans take their chain instead.
     SELECT
         t.*,
-        COALESCE(r6.rule_name, r5.rule_name, r4.rule_name, r3.rule_name, r2.rule_name, r1.rule_name) AS matched_rule,
-        COALESCE(r6.factor, r5.factor, r4.factor, r3.factor, r2.factor, r1.factor, 1::DECIMAL(16, 8)) AS factor,
+        CASE WHEN oc.matched_rule IS NOT NULL THEN oc.matched_rule
+             ELSE COALESCE(r6.rule_name, r5.rule_name, r4.rule_name, r3.rule_name, r2.rule_name, r1.rule_name)
+        END AS matched_rule,
+        CASE WHEN oc.matched_rule IS NOT NULL THEN oc.factor
+             WHEN r6.rule_name IS NOT NULL THEN r6.factor WHEN r5.rule_name IS NOT NULL THEN r5.factor
+             WHEN r4.rule_name IS NOT NULL THEN r4.factor WHEN r3.rule_name IS NOT NULL THEN r3.factor
+             WHEN r2.rule_name IS NOT NULL THEN r2.factor WHEN r1.rule_name IS NOT NULL THEN r1.factor
+             ELSE 1::DECIMAL(22, 12)
+        END AS factor,
+        CASE WHEN oc.matched_rule IS NOT NULL THEN NULL
+             WHEN r6.rule_name IS NOT NULL THEN r6.fixed_rate WHEN r5.rule_name IS NOT NULL THEN r5.fixed_rate
+             WHEN r4.rule_name IS NOT NULL THEN r4.fixed_rate WHEN r3.rule_name IS NOT NULL THEN r3.fixed_rate
+        END AS fixed_rate,
         -- Public on-demand is the base; fees, and lines AWS gives no public price for
         -- (Marketplace, some fees), are re-rated from their unblended amount.
         t.charge_class = 'fee' OR COALESCE(t.pricing_public_on_demand_cost, 0) = 0 AS from_unblended
     FROM treated t
-    LEFT JOIN (FROM rules WHERE kind = 'sku-usage-type-operation') r6
-        ON r6.pricing_plan = t.pricing_plan AND r6.service = t.line_item_product_code
+    LEFT JOIN ordered_chains oc USING (billing_period, pricing_plan, line_item_product_code,
+                                       line_item_usage_type, line_item_operation, bill_billing_entity)
+    LEFT JOIN (FROM in_force WHERE kind = 'sku-usage-type-operation') r6
+        ON r6.pricing_plan = t.pricing_plan AND r6.billing_period = t.billing_period AND r6.service = t.line_item_product_code
        AND r6.usage_type = t.line_item_usage_type AND r6.operation = t.line_item_operation
-    LEFT JOIN (FROM rules WHERE kind = 'sku-usage-type') r5
-        ON r5.pricing_plan = t.pricing_plan AND r5.service = t.line_item_product_code
+    LEFT JOIN (FROM in_force WHERE kind = 'sku-usage-type') r5
+        ON r5.pricing_plan = t.pricing_plan AND r5.billing_period = t.billing_period AND r5.service = t.line_item_product_code
        AND r5.usage_type = t.line_item_usage_type
-    LEFT JOIN (FROM rules WHERE kind = 'sku-operation') r4
-        ON r4.pricing_plan = t.pricing_plan AND r4.service = t.line_item_product_code
+    LEFT JOIN (FROM in_force WHERE kind = 'sku-operation') r4
+        ON r4.pricing_plan = t.pricing_plan AND r4.billing_period = t.billing_period AND r4.service = t.line_item_product_code
        AND r4.operation = t.line_item_operation
-    LEFT JOIN (FROM rules WHERE kind = 'service') r3
-        ON r3.pricing_plan = t.pricing_plan AND r3.service = t.line_item_product_code
-    LEFT JOIN (FROM rules WHERE kind = 'billing-entity') r2
-        ON r2.pricing_plan = t.pricing_plan AND r2.billing_entity = t.bill_billing_entity
-    LEFT JOIN (FROM rules WHERE kind = 'global') r1
-        ON r1.pricing_plan = t.pricing_plan
+    LEFT JOIN (FROM in_force WHERE kind = 'service') r3
+        ON r3.pricing_plan = t.pricing_plan AND r3.billing_period = t.billing_period AND r3.service = t.line_item_product_code
+    LEFT JOIN (FROM in_force WHERE kind = 'billing-entity') r2
+        ON r2.pricing_plan = t.pricing_plan AND r2.billing_period = t.billing_period AND r2.billing_entity = t.bill_billing_entity
+    LEFT JOIN (FROM in_force WHERE kind = 'global') r1
+        ON r1.pricing_plan = t.pricing_plan AND r1.billing_period = t.billing_period
 )
 SELECT
-    * EXCLUDE (commitment_owner, matched_rule, factor, from_unblended,
+    * EXCLUDE (commitment_owner, matched_rule, factor, fixed_rate, from_unblended,
                unowned, shown_as, on_demand_description),
     -- Re-rated commitment usage shows as the on-demand usage it is charged as, in words too.
     treatment = 'rerate' AND shown_as IS NOT NULL AS rerated_commitment,
@@ -225,16 +308,20 @@ SELECT
          ELSE line_item_line_item_description
     END AS proforma_line_item_description,
     CASE WHEN treatment = 'rerate' THEN matched_rule END AS pricing_rule,
-    -- DECIMAL(38,10) x DECIMAL(16,8) is DECIMAL(38,18); the cast rounds half away from zero.
-    CASE treatment
-        WHEN 'rerate' THEN CAST(factor * CASE WHEN from_unblended THEN line_item_unblended_cost
+    -- DECIMAL(38,10) x DECIMAL(22,12) is DECIMAL(38,22); the cast rounds half away from zero.
+    -- A unit price multiplies the usage amount, read as money is.
+    CASE
+        WHEN treatment = 'rerate' AND fixed_rate IS NOT NULL
+            THEN CAST(line_item_usage_amount::DECIMAL(38, 10) * fixed_rate AS DECIMAL(38, 10))
+        WHEN treatment = 'rerate' THEN CAST(factor * CASE WHEN from_unblended THEN line_item_unblended_cost
                                               ELSE pricing_public_on_demand_cost END AS DECIMAL(38, 10))
-        WHEN 'pass' THEN line_item_unblended_cost
+        WHEN treatment = 'pass' THEN line_item_unblended_cost
     END AS proforma_cost,
-    CASE treatment
-        WHEN 'rerate' THEN CAST(factor * CASE WHEN from_unblended THEN line_item_unblended_rate
+    CASE
+        WHEN treatment = 'rerate' AND fixed_rate IS NOT NULL THEN fixed_rate::DECIMAL(38, 10)
+        WHEN treatment = 'rerate' THEN CAST(factor * CASE WHEN from_unblended THEN line_item_unblended_rate
                                               ELSE pricing_public_on_demand_rate END AS DECIMAL(38, 10))
-        WHEN 'pass' THEN line_item_unblended_rate
+        WHEN treatment = 'pass' THEN line_item_unblended_rate
     END AS proforma_rate
 FROM ruled
 LEFT JOIN on_demand_descriptions USING (billing_period, line_item_product_code,
