@@ -2,11 +2,12 @@
 -- the group's policy -> treatment) and priced by its group's plan: the most specific rule, or
 -- the plan's rules in order (`rule_chains`, resolved in Rust by `price::rules`).
 --
--- Inputs: `cur`, `account_groups` (`sql/account_groups.sql`), `line_item_types`
--- (`sql/line_item_types.csv`: what each line item type is) and the config tables: groups (plan
--- policies per group), group_accounts, credit_exceptions, rule_values and rule_chains. Treatments: rerate (priced by a rule), pass
--- (billable value), drop (billable only), unassigned (in no group), unknown (a line item type
--- this engine does not know: an error).
+-- Inputs: `cur` (with `match_group`, `price::matches`), `account_groups`
+-- (`sql/account_groups.sql`), `line_item_types` (`sql/line_item_types.csv`: what each line item
+-- type is) and the config tables: groups (plan policies per group), credit_exceptions,
+-- rule_values and rule_chains (the period's, `price::rules`). Treatments: rerate (priced by its
+-- rules), pass (billable value), drop (billable only), unassigned (in no group), unknown (a line
+-- item type this engine does not know: an error).
 --
 -- A decision depends only on a few columns of a row, so it is made once per distinct
 -- combination of them (a few thousand, against millions of rows): the config tables are joined
