@@ -29,6 +29,13 @@ pub use error::{Error, Result, chain as error_chain};
 
 use std::path::Path;
 
+/// The SHA-256 of `bytes` in lower-case hex: the config's hash, and each document's in
+/// `periods/`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
 /// Reads and validates a `billing.toml`.
 pub fn load_config(path: &Path) -> Result<config::Config> {
     let text = std::fs::read_to_string(path).map_err(|error| Error::ConfigFile {

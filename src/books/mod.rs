@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::invoice::{DocumentKind, Invoice, Status};
@@ -89,7 +88,7 @@ async fn read_checked(output: &Location, relative: &str, sha256: &str) -> Result
         Ok(got) => got.bytes().await.map_err(|e| output.storage_error(e))?,
         Err(e) => return Err(output.storage_error(e)),
     };
-    let found = hex_sha256(&bytes);
+    let found = crate::sha256_hex(&bytes);
     if found != sha256 {
         return Err(Error::DocumentChanged {
             document: url,
@@ -98,13 +97,6 @@ async fn read_checked(output: &Location, relative: &str, sha256: &str) -> Result
         });
     }
     Ok(bytes.to_vec())
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The documents of a period after a run that drafted `drafts` (one per configured group),
@@ -268,9 +260,9 @@ pub fn render(
             currency: invoice.currency.clone(),
             total: invoice.total,
             json: page.json_path.clone(),
-            json_sha256: hex_sha256(&page.json),
+            json_sha256: crate::sha256_hex(&page.json),
             html: page.html_path.clone(),
-            html_sha256: hex_sha256(page.html.as_bytes()),
+            html_sha256: crate::sha256_hex(page.html.as_bytes()),
         };
         rendered
             .refs
@@ -460,7 +452,7 @@ mod tests {
             acme.json,
             "invoices/billing_period=2025-11/ER-202511-acme.json"
         );
-        assert_eq!(acme.json_sha256, hex_sha256(&r.pages[0].json));
+        assert_eq!(acme.json_sha256, crate::sha256_hex(&r.pages[0].json));
         assert_eq!(
             (globex.status, globex.closed_at),
             (PeriodStatus::Open, None)

@@ -14,7 +14,6 @@ use std::path::Path;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::period::Period;
 
@@ -638,7 +637,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigError> {
     let read = raw::read(text, &mut report);
     let mut config = validate::validate(read, &mut report);
     report.finish(source_name)?;
-    config.hash = sha256_hex(text);
+    config.hash = crate::sha256_hex(text.as_bytes());
     config.source_name = source_name.to_string();
     Ok(config)
 }
@@ -737,10 +736,6 @@ impl Config {
             })
         }
     }
-}
-
-fn sha256_hex(text: &str) -> String {
-    format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
 /// `[[section]] "name"`: how problems name an entry of an array of tables.
@@ -1004,7 +999,7 @@ mod tests {
             Some(dec("0.7890"))
         );
         assert_eq!(c.fx_rate(period("2025-10"), USD, "EUR"), None);
-        assert_eq!(c.hash, sha256_hex(SPEC_EXAMPLE));
+        assert_eq!(c.hash, crate::sha256_hex(SPEC_EXAMPLE.as_bytes()));
         assert_eq!(c.source_name, "billing.toml");
     }
 
@@ -1056,7 +1051,7 @@ mod tests {
     fn hash_is_sha256_of_the_text() {
         let c = valid(BASE);
         assert_eq!(c.hash.len(), 64);
-        assert_eq!(c.hash, sha256_hex(BASE));
+        assert_eq!(c.hash, crate::sha256_hex(BASE.as_bytes()));
         assert_ne!(c.hash, valid(&with("# a comment changes the hash")).hash);
     }
 

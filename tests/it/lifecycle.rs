@@ -326,7 +326,7 @@ pub async fn lifecycle(books: Books<'_>, dir: &Path) {
     assert_eq!(ledger.entries.len(), GROUPS.len() + 2);
     for e in &ledger.entries {
         let bytes = std::fs::read(books.files.join(&e.json)).unwrap();
-        assert_eq!(support::sha256_hex(&bytes), e.json_sha256, "{}", e.number);
+        assert_eq!(rerate::sha256_hex(&bytes), e.json_sha256, "{}", e.number);
     }
 
     // 5. Correcting again with nothing changed issues nothing; a run without --correct is

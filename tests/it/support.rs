@@ -174,12 +174,3 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     found.retain(|p| p.is_file());
     found
 }
-
-/// The SHA-256 of `bytes`, in lower-case hex (what `periods/` records of each document).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
