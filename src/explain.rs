@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::period::Period;
 use crate::price;
+use crate::price::rules::Price;
 
 /// Columns of `sql/rate.sql` that explain a row's pricing, in reading order.
 const FIELDS: &[&str] = &[
@@ -64,32 +65,30 @@ pub struct Step {
     pub value: Decimal,
 }
 
-/// The steps of `chain` (rule names, `a > b`) from `base`, for a line of `usage` units.
+/// The steps of `chain` (rule names, `a > b`) from `base`, for a line of `usage` units: the
+/// chain's own arithmetic (`rules::Price`), with the amount after each rule.
 fn steps(config: &Config, chain: &str, base: Decimal, usage: Option<Decimal>) -> Vec<Step> {
-    let mut value = base;
+    let usage = usage.unwrap_or_default();
+    let mut price = Price::Factor(Decimal::ONE);
     let mut out = Vec::new();
     for name in chain.split(" > ") {
         let Some(rule) = config.rule(name) else {
             continue;
         };
+        price = price.then(rule);
         let does = match &rule.adjustment {
             Adjustment::FixedRate(rate) => {
-                let usage = usage.unwrap_or_default();
-                value = usage * rate;
                 format!("fixed rate {rate} × usage {}", usage.normalize())
             }
-            other => {
-                value *= rule.factor();
-                match other.percent() {
-                    Some(p) => format!("{} {p} %", other.as_str()),
-                    None => other.as_str().to_string(),
-                }
-            }
+            other => match other.percent() {
+                Some(p) => format!("{} {p} %", other.as_str()),
+                None => other.as_str().to_string(),
+            },
         };
         out.push(Step {
             rule: name.to_string(),
             does,
-            value: value.normalize(),
+            value: price.amount(base, usage).normalize(),
         });
     }
     out

@@ -48,6 +48,27 @@ pub enum Price {
     UnitRate(Decimal),
 }
 
+impl Price {
+    /// This price with `rule` applied after it. A unit price replaces the base and what was
+    /// applied to it.
+    pub fn then(self, rule: &PricingRule) -> Price {
+        match (&rule.adjustment, self) {
+            (Adjustment::FixedRate(rate), _) => Price::UnitRate(*rate),
+            (_, Price::Factor(f)) => Price::Factor(f * rule.factor()),
+            (_, Price::UnitRate(r)) => Price::UnitRate(r * rule.factor()),
+        }
+    }
+
+    /// The amount of a line with `base` and `usage` units at this price, exact (the engine
+    /// rounds it once, at the storage scale).
+    pub fn amount(self, base: Decimal, usage: Decimal) -> Decimal {
+        match self {
+            Price::Factor(f) => base * f,
+            Price::UnitRate(r) => usage * r,
+        }
+    }
+}
+
 /// How specific a rule is, most specific highest: sku with usage type and operation, sku with
 /// a usage type, sku with an operation, service, billing entity, global.
 fn rank(scope: &RuleScope) -> u8 {
@@ -126,15 +147,9 @@ pub fn chain<'a>(plan: &'a PricingPlan, rules: &[&'a PricingRule], key: Key) -> 
             (applied, beaten)
         }
     };
-    let mut price = Price::Factor(Decimal::ONE);
-    for rule in &applied {
-        price = match (rule.adjustment.clone(), price) {
-            // A unit price replaces the base and what was applied to it.
-            (Adjustment::FixedRate(rate), _) => Price::UnitRate(rate),
-            (_, Price::Factor(f)) => Price::Factor(f * rule.factor()),
-            (_, Price::UnitRate(r)) => Price::UnitRate(r * rule.factor()),
-        };
-    }
+    let price = applied
+        .iter()
+        .fold(Price::Factor(Decimal::ONE), |price, rule| price.then(rule));
     Some(Chain {
         plan: &plan.name,
         key,
