@@ -489,6 +489,16 @@ async fn table_contents(output: &Location) -> Vec<Vec<String>> {
     .await
 }
 
+/// The tables a failed run's summary says it restored, in the order it restored them.
+fn restored_tables(summary: &serde_json::Value) -> Vec<&str> {
+    summary["restored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["table"].as_str().unwrap())
+        .collect()
+}
+
 /// The files of `dir` outside the Delta tables and run manifests: documents and exports.
 fn documents_and_exports(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     ["invoices", "exports"]
@@ -573,12 +583,7 @@ async fn a_write_refused_anywhere_leaves_every_output_as_it_was() {
         assert!(!failed.status.success(), "{blocked}: the run must fail");
         let summary: serde_json::Value = serde_json::from_slice(&failed.stdout)
             .unwrap_or_else(|e| panic!("{blocked}: {e}: {}", stderr(&failed)));
-        let put_back: Vec<&str> = summary["restored"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["table"].as_str().unwrap())
-            .collect();
+        let put_back = restored_tables(&summary);
         assert_eq!(put_back, restored, "{blocked}: {}", summary["error"]);
         assert_eq!(summary["not_restored"], serde_json::json!([]), "{blocked}");
         assert_eq!(
@@ -622,12 +627,7 @@ async fn a_write_refused_anywhere_leaves_every_output_as_it_was() {
         assert!(!failed.status.success(), "{blocked}: the run must fail");
         let summary: serde_json::Value = serde_json::from_slice(&failed.stdout)
             .unwrap_or_else(|e| panic!("{blocked}: {e}: {}", stderr(&failed)));
-        let put_back: Vec<&str> = summary["restored"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["table"].as_str().unwrap())
-            .collect();
+        let put_back = restored_tables(&summary);
         assert_eq!(put_back, all, "{blocked}: {}", summary["error"]);
         assert_eq!(table_contents(&output).await, tables_before, "{blocked}");
         assert!(
@@ -750,12 +750,7 @@ async fn a_close_or_correction_that_fails_leaves_the_books_as_they_were() {
         assert!(!failed.status.success(), "{what}: the command must fail");
         if !restored.is_empty() {
             let summary: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
-            let put_back: Vec<&str> = summary["restored"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["table"].as_str().unwrap())
-                .collect();
+            let put_back = restored_tables(&summary);
             assert_eq!(put_back, restored, "{what}: {}", summary["error"]);
         }
         assert_eq!(table_contents(output).await, tables, "{what}: tables");
