@@ -12,7 +12,9 @@
 //!   (covered usage, charged at on-demand) or `drop` (fees and negations);
 //! - `shown_as`: the type a re-rated line shows in pro forma (covered usage becomes `Usage`);
 //! - `negation`: it offsets covered usage (`exclude-savings-plan-negation` leaves it out of a
-//!   percentage's base).
+//!   percentage's base);
+//! - `focus_charge_category`, `focus_charge_frequency`: its FOCUS `ChargeCategory` and
+//!   `ChargeFrequency` (`sql/focus.sql`; custom line items are `Adjustment` or `Credit` there).
 
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
@@ -124,10 +126,32 @@ pub struct LineItemType {
     pub unowned: Option<Treatment>,
     pub shown_as: Option<String>,
     pub negation: bool,
+    pub focus_charge_category: FocusChargeCategory,
+    pub focus_charge_frequency: FocusChargeFrequency,
 }
 
-const HEADER: &str =
-    "line_item_type,charge_class,invoice_kind,commitment,unowned,shown_as,negation";
+/// FOCUS 1.2 `ChargeCategory` (its allowed values, spelled as FOCUS spells them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+pub enum FocusChargeCategory {
+    Usage,
+    Purchase,
+    Tax,
+    Credit,
+    Adjustment,
+}
+
+/// FOCUS 1.2 `ChargeFrequency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+pub enum FocusChargeFrequency {
+    #[strum(serialize = "One-Time")]
+    OneTime,
+    Recurring,
+    #[strum(serialize = "Usage-Based")]
+    UsageBased,
+}
+
+const HEADER: &str = "line_item_type,charge_class,invoice_kind,commitment,unowned,shown_as,negation,\
+                      focus_charge_category,focus_charge_frequency";
 
 static TYPES: LazyLock<Vec<LineItemType>> = LazyLock::new(|| {
     // The table is ours, compiled in and checked by a unit test: not input.
@@ -184,8 +208,19 @@ fn parse(text: &str) -> std::result::Result<Vec<LineItemType>, String> {
 
 fn row(line: &str) -> std::result::Result<LineItemType, String> {
     let fields: Vec<&str> = line.split(',').collect();
-    let [name, class, kind, commitment, unowned, shown_as, negation] = fields[..] else {
-        return Err(format!("expected 7 fields, found {}", fields.len()));
+    let [
+        name,
+        class,
+        kind,
+        commitment,
+        unowned,
+        shown_as,
+        negation,
+        focus_category,
+        focus_frequency,
+    ] = fields[..]
+    else {
+        return Err(format!("expected 9 fields, found {}", fields.len()));
     };
     fn value<T: FromStr>(column: &str, v: &str) -> std::result::Result<T, String> {
         v.parse()
@@ -202,7 +237,15 @@ fn row(line: &str) -> std::result::Result<LineItemType, String> {
         unowned: optional("unowned", unowned)?,
         shown_as: (!shown_as.is_empty()).then(|| shown_as.to_string()),
         negation: value("negation", negation)?,
+        focus_charge_category: value("focus_charge_category", focus_category)?,
+        focus_charge_frequency: value("focus_charge_frequency", focus_frequency)?,
     };
+    // FOCUS: a purchase is never usage-based.
+    if t.focus_charge_category == FocusChargeCategory::Purchase
+        && t.focus_charge_frequency == FocusChargeFrequency::UsageBased
+    {
+        return Err(format!("{name}: a FOCUS Purchase is not Usage-Based"));
+    }
     if t.commitment.is_some() != t.unowned.is_some() {
         return Err(format!(
             "{name}: commitment lines, and only they, say what `unowned` does"
@@ -265,12 +308,20 @@ mod tests {
 
     #[test]
     fn a_bad_table_is_refused_with_its_line() {
-        let bad = format!("{HEADER}\nUsage,usage,usage,,,,false\nX,no-such-class,usage,,,,false\n");
+        let bad = format!(
+            "{HEADER}\nUsage,usage,usage,,,,false,Usage,Usage-Based\n\
+             X,no-such-class,usage,,,,false,Usage,Usage-Based\n"
+        );
         assert_eq!(
             parse(&bad).unwrap_err(),
             "line 3: charge_class \"no-such-class\" is not known"
         );
-        let unowned = format!("{HEADER}\nX,commitments,usage,reservation,,,false\n");
+        let unowned =
+            format!("{HEADER}\nX,commitments,usage,reservation,,,false,Usage,Usage-Based\n");
         assert!(parse(&unowned).unwrap_err().contains("unowned"));
+        let purchase = format!("{HEADER}\nX,fee,fees,,,,false,Purchase,Usage-Based\n");
+        assert!(parse(&purchase).unwrap_err().contains("Purchase"));
+        let focus = format!("{HEADER}\nX,fee,fees,,,,false,Fee,One-Time\n");
+        assert!(parse(&focus).unwrap_err().contains("focus_charge_category"));
     }
 }

@@ -10,10 +10,11 @@ use datafusion::prelude::SessionContext;
 use crate::config::Config;
 use crate::error::Result;
 
-/// Registers `line_item_types`, `group_accounts`, `group_orgs`, `groups` and
+/// Registers `line_item_types`, `services`, `group_accounts`, `group_orgs`, `groups` and
 /// `credit_exceptions`.
 pub fn register(ctx: &SessionContext, config: &Config) -> Result<()> {
     super::line_items::register(ctx)?;
+    crate::invoice::services::register(ctx)?;
     let mut accounts = (Vec::new(), Vec::new());
     let mut orgs = (Vec::new(), Vec::new());
     for g in &config.groups {
