@@ -298,6 +298,12 @@ pub enum Error {
         error: Box<minijinja::Error>,
     },
 
+    #[error("rendering the report of {period}: {error}")]
+    ReportRender {
+        period: Period,
+        error: Box<minijinja::Error>,
+    },
+
     #[error("query engine: {0}")]
     Engine(Box<DataFusionError>),
 
@@ -375,6 +381,8 @@ impl Error {
             // Export files are encoded from our own plan: what fails there is the upload.
             Error::Export { .. } => 2,
             Error::InvoiceRender { .. } => 1,
+            // The template is ours: a failure to render it is a defect, never the input's.
+            Error::ReportRender { .. } => 1,
             // The sample's options are the user's; storing its files is the environment's.
             Error::Sample(e) if e.is_storage() => 2,
             Error::Sample(_) => 1,

@@ -15,9 +15,10 @@
 //! 3. price the documents in memory: custom line items, margin lines, invoices, and what they
 //!    become in the period's books (`books::after_run`: drafts while open; on a closed
 //!    period, run with `--correct`, credit notes and replacements where an invoice changes);
-//! 4. write the tables (billable, pro forma, margin, invoice lines, periods), one commit each;
-//! 5. write the customer exports' files (not yet current), 6. the invoice documents, then the
-//!    exports' manifests;
+//! 4. write the tables (billable, pro forma, FOCUS from the pro forma just committed, margin,
+//!    invoice lines, periods), one commit each;
+//! 5. write the customer exports' files (not yet current), 6. the invoice documents and the
+//!    period's report (`reports/`), then the exports' manifests;
 //! 7. the period's summary, from what each stage returned, goes into the run manifest, written
 //!    once every period has landed.
 
@@ -39,11 +40,12 @@ use crate::price::{self, custom};
 use crate::progress::Progress;
 use crate::storage::Location;
 use crate::write::delta::TableCommit;
+use crate::write::exports::Format;
 use crate::write::manifest::{
     self, ConfigRef, InputRef, PeriodSummary, RunManifest, Unassigned, Undone, Written,
 };
 use crate::write::{delta, exports, invoices};
-use crate::{invoice, margin};
+use crate::{focus, invoice, margin, report};
 
 /// What `rerate run` was asked to do (its flags: the doc comments are the help).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -380,6 +382,14 @@ impl PeriodRun<'_> {
         let issued = books::stored(output, ledger, period, Some(closed.as_slice())).await?;
         let documents = books::after_run(drafts, issued, Utc::now());
         let rendered = books::render(output, period, &documents, run_id)?;
+        let report = report::html(&report::Facts {
+            period,
+            run_id,
+            config,
+            margin: &margin_lines,
+            unassigned: &unassigned,
+            documents: documents.iter().map(Document::invoice).collect(),
+        })?;
 
         // What the period writes, built in memory first: a problem here writes nothing.
         let proforma = price::proforma(rated)?;
@@ -428,6 +438,15 @@ impl PeriodRun<'_> {
                 )
                 .await?;
             commits.push(proforma.clone());
+            let focus_rows =
+                focus::rows(ctx, output, &proforma, config, period, &documents).await?;
+            let focus = progress
+                .stage(
+                    &format!("{period}: writing FOCUS"),
+                    delta::replace_period(ctx, output, focus::TABLE, focus_rows, period),
+                )
+                .await?;
+            commits.push(focus.clone());
             let margin = delta::replace_period(ctx, output, "margin", margin, period).await?;
             commits.push(margin.clone());
             let invoice_lines =
@@ -445,10 +464,36 @@ impl PeriodRun<'_> {
             // 5. the customer exports, written beside the current delivery, not yet current
             let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
             let mut exports = progress
-                .stage(
-                    &format!("{period}: writing customer exports"),
-                    exports::write_period(ctx, output, &proforma, period, &groups, run_id),
-                )
+                .stage(&format!("{period}: writing customer exports"), async {
+                    let mut cur = exports::write_period(
+                        ctx,
+                        output,
+                        &proforma,
+                        Format::Cur,
+                        period,
+                        &groups,
+                        run_id,
+                    )
+                    .await?;
+                    match exports::write_period(
+                        ctx,
+                        output,
+                        &focus,
+                        Format::Focus,
+                        period,
+                        &groups,
+                        run_id,
+                    )
+                    .await
+                    {
+                        Ok(focus) => cur.absorb(focus),
+                        Err(e) => {
+                            cur.discard().await;
+                            return Err(e);
+                        }
+                    }
+                    Ok(cur)
+                })
                 .await?;
 
             // 6. the documents, then the exports' manifests: the period is current
@@ -463,6 +508,13 @@ impl PeriodRun<'_> {
                     ),
                 )
                 .await;
+            let documents = match documents {
+                Ok(mut written) => written
+                    .put_report(output, &report::path(period), report)
+                    .await
+                    .map(|()| written),
+                Err(e) => Err(e),
+            };
             let documents = match documents {
                 Ok(written) => written,
                 Err(e) => {
@@ -479,11 +531,16 @@ impl PeriodRun<'_> {
             let written = Written {
                 billable,
                 proforma,
+                focus,
                 margin,
                 invoice_lines,
                 periods,
                 invoices: rendered.refs.clone(),
-                exports: exports.exports(),
+                exports: exports.exports(Format::Cur),
+                focus_exports: exports.exports(Format::Focus),
+                report: output
+                    .url_of(&invoices::under(output, &report::path(period)))
+                    .to_string(),
             };
             Ok((written, Landed { documents, exports }))
         }

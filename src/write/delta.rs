@@ -187,6 +187,25 @@ pub fn open(location: &Location) -> DeltaResult<DeltaTable> {
         .build()
 }
 
+/// The rows of the table version `commit` made (a later writer's commits are not read).
+pub async fn read_commit(
+    ctx: &SessionContext,
+    output: &Location,
+    commit: &TableCommit,
+) -> Result<DataFrame> {
+    let location = output.child(&[&commit.table]);
+    let delta_err = |error| Error::Delta {
+        table: location.to_string(),
+        error: Box::new(error),
+    };
+    let mut table = open(&location).map_err(delta_err)?;
+    table
+        .load_version(commit.version)
+        .await
+        .map_err(delta_err)?;
+    Ok(ctx.read_table(table.table_provider().await?)?)
+}
+
 /// The Delta table at `location` at its latest version (`None`: there is no table).
 pub async fn load(location: &Location) -> Result<Option<DeltaTable>> {
     // The kernel refuses to open a missing table: look for its log first.

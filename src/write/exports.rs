@@ -1,12 +1,14 @@
 //! Customer exports: each group's pro forma CUR for a period, in the AWS Data Exports layout and
 //! CUR 2.0 physical types, so a customer's existing CUR tooling (and rerate itself, one billing
-//! level down) reads it unchanged:
+//! level down) reads it unchanged, and the same rows as FOCUS 1.2 ([`Format`]):
 //! ```text
 //! exports/<group>/data/BILLING_PERIOD=YYYY-MM/<group>-<run-id>-00001.snappy.parquet
 //! exports/<group>/metadata/BILLING_PERIOD=YYYY-MM/<group>-Manifest.json
+//! exports/<group>/focus/BILLING_PERIOD=YYYY-MM/<group>-focus-<run-id>-00001.snappy.parquet
+//! exports/<group>/metadata/BILLING_PERIOD=YYYY-MM/<group>-focus-Manifest.json
 //! ```
-//! The rows are read back from the pro forma Delta version this run committed (partition
-//! pruning keeps that to one group's files). A re-run writes its files under new names
+//! The rows are read back from the table version this run committed (`proforma/` or `focus/`;
+//! partition pruning keeps that to one group's files). A re-run writes its files under new names
 //! ([`write_period`], [`Staged`]); once everything else of the period has landed, every group's
 //! manifest ([`Staged::publish`]), and, once the whole run has landed, deletes the files of
 //! earlier runs ([`Staged::finish`]), so the folder never ends up with stale data, and a run that
@@ -16,7 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::ScalarValue;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::cast;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use futures::TryStreamExt;
@@ -46,7 +48,8 @@ pub struct GroupExport {
     pub rows: u64,
     pub bytes: u64,
     pub files: Vec<String>,
-    pub manifest: String,
+    /// The Data Exports manifest (CUR exports; FOCUS exports have none).
+    pub manifest: Option<String>,
     /// Files of earlier runs in the period's folder, removed once the run has landed.
     pub stale_files_removed: u64,
 }
@@ -146,39 +149,112 @@ fn export_exprs(extras: &[Field]) -> Result<Vec<Expr>> {
         .collect()
 }
 
-/// Writes the export of every group in `groups` for `period` from the pro forma version
-/// `proforma` committed.
+/// What an export holds, and where it goes under `exports/<group>/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The group's pro forma CUR 2.0, from `proforma/`: `data/BILLING_PERIOD=P/`, manifest
+    /// `metadata/BILLING_PERIOD=P/<group>-Manifest.json`.
+    Cur,
+    /// The same rows as FOCUS 1.2, from `focus/`: `focus/BILLING_PERIOD=P/`, no manifest. (A
+    /// second manifest under `metadata/` would make the folder two exports, and a CUR reader
+    /// pointed at `exports/<group>/`, rerate included, would read the FOCUS files as CUR;
+    /// without one, the CUR manifest covers them and they are ignored.)
+    Focus,
+}
+
+impl Format {
+    fn folder(self) -> &'static str {
+        match self {
+            Format::Cur => "data",
+            Format::Focus => "focus",
+        }
+    }
+
+    /// The export's name: its manifest's and its files' prefix.
+    fn name(self, group: &str) -> String {
+        match self {
+            Format::Cur => group.to_string(),
+            Format::Focus => format!("{group}-focus"),
+        }
+    }
+}
+
+/// The columns of an export file (what each row is projected to), the file schema and the
+/// columns as the manifest names them.
+struct Columns {
+    exprs: Vec<Expr>,
+    schema: SchemaRef,
+    manifest: Vec<(String, String)>,
+}
+
+impl Columns {
+    /// A CUR 2.0 export: the catalog in CUR's physical types, then the input's other columns.
+    fn cur(table: &DFSchema) -> Result<Columns> {
+        // The input's other columns, in the types pro forma holds them (Delta's own map entry
+        // names aside: a map is cast back to the CUR layout).
+        let extras: Vec<Field> = columns::extras(table.as_arrow())
+            .map(|f| Field::new(f.name(), export_type_of(f.data_type()), true))
+            .collect();
+        let manifest = CUR2_COLUMNS
+            .iter()
+            .map(|(name, kind)| (name.to_string(), manifest_type(*kind).to_string()))
+            .chain(
+                extras
+                    .iter()
+                    .map(|f| (f.name().clone(), manifest_type_of(f.data_type()))),
+            )
+            .collect();
+        Ok(Columns {
+            exprs: export_exprs(&extras)?,
+            schema: export_schema(&extras),
+            manifest,
+        })
+    }
+
+    /// A FOCUS export: the table's columns as they are, without rerate's partition columns,
+    /// in plain Arrow types.
+    fn focus(table: &DFSchema) -> Columns {
+        let fields: Vec<Field> = table
+            .fields()
+            .iter()
+            .filter(|f| !delta::PARTITION_COLUMNS.contains(&f.name().as_str()))
+            .map(|f| Field::new(f.name(), export_type_of(f.data_type()), true))
+            .collect();
+        Columns {
+            exprs: fields
+                .iter()
+                .map(|f| cast(ident(f.name()), f.data_type().clone()).alias(f.name()))
+                .collect(),
+            manifest: fields
+                .iter()
+                .map(|f| (f.name().clone(), manifest_type_of(f.data_type())))
+                .collect(),
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+}
+
+/// Writes the `format` export of every group in `groups` for `period` from the table version
+/// `commit` made (pro forma for CUR, `focus/` for FOCUS).
 pub async fn write_period(
     ctx: &SessionContext,
     output: &Location,
-    proforma: &TableCommit,
+    commit: &TableCommit,
+    format: Format,
     period: Period,
     groups: &[&str],
     write_id: &str,
 ) -> Result<Staged> {
-    let location = output.child(&["proforma"]);
-    let delta_err = |error| Error::Delta {
-        table: location.to_string(),
-        error: Box::new(error),
+    let rows = delta::read_commit(ctx, output, commit).await?;
+    let columns = match format {
+        Format::Cur => Columns::cur(rows.schema())?,
+        Format::Focus => Columns::focus(rows.schema()),
     };
-    let mut table = delta::open(&location).map_err(delta_err)?;
-    table
-        .load_version(proforma.version)
-        .await
-        .map_err(delta_err)?;
-    let provider = table.table_provider().await?;
-    let rows = ctx.read_table(provider)?;
-    // The input's other columns, in the types pro forma holds them (Delta's own map entry
-    // names aside: a map is cast back to the CUR layout).
-    let extras: Vec<Field> = columns::extras(rows.schema().as_arrow())
-        .map(|f| Field::new(f.name(), export_type_of(f.data_type()), true))
-        .collect();
     let mut staged = Staged {
         output: output.clone(),
         groups: Vec::with_capacity(groups.len()),
         manifests: Overwrites::new(output.child(&["exports"])),
     };
-    let exprs = export_exprs(&extras)?;
     for group in groups {
         let data = rows
             .clone()
@@ -187,9 +263,9 @@ pub async fn write_period(
                     .eq(lit(period.to_string()))
                     .and(col("billing_group").eq(lit(*group))),
             )
-            .and_then(|df| df.select(exprs.clone()));
+            .and_then(|df| df.select(columns.exprs.clone()));
         let written = match data {
-            Ok(data) => write_group(output, data, period, group, write_id, &extras).await,
+            Ok(data) => write_group(output, data, format, period, group, write_id, &columns).await,
             Err(e) => Err(e.into()),
         };
         match written {
@@ -206,11 +282,12 @@ pub async fn write_period(
 /// One group's new export files, written under new names beside the current delivery, and the
 /// manifest that will make them current.
 struct StagedGroup {
+    format: Format,
     export: GroupExport,
     files: Vec<Path>,
     data_dir: Location,
-    manifest_path: Path,
-    manifest: Vec<u8>,
+    /// Where the manifest goes and what it says (`None`: a FOCUS export).
+    manifest: Option<(Path, Vec<u8>)>,
     /// Files of earlier deliveries in the folder, found by `publish`: `finish` deletes them.
     stale: Vec<Path>,
 }
@@ -227,13 +304,22 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// One staged write of both formats: `other`'s groups are published, discarded and
+    /// finished with these.
+    pub fn absorb(&mut self, other: Staged) {
+        self.groups.extend(other.groups);
+    }
+
     /// Writes every group's manifest, keeping the earlier ones, and finds the files of earlier
     /// deliveries that `finish` is to delete; a failure puts the manifests back.
     pub async fn publish(&mut self) -> Result<()> {
         for i in 0..self.groups.len() {
             let g = &self.groups[i];
-            let body = g.manifest.clone().into();
-            let stale = match self.manifests.put(&g.manifest_path, body).await {
+            let published = match &g.manifest {
+                Some((path, body)) => self.manifests.put(path, body.clone().into()).await,
+                None => Ok(()),
+            };
+            let stale = match published {
                 Ok(()) => list(&g.data_dir).await.map(|found| {
                     let written: BTreeSet<&Path> = g.files.iter().collect();
                     found.into_iter().filter(|p| !written.contains(p)).collect()
@@ -251,10 +337,12 @@ impl Staged {
         Ok(())
     }
 
-    /// What each group's export holds (after `publish`: with the earlier files it replaces).
-    pub fn exports(&self) -> Vec<GroupExport> {
+    /// What each group's export of `format` holds (after `publish`: with the earlier files it
+    /// replaces).
+    pub fn exports(&self, format: Format) -> Vec<GroupExport> {
         self.groups
             .iter()
+            .filter(|g| g.format == format)
             .map(|g| GroupExport {
                 stale_files_removed: g.stale.len() as u64,
                 ..g.export.clone()
@@ -290,17 +378,23 @@ impl Staged {
 async fn write_group(
     output: &Location,
     data: DataFrame,
+    format: Format,
     period: Period,
     group: &str,
     write_id: &str,
-    extras: &[Field],
+    columns: &Columns,
 ) -> Result<StagedGroup> {
     let root = output.child(&["exports", group]);
     let data_dir = Location {
-        prefix: data_exports::data_dir(&root.prefix, period),
+        prefix: root
+            .prefix
+            .clone()
+            .join(format.folder())
+            .join(format!("BILLING_PERIOD={period}")),
         ..root.clone()
     };
-    let schema = export_schema(extras);
+    let name = format.name(group);
+    let schema = &columns.schema;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(128 * 1024))
@@ -314,8 +408,8 @@ async fn write_group(
     while let Some(mut batch) = stream.try_next().await? {
         while batch.num_rows() > 0 {
             if current.is_none() {
-                let path = file_path(&data_dir, group, write_id, files.len() + 1);
-                current = Some((open_writer(output, &path, &schema, &props)?, 0));
+                let path = file_path(&data_dir, &name, write_id, files.len() + 1);
+                current = Some((open_writer(output, &path, schema, &props)?, 0));
                 files.push(path);
             }
             let (w, n) = current.as_mut().expect("opened above");
@@ -338,53 +432,50 @@ async fn write_group(
     }
     if files.is_empty() {
         // An empty export still gets a file: the schema, no rows.
-        let path = file_path(&data_dir, group, write_id, 1);
-        let w = open_writer(output, &path, &schema, &props)?;
+        let path = file_path(&data_dir, &name, write_id, 1);
+        let w = open_writer(output, &path, schema, &props)?;
         bytes += finish(output, w, &path).await?;
         files.push(path);
     }
 
-    let manifest_path = data_exports::manifest_path(&root.prefix, period, group);
     let urls: Vec<String> = files.iter().map(|p| output.url_of(p).to_string()).collect();
-    let manifest = data_exports::Manifest {
-        name: group,
-        execution_id: Some(write_id),
-        period,
-        files: &urls,
-        rows,
-        columns: CUR2_COLUMNS
-            .iter()
-            .map(|(name, kind)| (name.to_string(), manifest_type(*kind).to_string()))
-            .chain(
-                extras
-                    .iter()
-                    .map(|f| (f.name().clone(), manifest_type_of(f.data_type()))),
-            )
-            .collect(),
-    }
-    .to_json();
-    tracing::debug!(group, rows, files = files.len(), "export staged");
+    let manifest = (format == Format::Cur).then(|| {
+        let path = data_exports::manifest_path(&root.prefix, period, &name);
+        let body = data_exports::Manifest {
+            name: &name,
+            execution_id: Some(write_id),
+            period,
+            files: &urls,
+            rows,
+            columns: columns.manifest.clone(),
+        }
+        .to_json();
+        (path, body)
+    });
+    tracing::debug!(group, ?format, rows, files = files.len(), "export staged");
     Ok(StagedGroup {
+        format,
         export: GroupExport {
             billing_group: group.to_string(),
             rows,
             bytes,
             files: urls,
-            manifest: output.url_of(&manifest_path).to_string(),
+            manifest: manifest
+                .as_ref()
+                .map(|(path, _)| output.url_of(path).to_string()),
             stale_files_removed: 0,
         },
         stale: Vec::new(),
         files,
         data_dir,
-        manifest_path,
         manifest,
     })
 }
 
-fn file_path(dir: &Location, group: &str, write_id: &str, n: usize) -> Path {
+fn file_path(dir: &Location, name: &str, write_id: &str, n: usize) -> Path {
     dir.prefix
         .clone()
-        .join(format!("{group}-{write_id}-{n:05}.snappy.parquet"))
+        .join(format!("{name}-{write_id}-{n:05}.snappy.parquet"))
 }
 
 fn open_writer(

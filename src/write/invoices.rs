@@ -153,6 +153,21 @@ pub async fn write_period(
 }
 
 impl Published {
+    /// Writes the period's report at `relative` (under the output), over the earlier one:
+    /// undone with the documents.
+    pub async fn put_report(
+        &mut self,
+        output: &Location,
+        relative: &str,
+        html: String,
+    ) -> Result<()> {
+        let path = under(output, relative);
+        if let Err(e) = self.documents.put(&path, html.into_bytes().into()).await {
+            return Err(self.undone(e).await);
+        }
+        Ok(())
+    }
+
     /// Puts back every document as it was before this period's write.
     pub async fn undo(&self) -> Result<()> {
         self.documents.undo().await

@@ -93,6 +93,10 @@ pub struct PeriodSummary {
     pub invoices: Vec<InvoiceRef>,
     /// One pro forma CUR export per configured group (`exports/<group>/`).
     pub exports: Vec<GroupExport>,
+    /// The same as FOCUS 1.2, per group (`exports/<group>/focus/`).
+    pub focus_exports: Vec<GroupExport>,
+    /// The period at a glance, for the reseller (SPEC §6.5).
+    pub report: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -157,11 +161,15 @@ pub struct ControlTotals {
 pub struct Written {
     pub billable: TableCommit,
     pub proforma: TableCommit,
+    pub focus: TableCommit,
     pub margin: TableCommit,
     pub invoice_lines: TableCommit,
     pub periods: TableCommit,
     pub invoices: Vec<InvoiceRef>,
     pub exports: Vec<GroupExport>,
+    pub focus_exports: Vec<GroupExport>,
+    /// The period's report (`reports/billing_period=P/index.html`).
+    pub report: String,
 }
 
 impl PeriodSummary {
@@ -239,12 +247,15 @@ impl PeriodSummary {
             tables: vec![
                 written.billable,
                 written.proforma,
+                written.focus,
                 written.margin,
                 written.invoice_lines,
                 written.periods,
             ],
             invoices: written.invoices,
             exports: written.exports,
+            focus_exports: written.focus_exports,
+            report: written.report,
         }
     }
 }

@@ -84,8 +84,10 @@ async fn sample_run_writes_an_invoice_and_an_export_per_group_and_reruns_without
         // The export: the group's pro forma rows, and a manifest that lists its files.
         let rows = proforma_rows.iter().find(|r| r[0] == g).unwrap();
         assert_eq!(export.rows.to_string(), rows[1], "{g}");
-        let manifest: Value =
-            serde_json::from_slice(&std::fs::read(url_path(&export.manifest)).unwrap()).unwrap();
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(url_path(export.manifest.as_ref().unwrap())).unwrap(),
+        )
+        .unwrap();
         assert_eq!(manifest["rowCount"], export.rows);
         assert_eq!(
             manifest["billingPeriod"]["start"],

@@ -298,8 +298,9 @@ async fn invoices_and_exports_hold_no_billable_only_value() {
     );
 }
 
-/// Every customer-facing artifact of the run under `out` (pro forma table, invoices, exports)
-/// holds no billable-only value and nothing of another group: the problems found.
+/// Every customer-facing artifact of the run under `out` (pro forma and FOCUS tables, invoices,
+/// CUR and FOCUS exports) holds no billable-only value and nothing of another group: the
+/// problems found.
 pub async fn audit(out: &Path, ctx: &SessionContext) -> Vec<String> {
     let mut problems = Vec::new();
     let invoice_ids: Vec<String> = support::query(
@@ -361,10 +362,12 @@ pub async fn audit(out: &Path, ctx: &SessionContext) -> Vec<String> {
         format!("SELECT count(*) FROM {table} WHERE {any}")
     };
     if !invoice_ids.is_empty() {
-        let schema = ctx.table("proforma").await.unwrap().schema().clone();
-        let n = count(ctx, &in_text("proforma", &schema)).await;
-        if n > 0 {
-            problems.push(format!("{n} pro forma row(s) hold a billable invoice id"));
+        for table in ["proforma", "focus"] {
+            let schema = ctx.table(table).await.unwrap().schema().clone();
+            let n = count(ctx, &in_text(table, &schema)).await;
+            if n > 0 {
+                problems.push(format!("{n} {table} row(s) hold a billable invoice id"));
+            }
         }
     }
 
@@ -405,11 +408,15 @@ pub async fn audit(out: &Path, ctx: &SessionContext) -> Vec<String> {
                     .map(|a| format!("'{a}'"))
                     .collect::<Vec<_>>()
                     .join(", ");
+                // CUR names the usage account line_item_usage_account_id, FOCUS SubAccountId.
+                let account = if schema.has_column_with_unqualified_name("SubAccountId") {
+                    "\"SubAccountId\""
+                } else {
+                    "line_item_usage_account_id"
+                };
                 let foreign = count(
                     &export,
-                    &format!(
-                        "SELECT count(*) FROM export WHERE line_item_usage_account_id NOT IN ({own_list})"
-                    ),
+                    &format!("SELECT count(*) FROM export WHERE {account} NOT IN ({own_list})"),
                 )
                 .await;
                 if foreign > 0 {

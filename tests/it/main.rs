@@ -5,6 +5,7 @@ mod columns;
 mod config;
 mod corpus;
 mod delivery;
+mod focus;
 mod invoices;
 mod leak;
 mod lifecycle;

@@ -465,6 +465,7 @@ async fn table_contents(output: &Location) -> Vec<Vec<String>> {
     for (name, amount) in [
         ("billable", "line_item_unblended_cost"),
         ("proforma", "line_item_unblended_cost"),
+        ("focus", "\"BilledCost\""),
         ("margin", "margin"),
         ("invoice_lines", "amount"),
         ("periods", "total"),
@@ -564,14 +565,23 @@ async fn a_write_refused_anywhere_leaves_every_output_as_it_was() {
     let tables_before = table_contents(&output).await;
     let files_before = documents_and_exports(&out_dir);
 
-    let all = ["periods", "invoice_lines", "margin", "proforma", "billable"];
+    let all = [
+        "periods",
+        "invoice_lines",
+        "margin",
+        "focus",
+        "proforma",
+        "billable",
+    ];
     for (blocked, restored) in [
         ("billable/billing_period=2025-11", &[][..]),
-        ("proforma/billing_period=2025-11", &all[4..]),
+        ("proforma/billing_period=2025-11", &all[5..]),
+        ("focus/billing_period=2025-11", &all[4..]),
         ("margin/billing_period=2025-11", &all[3..]),
         ("invoice_lines/billing_period=2025-11", &all[2..]),
         ("periods/billing_period=2025-11", &all[1..]),
         ("exports/acme/data/BILLING_PERIOD=2025-11", &all[..]),
+        ("exports/acme/focus/BILLING_PERIOD=2025-11", &all[..]),
         ("invoices/billing_period=2025-11/drafts", &all[..]),
         ("exports/acme/metadata/BILLING_PERIOD=2025-11", &all[..]),
     ] {
@@ -784,7 +794,14 @@ async fn a_close_or_correction_that_fails_leaves_the_books_as_they_were() {
     let issued = documents_and_exports(&out_dir);
 
     // The correction: every table restored, the credit note it had issued removed.
-    let all = ["periods", "invoice_lines", "margin", "proforma", "billable"];
+    let all = [
+        "periods",
+        "invoice_lines",
+        "margin",
+        "focus",
+        "proforma",
+        "billable",
+    ];
     refused(
         &documents.join("ER-202511-globex-R2.json"),
         true,

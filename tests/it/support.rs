@@ -83,7 +83,14 @@ pub async fn run_with(
 }
 
 /// The Delta tables a run writes.
-pub const TABLES: [&str; 5] = ["billable", "proforma", "margin", "invoice_lines", "periods"];
+pub const TABLES: [&str; 6] = [
+    "billable",
+    "proforma",
+    "focus",
+    "margin",
+    "invoice_lines",
+    "periods",
+];
 
 /// A session with the run's Delta tables registered under their names ([`TABLES`]).
 pub async fn outputs(output: &Path) -> SessionContext {
