@@ -94,6 +94,34 @@ fn steps(config: &Config, chain: &str, base: Decimal, usage: Option<Decimal>) ->
     out
 }
 
+/// Rows under a header, columns padded to their widest cell, the last (an amount) right-aligned;
+/// each line indented under the narrative's labels.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut text = String::from("             ");
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                text.push_str(&format!("{cell:>w$}"));
+            } else {
+                text.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        text.push('\n');
+        text
+    };
+    let mut out = line(header);
+    for row in rows {
+        out.push_str(&line(row.each_ref().map(String::as_str)));
+    }
+    out
+}
+
 impl Explanation {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
@@ -146,16 +174,26 @@ impl Explanation {
             ));
             if self.steps.is_empty() {
                 out.push_str("  rules:     none matched: the base is charged as is\n");
-            }
-            for (i, step) in self.steps.iter().enumerate() {
-                let label = if i == 0 { "  rules:" } else { "" };
-                out.push_str(&format!(
-                    "{label:<13}{}. {} ({}): {}\n",
-                    i + 1,
-                    step.rule,
-                    step.does,
-                    step.value
-                ));
+            } else {
+                let stacking = match self.stacking {
+                    Stacking::MostSpecific => "the most specific applies",
+                    Stacking::Ordered => "applied in order",
+                };
+                out.push_str(&format!("  rules:     {stacking}\n"));
+                let rows: Vec<[String; 4]> = self
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        [
+                            (i + 1).to_string(),
+                            s.rule.clone(),
+                            s.does.clone(),
+                            s.value.to_string(),
+                        ]
+                    })
+                    .collect();
+                out.push_str(&table(["#", "rule", "does", "value after"], &rows));
             }
             if let Some(beaten) = self.get("rules_beaten") {
                 let why = match self.stacking {

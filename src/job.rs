@@ -2,29 +2,54 @@
 //! input's store and the config tables registered. `run`, `validate`, `explain` and the
 //! benches all start here.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
 use datafusion::prelude::SessionContext;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ingest::Input;
-use crate::storage::Location;
+use crate::storage::{Counted, Location, Tally};
 use crate::{engine, price};
 
 pub struct Job {
     pub config: Config,
     pub input: Location,
     pub ctx: SessionContext,
+    /// Bytes of the input read so far, by every query of the session (the progress bars').
+    pub read: Arc<AtomicU64>,
+    /// Bytes written below the output so far (once [`Job::output`] has opened it).
+    pub written: Arc<AtomicU64>,
+    /// The input's store, counting.
+    counted: Arc<Counted>,
 }
 
 impl Job {
     /// Resolves the input (`input`, else the config's `[io] input`) and opens the session.
     pub fn open(config: Config, input: Option<&str>) -> Result<Job> {
         let url = input.or(config.io.input.as_deref()).ok_or(Error::NoInput)?;
-        let input = Location::parse(url, &config.storage)?;
+        let mut input = Location::parse(url, &config.storage)?;
+        let read = Arc::new(AtomicU64::new(0));
+        let counted = Arc::new(Counted::new(
+            input.store,
+            Tally {
+                under: input.prefix.clone(),
+                bytes: read.clone(),
+            },
+        ));
+        input.store = counted.clone();
         let ctx = engine::new_context(&config.engine)?;
         engine::register(&ctx, &input);
         price::tables::register(&ctx, &config)?;
-        Ok(Job { config, input, ctx })
+        Ok(Job {
+            config,
+            input,
+            ctx,
+            read,
+            written: Arc::new(AtomicU64::new(0)),
+            counted,
+        })
     }
 
     /// The output location (`output`, else the config's `[io] output`), registered so that the
@@ -33,7 +58,28 @@ impl Job {
         let url = output
             .or(self.config.io.output.as_deref())
             .ok_or(Error::NoOutput)?;
-        let output = Location::parse(url, &self.config.storage)?;
+        let mut output = Location::parse(url, &self.config.storage)?;
+        let writes = Tally {
+            under: output.prefix.clone(),
+            bytes: self.written.clone(),
+        };
+        // One store per root URL in a session: an output beside the input (the same bucket, the
+        // same file system) shares the input's store, counting the input's reads and the
+        // output's writes.
+        output.store = if output.root == self.input.root {
+            Arc::new(self.counted.writing(writes))
+        } else {
+            Arc::new(
+                Counted::new(
+                    output.store,
+                    Tally {
+                        under: self.input.prefix.clone(),
+                        bytes: self.read.clone(),
+                    },
+                )
+                .writing(writes),
+            )
+        };
         engine::register(&self.ctx, &output);
         Ok(output)
     }

@@ -347,8 +347,14 @@ impl PeriodRun<'_> {
 
         // 1. read and rate
         let rated = price::rated(ctx, config, period, input.period_table(ctx, period)?).await?;
+        let bytes = input.period_bytes(period);
         let accounting = match progress
-            .stage(&format!("{period}: re-rating"), price::accounting(ctx))
+            .stage_reading(
+                &format!("{period}: re-rating"),
+                bytes,
+                &job.read,
+                price::accounting(ctx),
+            )
             .await
         {
             Ok(accounting) => accounting,
@@ -408,8 +414,9 @@ impl PeriodRun<'_> {
         let written = async {
             // 4. the tables
             let billable = progress
-                .stage(
+                .stage_writing(
                     &format!("{period}: writing billable"),
+                    &job.written,
                     delta::replace_period(
                         ctx,
                         output,
@@ -432,8 +439,9 @@ impl PeriodRun<'_> {
                 });
             }
             let proforma = progress
-                .stage(
+                .stage_writing(
                     &format!("{period}: writing pro forma"),
+                    &job.written,
                     delta::replace_period(ctx, output, "proforma", proforma, period),
                 )
                 .await?;
@@ -441,8 +449,9 @@ impl PeriodRun<'_> {
             let focus_rows =
                 focus::rows(ctx, output, &proforma, config, period, &documents).await?;
             let focus = progress
-                .stage(
+                .stage_writing(
                     &format!("{period}: writing FOCUS"),
+                    &job.written,
                     delta::replace_period(ctx, output, focus::TABLE, focus_rows, period),
                 )
                 .await?;

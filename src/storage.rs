@@ -12,6 +12,9 @@ use object_store::path::Path;
 use object_store::{BackoffConfig, ObjectMeta, ObjectStore, RetryConfig};
 use url::Url;
 
+mod counted;
+pub use counted::{Counted, Tally};
+
 use crate::config::StorageSettings;
 use crate::error::{Error, Result};
 

@@ -208,6 +208,16 @@ impl Input {
     }
 
     /// The rows of one period. Files in another period's folder are not even opened.
+    /// Bytes of the files that can hold `period` (what a scan of the period reads at most).
+    pub fn period_bytes(&self, period: Period) -> u64 {
+        self.groups
+            .iter()
+            .filter(|g| g.folder_period.is_none_or(|f| f == period))
+            .flat_map(|g| &g.files)
+            .map(|&i| self.files[i].size)
+            .sum()
+    }
+
     pub fn period_table(&self, ctx: &SessionContext, period: Period) -> Result<DataFrame> {
         self.union(ctx, Some(period))
     }

@@ -148,7 +148,11 @@ async fn explain_names_the_rule_that_applied_and_the_ones_it_beat() {
         "{text}"
     );
     assert!(
-        text.contains("  rules:     1. s3-10-off (discount 10 %): 180\n"),
+        text.contains(
+            "  rules:     the most specific applies\n             \
+             #  rule       does           value after\n             \
+             1  s3-10-off  discount 10 %          180\n"
+        ),
         "{text}"
     );
     assert!(
@@ -184,8 +188,10 @@ async fn explain_shows_an_ordered_chain_step_by_step() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    let expected = "  rules:     1. all-10-up (markup 10 %): 110\n             \
-                    2. s3-20-off (discount 20 %): 88\n  \
+    let expected = "  rules:     applied in order\n             \
+                    #  rule       does           value after\n             \
+                    1  all-10-up  markup 10 %            110\n             \
+                    2  s3-20-off  discount 20 %           88\n  \
                     not applied: all-5-off (after a final rule)\n";
     assert!(text.contains(expected), "{text}");
     assert!(text.contains("pro forma: 88.0000000000"), "{text}");
