@@ -17,9 +17,16 @@
 -- CUR writes an empty string where it has no value; FOCUS wants null (NullHandling), hence the
 -- NULLIFs. Unit prices, quantities and SKUs are given for Usage and Purchase rows only (FOCUS
 -- forbids them on Tax); commitment discount and capacity reservation columns are null.
-WITH rows AS (
+-- The per-row facts depend on three columns only: decided once per distinct key (a few hundred),
+-- then joined to the rows in one equi-join with the small side first (it is the side held in
+-- memory), as `sql/rate.sql` does.
+WITH keys AS (
+    SELECT DISTINCT billing_group, line_item_line_item_type, line_item_product_code
+    FROM focus_source
+),
+facts AS (
     SELECT
-        p.*,
+        k.*,
         i.invoice_id,
         i.billing_account_id,
         i.billing_account_name,
@@ -29,18 +36,41 @@ WITH rows AS (
         i.billing_period_start,
         i.billing_period_end,
         -- A custom line item (product code `CustomLineItem`, `price::custom::PRODUCT_CODE`) is
-        -- the reseller's own charge: an Adjustment, or a Credit when it credits.
+        -- the reseller's own charge: an Adjustment, or a Credit when it credits (below).
+        k.line_item_product_code = 'CustomLineItem' AS custom,
+        t.focus_charge_category,
         CASE
-            WHEN p.line_item_product_code = 'CustomLineItem' AND p.line_item_unblended_cost < 0
-                THEN 'Credit'
-            WHEN p.line_item_product_code = 'CustomLineItem' THEN 'Adjustment'
-            ELSE t.focus_charge_category
-        END AS charge_category,
-        CASE
-            WHEN p.line_item_product_code = 'CustomLineItem' THEN 'Recurring'
+            WHEN k.line_item_product_code = 'CustomLineItem' THEN 'Recurring'
             ELSE t.focus_charge_frequency
         END AS charge_frequency,
-        p.line_item_product_code = 'CustomLineItem' AS custom,
+        s.name AS known_service_name,
+        s.service_category,
+        s.service_subcategory
+    FROM keys k
+    JOIN focus_invoices i ON i.billing_group = k.billing_group
+    LEFT JOIN line_item_types t ON t.line_item_type = k.line_item_line_item_type
+    LEFT JOIN services s ON s.product_code = k.line_item_product_code
+),
+rows AS (
+    SELECT
+        p.*,
+        f.invoice_id,
+        f.billing_account_id,
+        f.billing_account_name,
+        f.billing_currency,
+        f.fx_rate,
+        f.invoice_issuer,
+        f.billing_period_start,
+        f.billing_period_end,
+        f.custom,
+        f.charge_frequency,
+        f.service_category,
+        f.service_subcategory,
+        CASE
+            WHEN f.custom AND p.line_item_unblended_cost < 0 THEN 'Credit'
+            WHEN f.custom THEN 'Adjustment'
+            ELSE f.focus_charge_category
+        END AS charge_category,
         CAST(p.line_item_usage_amount AS DECIMAL(38, 10)) AS quantity,
         -- AWS's pricing units in FOCUS's UnitFormat (plural time units, no abbreviations).
         CASE NULLIF(p.pricing_unit, '')
@@ -53,16 +83,15 @@ WITH rows AS (
         END AS unit,
         COALESCE(
             NULLIF(array_element(map_extract(p.product, 'product_name'), 1), ''),
-            s.name,
+            f.known_service_name,
             p.line_item_product_code
         ) AS service_name,
-        s.service_category,
-        s.service_subcategory,
-        CAST(p.line_item_unblended_cost * i.fx_rate AS DECIMAL(38, 20)) AS billed_cost
-    FROM focus_source p
-    JOIN focus_invoices i ON i.billing_group = p.billing_group
-    LEFT JOIN line_item_types t ON t.line_item_type = p.line_item_line_item_type
-    LEFT JOIN services s ON s.product_code = p.line_item_product_code
+        CAST(p.line_item_unblended_cost * f.fx_rate AS DECIMAL(38, 20)) AS billed_cost
+    FROM facts f
+    JOIN focus_source p
+        ON p.billing_group = f.billing_group
+       AND (p.line_item_line_item_type IS NOT DISTINCT FROM f.line_item_line_item_type)
+       AND (p.line_item_product_code IS NOT DISTINCT FROM f.line_item_product_code)
 ),
 priced AS (
     SELECT
