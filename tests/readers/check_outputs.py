@@ -144,6 +144,22 @@ for p in summary["periods"]:
         total = pl.read_parquet(files)["line_item_unblended_cost"].sum()
         expect_close(f"polars: export {group} total", total, proforma)
 
+# FOCUS: decimal money in the invoice currency, the same in every reader; one FOCUS row per pro
+# forma row.
+focus = DeltaTable(str(out / "focus"))
+focus_pa = focus.to_pyarrow_table(columns=["BilledCost", "BillingCurrency", "ChargePeriodStart"])
+if not pa.types.is_decimal(focus_pa.schema.field("BilledCost").type):
+    failures.append(f"focus BilledCost is {focus_pa.schema.field('BilledCost').type}, not decimal")
+if not pa.types.is_timestamp(focus_pa.schema.field("ChargePeriodStart").type):
+    failures.append("focus ChargePeriodStart is not a timestamp")
+expect("pyarrow: FOCUS rows = pro forma rows", focus_pa.num_rows, proforma_rows)
+billed = pa.compute.sum(focus_pa["BilledCost"]).as_py()
+con.execute(f"CREATE VIEW focus AS SELECT * FROM read_parquet({focus.file_uris()!r}, hive_partitioning = true)")
+(total,) = con.execute('SELECT sum("BilledCost") FROM focus').fetchone()
+expect("duckdb: Σ BilledCost = pyarrow's", total, billed)
+expect("polars: Σ BilledCost = pyarrow's", pl.read_delta(str(out / "focus"))["BilledCost"].sum(), billed)
+expect("pandas: Σ BilledCost = pyarrow's", sum(focus.to_pandas(columns=["BilledCost"])["BilledCost"]), billed)
+
 if failures:
     print(f"\n{len(failures)} reader check(s) failed: {failures}")
     sys.exit(1)
