@@ -456,6 +456,15 @@ impl PeriodRun<'_> {
                 )
                 .await?;
             commits.push(focus.clone());
+            // Every pro forma row is a FOCUS row (each group has its invoice to carry).
+            if focus.rows != proforma.rows {
+                return Err(Error::Unreconciled {
+                    scope: format!("period {period}"),
+                    what: "FOCUS rows",
+                    expected: format!("{} as in pro forma", proforma.rows),
+                    found: format!("{} in focus/", focus.rows),
+                });
+            }
             let margin = delta::replace_period(ctx, output, "margin", margin, period).await?;
             commits.push(margin.clone());
             let invoice_lines =

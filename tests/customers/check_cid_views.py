@@ -95,6 +95,8 @@ def check_export(data_dir: Path, period: str) -> list:
     year, month = map(int, period.split("-"))
     now = f"{year + month // 12}-{month % 12 + 1:02d}-01"
     con = duckdb.connect()
+    # Athena's clock is UTC: date_trunc over timestamps with a zone must not follow the machine's.
+    con.execute("SET TimeZone = 'UTC'")
     con.execute(MACROS)
     con.execute("CREATE SCHEMA cid")
     con.execute(
