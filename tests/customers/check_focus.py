@@ -12,6 +12,11 @@ relative to the working directory, so it runs from its own site-packages folder.
 A failed rule fails the check, except one leg of an OR whose OR passed: the validator reports
 both legs of "InvoiceId MUST be null when …, MUST NOT be null when …" and one of them always
 fails. Every excused rule is printed with the OR that holds.
+
+Two things the validator passes without checking are checked here on every row: each value of a
+column with allowed values is one of them (the validator is satisfied by one allowed value in
+the column), and unit price × PricingQuantity = cost for list and contracted prices (its rule
+applies only when ChargeClass is not null).
 """
 
 import json
@@ -101,6 +106,41 @@ def validate(python: str, home: Path, parquet: Path, parents: dict) -> list:
     return unexcused
 
 
+def allowed_values(model: dict) -> dict:
+    """column -> the values its "one of the allowed values" rule lists."""
+    out: dict = {}
+    for rule in model["ModelRules"].values():
+        req = rule.get("ValidationCriteria", {}).get("Requirement", {})
+        items = req.get("Items", [])
+        if req.get("CheckFunction") == "OR" and items and all(
+                i.get("CheckFunction") == "CheckValue" for i in items):
+            out.setdefault(items[0]["ColumnName"], set()).update(i["Value"] for i in items)
+    return out
+
+
+def row_checks(path: Path, allowed: dict) -> list:
+    """What the validator lets through, row by row."""
+    table = pq.read_table(path)
+    problems = []
+    for column, values in allowed.items():
+        if column in table.column_names:
+            found = {v for v in table.column(column).to_pylist() if v is not None}
+            if found - values:
+                problems.append(f"{column}: {sorted(found - values)} not allowed")
+    tolerance = Decimal("1e-9")
+    rows = table.select(["ChargeCategory", "PricingQuantity", "ContractedUnitPrice",
+                         "ContractedCost", "ListUnitPrice", "ListCost"]).to_pylist()
+    for price, cost in (("ContractedUnitPrice", "ContractedCost"), ("ListUnitPrice", "ListCost")):
+        off = [r for r in rows if r[price] is not None and r["PricingQuantity"] is not None
+               and abs(r[price] * r["PricingQuantity"] - r[cost]) > tolerance * max(abs(r[cost]), 1)]
+        if off:
+            problems.append(f"{len(off)} row(s) where {price} × PricingQuantity != {cost}, e.g. {off[0]}")
+    negative = [r for r in rows if (r["ContractedUnitPrice"] or 0) < 0 or (r["ListUnitPrice"] or 0) < 0]
+    if negative:
+        problems.append(f"{len(negative)} row(s) with a negative unit price")
+    return problems
+
+
 def in_force(invoices: list) -> dict:
     """group -> the invoice (JSON) that charges the period now: the last one not a credit note."""
     out = {}
@@ -125,6 +165,7 @@ def main() -> None:
     home = validator_home(python)
     model = json.loads((home / "rules" / "model-1.2.0.1.json").read_text())
     parents = or_parents(model)
+    allowed = allowed_values(model)
     focus = DeltaTable(str(output / "focus"))
     problems = []
     for period in summary["periods"]:
@@ -136,6 +177,7 @@ def main() -> None:
             print(f"{p} {group}: {export['rows']} FOCUS rows")
             for f in files:
                 problems += [f"{p} {group} {f.name}: {r}" for r in validate(python, home, f, parents)]
+                problems += [f"{p} {group} {f.name}: {r}" for r in row_checks(f, allowed)]
             rows, total = billed(files)
             inv = invoices.get(group)
             if inv is None:
