@@ -136,12 +136,11 @@ SELECT
     -- when the group owns the commitment and the plan passes it) is effectively 0 (FOCUS: a
     -- purchase covering future charges is amortized into them).
     billed_cost AS "ContractedCost",
-    -- FOCUS: ContractedUnitPrice × PricingQuantity = ContractedCost. Pro forma's rate is rounded
-    -- to 10 decimals, too coarse for per-request prices re-rated by a percentage (5.8142730e-7 ×
-    -- 4401 misses the cost by 1e-4 of it), so the unit price is the cost per unit, exact to 20
-    -- decimals; without a quantity, the rate.
+    -- The re-rated rate in the invoice currency. (Pro forma's rate has 10 decimals: for
+    -- per-request prices re-rated by a percentage, rate × quantity can miss the cost by up to
+    -- 1e-4 of it, which FOCUS would want exact; a quotient of DataFusion decimals is not exact
+    -- either, so the rate stays what pro forma says.)
     CASE
-        WHEN unit_priced AND quantity <> 0 THEN CAST(billed_cost / quantity AS DECIMAL(38, 20))
         WHEN unit_priced THEN CAST(line_item_unblended_rate * fx_rate AS DECIMAL(38, 20))
     END AS "ContractedUnitPrice",
     CASE WHEN charge_category = 'Purchase' THEN CAST(0 AS DECIMAL(38, 20)) ELSE billed_cost END
@@ -164,11 +163,7 @@ SELECT
         ELSE 'Standard'
     END AS "PricingCategory",
     line_item_currency_code AS "PricingCurrency",
-    CASE
-        WHEN unit_priced AND quantity <> 0
-            THEN CAST(line_item_unblended_cost / quantity AS DECIMAL(38, 20))
-        WHEN unit_priced THEN CAST(line_item_unblended_rate AS DECIMAL(38, 20))
-    END AS "PricingCurrencyContractedUnitPrice",
+    CASE WHEN unit_priced THEN line_item_unblended_rate END AS "PricingCurrencyContractedUnitPrice",
     CASE WHEN charge_category = 'Purchase' THEN CAST(0 AS DECIMAL(38, 10)) ELSE line_item_unblended_cost END
         AS "PricingCurrencyEffectiveCost",
     CASE WHEN unit_priced THEN pricing_public_on_demand_rate END AS "PricingCurrencyListUnitPrice",
