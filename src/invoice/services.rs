@@ -10,7 +10,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::error::Result;
 
-const TABLE: &str = include_str!("../../sql/services.csv");
+use crate::sql::SERVICES as TABLE;
 const HEADER: &str = "product_code,name,service_category,service_subcategory";
 
 /// One row of the table.
@@ -28,27 +28,15 @@ static SERVICES: LazyLock<Vec<Service>> = LazyLock::new(|| {
 });
 
 fn parse(text: &'static str) -> std::result::Result<Vec<Service>, String> {
-    let mut lines = text.lines().enumerate();
-    match lines.next() {
-        Some((_, header)) if header == HEADER => {}
-        _ => return Err(format!("the header must be {HEADER:?}")),
-    }
-    lines
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| match line.split(',').collect::<Vec<_>>()[..] {
-            [code, name, category, subcategory] => Ok(Service {
-                code,
-                name,
-                category,
-                subcategory,
-            }),
-            ref fields => Err(format!(
-                "line {}: expected 4 fields, found {}",
-                i + 1,
-                fields.len()
-            )),
-        })
-        .collect()
+    crate::sql::rows(text, HEADER, |fields| match fields[..] {
+        [code, name, category, subcategory] => Ok(Service {
+            code,
+            name,
+            category,
+            subcategory,
+        }),
+        _ => Err(format!("expected 4 fields, found {}", fields.len())),
+    })
 }
 
 /// The readable name of `product_code`, or the code itself.
@@ -61,18 +49,7 @@ pub fn name(product_code: &str) -> &str {
 
 /// Registers the table as `services` for the SQL.
 pub fn register(ctx: &SessionContext) -> Result<()> {
-    use arrow::array::{ArrayRef, RecordBatch, StringArray};
-    let column = |f: fn(&Service) -> &'static str| -> ArrayRef {
-        std::sync::Arc::new(SERVICES.iter().map(|s| Some(f(s))).collect::<StringArray>())
-    };
-    let batch = RecordBatch::try_from_iter([
-        ("product_code", column(|s| s.code)),
-        ("name", column(|s| s.name)),
-        ("service_category", column(|s| s.category)),
-        ("service_subcategory", column(|s| s.subcategory)),
-    ])?;
-    ctx.register_batch("services", batch)?;
-    Ok(())
+    crate::sql::register_csv(ctx, "services", TABLE)
 }
 
 #[cfg(test)]

@@ -17,11 +17,8 @@
 //!   `ChargeFrequency` (`sql/focus.sql`; custom line items are `Adjustment` or `Credit` there).
 
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
-use arrow::compute::concat_batches;
-use arrow::csv::ReaderBuilder;
-use arrow::csv::reader::Format;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
@@ -180,34 +177,16 @@ pub fn plain_type_of(class: ChargeClass) -> &'static str {
     }
 }
 
-/// Registers the table as `line_item_types` for the SQL, read from the same text by Arrow's CSV
-/// reader (empty cells are nulls, `true`/`false` booleans).
+/// Registers the table as `line_item_types` for the SQL.
 pub fn register(ctx: &SessionContext) -> Result<()> {
-    let format = Format::default().with_header(true);
-    let (schema, _) = format.infer_schema(TABLE.as_bytes(), None)?;
-    let schema = Arc::new(schema);
-    let batches = ReaderBuilder::new(schema.clone())
-        .with_format(format)
-        .build(TABLE.as_bytes())?
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    ctx.register_batch("line_item_types", concat_batches(&schema, &batches)?)?;
-    Ok(())
+    crate::sql::register_csv(ctx, "line_item_types", TABLE)
 }
 
 fn parse(text: &str) -> std::result::Result<Vec<LineItemType>, String> {
-    let mut lines = text.lines().enumerate();
-    match lines.next() {
-        Some((_, header)) if header == HEADER => {}
-        _ => return Err(format!("the header must be {HEADER:?}")),
-    }
-    lines
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| row(line).map_err(|e| format!("line {}: {e}", i + 1)))
-        .collect()
+    crate::sql::rows(text, HEADER, row)
 }
 
-fn row(line: &str) -> std::result::Result<LineItemType, String> {
-    let fields: Vec<&str> = line.split(',').collect();
+fn row(fields: Vec<&str>) -> std::result::Result<LineItemType, String> {
     let [
         name,
         class,
