@@ -482,36 +482,17 @@ impl PeriodRun<'_> {
             // 5. the customer exports, written beside the current delivery, not yet current
             let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
             let mut exports = progress
-                .stage(&format!("{period}: writing customer exports"), async {
-                    let mut cur = exports::write_period(
+                .stage(
+                    &format!("{period}: writing customer exports"),
+                    exports::write_period(
                         ctx,
                         output,
-                        &proforma,
-                        Format::Cur,
+                        &[(&proforma, Format::Cur), (&focus, Format::Focus)],
                         period,
                         &groups,
                         run_id,
-                    )
-                    .await?;
-                    match exports::write_period(
-                        ctx,
-                        output,
-                        &focus,
-                        Format::Focus,
-                        period,
-                        &groups,
-                        run_id,
-                    )
-                    .await
-                    {
-                        Ok(focus) => cur.absorb(focus),
-                        Err(e) => {
-                            cur.discard().await;
-                            return Err(e);
-                        }
-                    }
-                    Ok(cur)
-                })
+                    ),
+                )
                 .await?;
 
             // 6. the documents, then the exports' manifests: the period is current

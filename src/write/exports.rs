@@ -234,46 +234,29 @@ impl Columns {
     }
 }
 
-/// Writes the `format` export of every group in `groups` for `period` from the table version
-/// `commit` made (pro forma for CUR, `focus/` for FOCUS).
+/// Writes, for each `(commit, format)` of `sources`, the `format` export of every group in
+/// `groups` for `period` from the table version `commit` made (pro forma for CUR, `focus/` for
+/// FOCUS): staged together, published, discarded or finished together.
 pub async fn write_period(
     ctx: &SessionContext,
     output: &Location,
-    commit: &TableCommit,
-    format: Format,
+    sources: &[(&TableCommit, Format)],
     period: Period,
     groups: &[&str],
     write_id: &str,
 ) -> Result<Staged> {
-    let rows = delta::read_commit(ctx, output, commit).await?;
-    let columns = match format {
-        Format::Cur => Columns::cur(rows.schema())?,
-        Format::Focus => Columns::focus(rows.schema()),
-    };
     let mut staged = Staged {
         output: output.clone(),
-        groups: Vec::with_capacity(groups.len()),
+        groups: Vec::with_capacity(groups.len() * sources.len()),
         manifests: Overwrites::new(output.child(&["exports"])),
     };
-    for group in groups {
-        let data = rows
-            .clone()
-            .filter(
-                col("billing_period")
-                    .eq(lit(period.to_string()))
-                    .and(col("billing_group").eq(lit(*group))),
-            )
-            .and_then(|df| df.select(columns.exprs.clone()));
-        let written = match data {
-            Ok(data) => write_group(output, data, format, period, group, write_id, &columns).await,
-            Err(e) => Err(e.into()),
-        };
-        match written {
-            Ok(g) => staged.groups.push(g),
-            Err(e) => {
-                staged.discard().await;
-                return Err(e);
-            }
+    for &(commit, format) in sources {
+        if let Err(e) = staged
+            .write(ctx, commit, format, period, groups, write_id)
+            .await
+        {
+            staged.discard().await;
+            return Err(e);
         }
     }
     Ok(staged)
@@ -304,10 +287,43 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// One staged write of both formats: `other`'s groups are published, discarded and
-    /// finished with these.
-    pub fn absorb(&mut self, other: Staged) {
-        self.groups.extend(other.groups);
+    /// Stages the `format` export of every group from the table version `commit` made.
+    async fn write(
+        &mut self,
+        ctx: &SessionContext,
+        commit: &TableCommit,
+        format: Format,
+        period: Period,
+        groups: &[&str],
+        write_id: &str,
+    ) -> Result<()> {
+        let rows = delta::read_commit(ctx, &self.output, commit).await?;
+        let columns = match format {
+            Format::Cur => Columns::cur(rows.schema())?,
+            Format::Focus => Columns::focus(rows.schema()),
+        };
+        for group in groups {
+            let data = rows
+                .clone()
+                .filter(
+                    col("billing_period")
+                        .eq(lit(period.to_string()))
+                        .and(col("billing_group").eq(lit(*group))),
+                )?
+                .select(columns.exprs.clone())?;
+            let staged = write_group(
+                &self.output,
+                data,
+                format,
+                period,
+                group,
+                write_id,
+                &columns,
+            )
+            .await?;
+            self.groups.push(staged);
+        }
+        Ok(())
     }
 
     /// Writes every group's manifest, keeping the earlier ones, and finds the files of earlier
