@@ -21,8 +21,8 @@ pub struct Job {
     pub read: Arc<AtomicU64>,
     /// Bytes written below the output so far (once [`Job::output`] has opened it).
     pub written: Arc<AtomicU64>,
-    /// The input's store, counting.
-    counted: Arc<Counted>,
+    /// The input's store, counting its reads.
+    counted: Counted,
 }
 
 impl Job {
@@ -31,14 +31,11 @@ impl Job {
         let url = input.or(config.io.input.as_deref()).ok_or(Error::NoInput)?;
         let mut input = Location::parse(url, &config.storage)?;
         let read = Arc::new(AtomicU64::new(0));
-        let counted = Arc::new(Counted::new(
-            input.store,
-            Tally {
-                under: input.prefix.clone(),
-                bytes: read.clone(),
-            },
-        ));
-        input.store = counted.clone();
+        let counted = Counted::new(input.store).reading(Tally {
+            under: input.prefix.clone(),
+            bytes: read.clone(),
+        });
+        input.store = Arc::new(counted.clone());
         let ctx = engine::new_context(&config.engine)?;
         engine::register(&ctx, &input);
         price::tables::register(&ctx, &config)?;
@@ -66,20 +63,11 @@ impl Job {
         // One store per root URL in a session: an output beside the input (the same bucket, the
         // same file system) shares the input's store, counting the input's reads and the
         // output's writes.
-        output.store = if output.root == self.input.root {
-            Arc::new(self.counted.writing(writes))
+        output.store = Arc::new(if output.root == self.input.root {
+            self.counted.clone().writing(writes)
         } else {
-            Arc::new(
-                Counted::new(
-                    output.store,
-                    Tally {
-                        under: self.input.prefix.clone(),
-                        bytes: self.read.clone(),
-                    },
-                )
-                .writing(writes),
-            )
-        };
+            Counted::new(output.store).writing(writes)
+        });
         engine::register(&self.ctx, &output);
         Ok(output)
     }

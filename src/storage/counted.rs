@@ -30,35 +30,44 @@ impl Tally {
     }
 }
 
-#[derive(Debug)]
+/// `inner`, counting the bytes read below one prefix and written below another (either, both
+/// or neither).
+#[derive(Debug, Clone)]
 pub struct Counted {
     inner: Arc<dyn ObjectStore>,
-    reads: Tally,
+    reads: Option<Tally>,
     writes: Option<Tally>,
 }
 
 impl Counted {
-    /// `inner`, counting the bytes read below `reads.under` and (once [`Counted::writing`]
-    /// says where) the bytes written below an output.
-    pub fn new(inner: Arc<dyn ObjectStore>, reads: Tally) -> Counted {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Counted {
         Counted {
             inner,
-            reads,
+            reads: None,
             writes: None,
         }
     }
 
-    /// The same store, counting writes below `writes.under` too.
-    pub fn writing(&self, writes: Tally) -> Counted {
+    /// Counting reads below `reads.under`.
+    pub fn reading(self, reads: Tally) -> Counted {
         Counted {
-            inner: self.inner.clone(),
-            reads: self.reads.clone(),
+            reads: Some(reads),
+            ..self
+        }
+    }
+
+    /// Counting writes below `writes.under`.
+    pub fn writing(self, writes: Tally) -> Counted {
+        Counted {
             writes: Some(writes),
+            ..self
         }
     }
 
     fn count(&self, location: &Path, bytes: u64) {
-        self.reads.add(location, bytes);
+        if let Some(r) = &self.reads {
+            r.add(location, bytes);
+        }
     }
 
     fn wrote(&self, location: &Path, bytes: usize) {
@@ -186,7 +195,9 @@ mod tests {
         };
         let (reads, writes) = (tally("in"), tally("out"));
         let read = reads.bytes.clone();
-        let store = Counted::new(Arc::new(InMemory::new()), reads).writing(writes.clone());
+        let store = Counted::new(Arc::new(InMemory::new()))
+            .reading(reads)
+            .writing(writes.clone());
         store
             .put(&Path::from("in/a"), vec![7u8; 100].into())
             .await
