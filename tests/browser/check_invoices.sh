@@ -10,16 +10,10 @@ set -euo pipefail
 out=${1:?usage: check_invoices.sh OUTPUT_DIR [SCREENSHOT.png [GROUP]]}
 shot=${2:-}
 shot_group=${3:-}
-browser=${CHROMIUM:-chromium}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-chrome() {
-  "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$(mktemp -d -p "$work")" "$@" >"$work/chromium.log" 2>&1 \
-    || { cat "$work/chromium.log" >&2; return 1; }
-}
+. "$(dirname "$0")/chrome.sh"
 
 mapfile -t pages < <(find "$out/invoices" -name '*.html' | sort)
 if [ "${#pages[@]}" -eq 0 ]; then

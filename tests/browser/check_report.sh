@@ -9,16 +9,10 @@ set -euo pipefail
 out=${1:?usage: check_report.sh OUTPUT_DIR SUMMARY_JSON [SCREENSHOT.png]}
 summary=${2:?usage: check_report.sh OUTPUT_DIR SUMMARY_JSON [SCREENSHOT.png]}
 shot=${3:-}
-browser=${CHROMIUM:-chromium}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-chrome() {
-  "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$(mktemp -d -p "$work")" "$@" >"$work/chromium.log" 2>&1 \
-    || { cat "$work/chromium.log" >&2; return 1; }
-}
+. "$(dirname "$0")/chrome.sh"
 
 failures=0
 while read -r period report groups; do
