@@ -490,6 +490,16 @@ async fn table_contents(output: &Location) -> Vec<Vec<String>> {
     .await
 }
 
+/// The tables of a period in the order a failed run restores them (the last committed first).
+const RESTORE_ORDER: [&str; 6] = [
+    "periods",
+    "invoice_lines",
+    "margin",
+    "focus",
+    "proforma",
+    "billable",
+];
+
 /// The tables a failed run's summary says it restored, in the order it restored them.
 fn restored_tables(summary: &serde_json::Value) -> Vec<&str> {
     summary["restored"]
@@ -565,14 +575,7 @@ async fn a_write_refused_anywhere_leaves_every_output_as_it_was() {
     let tables_before = table_contents(&output).await;
     let files_before = documents_and_exports(&out_dir);
 
-    let all = [
-        "periods",
-        "invoice_lines",
-        "margin",
-        "focus",
-        "proforma",
-        "billable",
-    ];
+    let all = RESTORE_ORDER;
     for (blocked, restored) in [
         ("billable/billing_period=2025-11", &[][..]),
         ("proforma/billing_period=2025-11", &all[5..]),
@@ -794,21 +797,13 @@ async fn a_close_or_correction_that_fails_leaves_the_books_as_they_were() {
     let issued = documents_and_exports(&out_dir);
 
     // The correction: every table restored, the credit note it had issued removed.
-    let all = [
-        "periods",
-        "invoice_lines",
-        "margin",
-        "focus",
-        "proforma",
-        "billable",
-    ];
     refused(
         &documents.join("ER-202511-globex-R2.json"),
         true,
         &correct,
         &output,
         &out_dir,
-        &all,
+        &RESTORE_ORDER,
     )
     .await;
     assert!(!documents.join("ER-202511-globex-CN1.json").exists());
