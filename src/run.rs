@@ -482,8 +482,9 @@ impl PeriodRun<'_> {
             // 5. the customer exports, written beside the current delivery, not yet current
             let groups: Vec<&str> = config.groups.iter().map(|g| g.name.as_str()).collect();
             let mut exports = progress
-                .stage(
+                .stage_writing(
                     &format!("{period}: writing customer exports"),
+                    &job.written,
                     exports::write_period(
                         ctx,
                         output,
