@@ -76,6 +76,7 @@ rows AS (
         CASE NULLIF(p.pricing_unit, '')
             WHEN 'Hrs' THEN 'Hours'
             WHEN 'Lambda-GB-Second' THEN 'GB-Seconds'
+            WHEN '64K-Chunks' THEN '64 KB Chunks'
             ELSE regexp_replace(
                 regexp_replace(NULLIF(p.pricing_unit, ''), '-Mo$', '-Months'),
                 '-(Hour|Day|Second|Minute)$', '-${1}s'
