@@ -286,8 +286,8 @@ pub enum Error {
         error: Box<deltalake::DeltaTableError>,
     },
 
-    #[error("writing export file {location}: {error}")]
-    Export {
+    #[error("writing Parquet file {location}: {error}")]
+    WriteParquet {
         location: String,
         error: Box<parquet::errors::ParquetError>,
     },
@@ -378,8 +378,8 @@ impl Error {
             Error::Storage { .. } | Error::Io { .. } => 2,
             // Storage and concurrent commits are retryable; a table or data Delta refuses is not.
             Error::Delta { error, .. } => exit_code_of(error.as_ref()),
-            // Export files are encoded from our own plan: what fails there is the upload.
-            Error::Export { .. } => 2,
+            // Files are encoded from our own plan: what fails there is the upload.
+            Error::WriteParquet { .. } => 2,
             Error::InvoiceRender { .. } => 1,
             // The template is ours: a failure to render it is a defect, never the input's.
             Error::ReportRender { .. } => 1,

@@ -3,14 +3,20 @@
 
 use std::sync::{Arc, Once};
 
-use datafusion::prelude::{DataFrame, SessionContext, col, lit};
+use std::collections::HashMap;
+
+use datafusion::logical_expr::cast;
+use datafusion::prelude::{DataFrame, SessionContext, ident};
+use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, MetadataExt, StructField, StructType, normalize_for_delta};
 use deltalake::logstore::{
     LogStore, LogStoreFactory, StorageConfig, default_logstore, logstore_factories,
 };
-use deltalake::operations::write::SchemaMode;
+use deltalake::operations::create::CreateBuilder;
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
-use deltalake::protocol::SaveMode;
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -20,6 +26,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::period::Period;
 use crate::storage::Location;
+use crate::write::{files, stats};
 
 pub const PARTITION_COLUMNS: [&str; 2] = ["billing_period", "billing_group"];
 
@@ -36,7 +43,12 @@ pub struct TableCommit {
     pub rows: u64,
 }
 
-/// Replaces `period` in the Delta table `name` under `output` with `data`, in one commit.
+/// Replaces `period` in the Delta table `name` under `output` with `data`, in one commit: our
+/// own Parquet files ([`files::write_period`], one pass, a folder per group), then a commit that
+/// removes the period's earlier files and adds the new ones, with their statistics. A period
+/// whose input has other columns than the table's (SPEC §3: every column is kept) adds them to
+/// the table's schema; columns it lacks are null in its rows. A failed write or commit deletes
+/// the files it wrote.
 pub async fn replace_period(
     ctx: &SessionContext,
     output: &Location,
@@ -56,48 +68,189 @@ pub async fn replace_period(
             .expect("local locations are file URLs");
         std::fs::create_dir_all(&dir).map_err(Error::io(dir.display()))?;
     }
-    let (table, previous_version) = match load(&location).await? {
-        Some(table) => {
-            let version = table.version();
-            (table, version)
+    let table = load(&location).await?;
+    let incoming: StructType = normalize_for_delta(data.schema().inner())
+        .try_into_kernel()
+        .map_err(|e| delta_err(e.into()))?;
+    let schema =
+        match &table {
+            Some(table) => merged(&table.snapshot().map_err(delta_err)?.schema(), &incoming)
+                .map_err(|what| Error::Delta {
+                    table: location.to_string(),
+                    error: Box::new(DeltaTableError::Generic(what)),
+                })?,
+            None => nullable(&incoming).map_err(delta_err)?,
+        };
+    // The rows in the Arrow types a Delta reader gives back for the table's schema (Delta's own
+    // map entry names, micro-second UTC timestamps), so every file of the table agrees.
+    let exprs = data
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let field = schema
+                .field(f.name())
+                .expect("merged holds every incoming column");
+            let arrow: arrow::datatypes::Field =
+                field.try_into_arrow().map_err(|e| delta_err(e.into()))?;
+            Ok(cast(ident(f.name()), arrow.data_type().clone()).alias(f.name()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let written =
+        files::write_period(ctx, data.select(exprs)?, &location, period, properties()).await?;
+    let committed = commit(&location, table.as_ref(), &schema, name, period, &written).await;
+    match committed {
+        Ok((version, previous_version)) => Ok(TableCommit {
+            table: name.to_string(),
+            url: location.to_string(),
+            version,
+            previous_version,
+            rows: written
+                .iter()
+                .map(|f| f.metadata.file_metadata().num_rows() as u64)
+                .sum(),
+        }),
+        Err(e) => {
+            files::delete(&location, written.iter().map(|f| f.path.as_str())).await;
+            Err(e)
         }
-        None => (open(&location).map_err(delta_err)?, None),
-    };
-    let exists = previous_version.is_some();
-    let properties = WriterProperties::builder()
+    }
+}
+
+/// How table files are encoded: zstd, row groups small enough to buffer one per open file and
+/// large enough for readers to skip by statistics.
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid zstd level"),
         ))
-        // Row groups are buffered uncompressed per open partition while writing: 128 Ki rows
-        // keep that bounded and still let readers skip by statistics.
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build();
-    let mut write = table
-        .write(Vec::new())
-        .with_input_plan(data.logical_plan().clone())
-        .with_session_state(Arc::new(ctx.state()))
-        .with_partition_columns(PARTITION_COLUMNS)
-        .with_writer_properties(properties)
-        .with_table_name(name);
-    write = if exists {
-        write
-            .with_save_mode(SaveMode::Overwrite)
-            .with_replace_where(col("billing_period").eq(lit(period.to_string())))
-            // A period whose input has other columns than the table's (SPEC §3: every column
-            // is kept) adds them; columns it lacks are null in its rows.
-            .with_schema_mode(SchemaMode::Merge)
-    } else {
-        write.with_save_mode(SaveMode::Append)
+        .build()
+}
+
+/// Commits `written` as `period`'s files of the table (`table`: as loaded, `None`: none yet),
+/// with `schema`: the new version, and the one before (`None`: this commit created the table).
+async fn commit(
+    location: &Location,
+    table: Option<&DeltaTable>,
+    schema: &StructType,
+    name: &str,
+    period: Period,
+    written: &[files::WrittenFile],
+) -> Result<(u64, Option<u64>)> {
+    let delta_err = |error: DeltaTableError| Error::Delta {
+        table: location.to_string(),
+        error: Box::new(error),
     };
-    let table = write.await.map_err(delta_err)?;
-    let rows = last_commit_rows(&table).await.map_err(delta_err)?;
-    Ok(TableCommit {
-        table: name.to_string(),
-        url: location.to_string(),
-        version: table.version().unwrap_or_default(),
-        previous_version,
-        rows,
-    })
+    let now = chrono::Utc::now().timestamp_millis();
+    let adds = written.iter().map(|f| {
+        Action::Add(Add {
+            path: f.path.clone(),
+            partition_values: HashMap::from([
+                (PARTITION_COLUMNS[0].to_string(), Some(period.to_string())),
+                (PARTITION_COLUMNS[1].to_string(), Some(f.group.clone())),
+            ]),
+            size: f.size as i64,
+            modification_time: now,
+            data_change: true,
+            stats: stats::json(&f.metadata),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        })
+    });
+    let Some(table) = table else {
+        let created = open(location).map_err(delta_err)?;
+        let created = CreateBuilder::new()
+            .with_log_store(created.log_store())
+            .with_columns(schema.fields().cloned())
+            .with_partition_columns(PARTITION_COLUMNS)
+            .with_table_name(name)
+            .with_actions(adds)
+            .await
+            .map_err(delta_err)?;
+        return Ok((created.version().unwrap_or_default() as u64, None));
+    };
+    let snapshot = table.snapshot().map_err(delta_err)?;
+    let previous = snapshot.version();
+    let mut actions: Vec<Action> = Vec::new();
+    if snapshot.schema().as_ref() != schema {
+        let metadata = snapshot
+            .metadata()
+            .clone()
+            .with_schema(schema)
+            .map_err(|e| delta_err(e.into()))?;
+        actions.push(Action::Metadata(metadata));
+    }
+    let period_value = period.to_string();
+    let mut files = table.get_active_add_actions_by_partitions(&[]);
+    while let Some(file) = files.try_next().await.map_err(delta_err)? {
+        let values = file.partition_values_map();
+        if values.get(PARTITION_COLUMNS[0]) == Some(&Some(period_value.clone())) {
+            actions.push(Action::Remove(file.remove_action(true)));
+        }
+    }
+    drop(files);
+    let removed = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Remove(_)))
+        .count();
+    let rows: i64 = written
+        .iter()
+        .map(|f| f.metadata.file_metadata().num_rows())
+        .sum();
+    actions.extend(adds);
+    let metrics = serde_json::json!({
+        "num_added_files": written.len(),
+        "num_removed_files": removed,
+        "num_added_rows": rows,
+    });
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Overwrite,
+        partition_by: Some(PARTITION_COLUMNS.map(String::from).to_vec()),
+        predicate: Some(format!("{} = '{period}'", PARTITION_COLUMNS[0])),
+    };
+    let finalized = CommitBuilder::from(
+        CommitProperties::default().with_metadata([("operationMetrics".to_string(), metrics)]),
+    )
+    .with_actions(actions)
+    .build(Some(snapshot), table.log_store(), operation)
+    .await
+    .map_err(delta_err)?;
+    Ok((finalized.version as u64, Some(previous)))
+}
+
+/// The table's schema with the columns of `incoming` it lacks appended; a column both have
+/// must keep its type.
+fn merged(table: &StructType, incoming: &StructType) -> std::result::Result<StructType, String> {
+    let mut fields: Vec<StructField> = table.fields().cloned().collect();
+    for field in incoming.fields() {
+        match table.field(field.name()) {
+            Some(existing) if existing.data_type() != field.data_type() => {
+                return Err(format!(
+                    "column {} is {} in the table and {} in this period's rows",
+                    field.name(),
+                    existing.data_type(),
+                    field.data_type()
+                ));
+            }
+            Some(_) => {}
+            None => fields.push(StructField::nullable(
+                field.name(),
+                field.data_type().clone(),
+            )),
+        }
+    }
+    StructType::try_new(fields).map_err(|e| e.to_string())
+}
+
+/// `schema` with every column nullable: a later period may have nulls where this one has none.
+fn nullable(schema: &StructType) -> DeltaResult<StructType> {
+    Ok(StructType::try_new(schema.fields().map(|f| {
+        StructField::nullable(f.name(), f.data_type().clone())
+    }))?)
 }
 
 /// A table a failed period had committed to, put back as it was before the period.
@@ -221,16 +374,6 @@ pub async fn load(location: &Location) -> Result<Option<DeltaTable>> {
         error: Box::new(error),
     })?;
     Ok(Some(table))
-}
-
-async fn last_commit_rows(table: &DeltaTable) -> DeltaResult<u64> {
-    let last: Vec<_> = table.history(Some(1)).try_collect().await?;
-    Ok(last
-        .first()
-        .and_then(|c| c.info.get("operationMetrics"))
-        .and_then(|m| m.get("num_added_rows"))
-        .and_then(|n| n.as_u64())
-        .unwrap_or_default())
 }
 
 /// S3 commits use conditional puts (`If-None-Match`), which AWS S3 and MinIO-style servers

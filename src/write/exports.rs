@@ -512,7 +512,7 @@ async fn finish(output: &Location, w: AsyncArrowWriter<BufWriter>, path: &Path) 
 }
 
 fn export_error(output: &Location, path: &Path, error: parquet::errors::ParquetError) -> Error {
-    Error::Export {
+    Error::WriteParquet {
         location: output.url_of(path).to_string(),
         error: Box::new(error),
     }

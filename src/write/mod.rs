@@ -2,8 +2,10 @@
 
 pub mod delta;
 pub mod exports;
+pub mod files;
 pub mod invoices;
 pub mod manifest;
+pub mod stats;
 
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
