@@ -1,9 +1,8 @@
 //! Delta Lake tables partitioned by `billing_period` then `billing_group`: one commit replaces
 //! exactly one period, readers never see half a write, and earlier versions stay readable.
 
-use std::sync::{Arc, Once};
-
 use std::collections::HashMap;
+use std::sync::{Arc, Once};
 
 use datafusion::logical_expr::cast;
 use datafusion::prelude::{DataFrame, SessionContext, ident};
@@ -98,17 +97,27 @@ pub async fn replace_period(
         .collect::<Result<Vec<_>>>()?;
     let written =
         files::write_period(ctx, data.select(exprs)?, &location, period, properties()).await?;
-    let committed = commit(&location, table.as_ref(), &schema, name, period, &written).await;
+    let rows: u64 = written
+        .iter()
+        .map(|f| f.metadata.file_metadata().num_rows() as u64)
+        .sum();
+    let committed = commit(
+        &location,
+        table.as_ref(),
+        &schema,
+        name,
+        period,
+        &written,
+        rows,
+    )
+    .await;
     match committed {
         Ok((version, previous_version)) => Ok(TableCommit {
             table: name.to_string(),
             url: location.to_string(),
             version,
             previous_version,
-            rows: written
-                .iter()
-                .map(|f| f.metadata.file_metadata().num_rows() as u64)
-                .sum(),
+            rows,
         }),
         Err(e) => {
             files::delete(&location, written.iter().map(|f| f.path.as_str())).await;
@@ -129,7 +138,8 @@ fn properties() -> WriterProperties {
 }
 
 /// Commits `written` as `period`'s files of the table (`table`: as loaded, `None`: none yet),
-/// with `schema`: the new version, and the one before (`None`: this commit created the table).
+/// with `schema` (`rows`: theirs): the new version, and the one before (`None`: this commit
+/// created the table).
 async fn commit(
     location: &Location,
     table: Option<&DeltaTable>,
@@ -137,6 +147,7 @@ async fn commit(
     name: &str,
     period: Period,
     written: &[files::WrittenFile],
+    rows: u64,
 ) -> Result<(u64, Option<u64>)> {
     let delta_err = |error: DeltaTableError| Error::Delta {
         table: location.to_string(),
@@ -184,23 +195,16 @@ async fn commit(
             .map_err(|e| delta_err(e.into()))?;
         actions.push(Action::Metadata(metadata));
     }
-    let period_value = period.to_string();
+    let period_value = Some(period.to_string());
+    let mut removed = 0;
     let mut files = table.get_active_add_actions_by_partitions(&[]);
     while let Some(file) = files.try_next().await.map_err(delta_err)? {
-        let values = file.partition_values_map();
-        if values.get(PARTITION_COLUMNS[0]) == Some(&Some(period_value.clone())) {
+        if file.partition_values_map().get(PARTITION_COLUMNS[0]) == Some(&period_value) {
             actions.push(Action::Remove(file.remove_action(true)));
+            removed += 1;
         }
     }
     drop(files);
-    let removed = actions
-        .iter()
-        .filter(|a| matches!(a, Action::Remove(_)))
-        .count();
-    let rows: i64 = written
-        .iter()
-        .map(|f| f.metadata.file_metadata().num_rows())
-        .sum();
     actions.extend(adds);
     let metrics = serde_json::json!({
         "num_added_files": written.len(),
