@@ -13,23 +13,21 @@ use deltalake::logstore::{
     LogStore, LogStoreFactory, StorageConfig, default_logstore, logstore_factories,
 };
 use deltalake::operations::create::CreateBuilder;
-use deltalake::parquet::basic::{Compression, ZstdLevel};
-use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use url::Url;
 
 use crate::error::{Error, Result};
 use crate::period::Period;
 use crate::storage::Location;
-use crate::write::{files, stats};
+use crate::write::{files, parquet_properties, stats};
 
 pub const PARTITION_COLUMNS: [&str; 2] = ["billing_period", "billing_group"];
-
-const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// What one table write committed.
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +38,19 @@ pub struct TableCommit {
     /// The version before this commit (`None`: the commit created the table).
     pub previous_version: Option<u64>,
     pub rows: u64,
+    /// The files the commit added (the run manifest names tables, not files).
+    #[serde(skip)]
+    pub files: Vec<AddedFile>,
+}
+
+/// A file a commit added: where below the table, whose rows and how many.
+#[derive(Debug, Clone)]
+pub struct AddedFile {
+    /// Below the table's folder (`billing_period=P/billing_group=G/part-….parquet`).
+    pub path: String,
+    pub group: String,
+    pub rows: u64,
+    pub size: u64,
 }
 
 /// Replaces `period` in the Delta table `name` under `output` with `data`, in one commit: our
@@ -118,6 +129,15 @@ pub async fn replace_period(
             version,
             previous_version,
             rows,
+            files: written
+                .iter()
+                .map(|f| AddedFile {
+                    path: f.path.clone(),
+                    group: f.group.clone(),
+                    rows: f.metadata.file_metadata().num_rows() as u64,
+                    size: f.size,
+                })
+                .collect(),
         }),
         Err(e) => {
             files::delete(&location, written.iter().map(|f| f.path.as_str())).await;
@@ -126,15 +146,11 @@ pub async fn replace_period(
     }
 }
 
-/// How table files are encoded: zstd, row groups small enough to buffer one per open file and
-/// large enough for readers to skip by statistics.
+/// How table files are encoded: zstd.
 fn properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid zstd level"),
-        ))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
+    parquet_properties(Compression::ZSTD(
+        ZstdLevel::try_new(3).expect("valid zstd level"),
+    ))
 }
 
 /// Commits `written` as `period`'s files of the table (`table`: as loaded, `None`: none yet),
@@ -426,6 +442,7 @@ mod tests {
             version,
             previous_version: previous,
             rows: version,
+            files: Vec::new(),
         };
         let commits = [
             c("billable", Some(3), 4),

@@ -35,8 +35,9 @@ use crate::error::{Error, Result};
 use crate::ingest::columns::{self, CUR2_COLUMNS, Kind, map_type};
 use crate::period::Period;
 use crate::storage::Location;
-use crate::write::Overwrites;
 use crate::write::delta::{self, TableCommit};
+use crate::write::files;
+use crate::write::{Overwrites, parquet_properties};
 
 /// Rows per export file; AWS splits large exports into numbered files the same way.
 pub const ROWS_PER_FILE: usize = 1 << 20;
@@ -303,24 +304,21 @@ impl Staged {
             Format::Focus => Columns::focus(rows.schema()),
         };
         for group in groups {
-            let data = rows
-                .clone()
-                .filter(
-                    col("billing_period")
-                        .eq(lit(period.to_string()))
-                        .and(col("billing_group").eq(lit(*group))),
-                )?
-                .select(columns.exprs.clone())?;
-            let staged = write_group(
-                &self.output,
-                data,
-                format,
-                period,
-                group,
-                write_id,
-                &columns,
-            )
-            .await?;
+            let target = Target::new(&self.output, format, period, group, write_id);
+            let staged =
+                if format == Format::Focus && commit.files.iter().any(|f| f.group == *group) {
+                    copy_group(&self.output, commit, target).await?
+                } else {
+                    let data = rows
+                        .clone()
+                        .filter(
+                            col("billing_period")
+                                .eq(lit(period.to_string()))
+                                .and(col("billing_group").eq(lit(*group))),
+                        )?
+                        .select(columns.exprs.clone())?;
+                    write_group(&self.output, data, target, &columns).await?
+                };
             self.groups.push(staged);
         }
         Ok(())
@@ -391,30 +389,94 @@ impl Staged {
     }
 }
 
+/// Where one group's export of a period goes.
+struct Target {
+    format: Format,
+    period: Period,
+    group: String,
+    write_id: String,
+    /// `exports/<group>/`.
+    root: Location,
+    /// The period's folder of the export's files.
+    data_dir: Location,
+    /// The export's name: its manifest's and its files' prefix.
+    name: String,
+}
+
+impl Target {
+    fn new(
+        output: &Location,
+        format: Format,
+        period: Period,
+        group: &str,
+        write_id: &str,
+    ) -> Target {
+        let root = output.child(&["exports", group]);
+        let data_dir = Location {
+            prefix: root
+                .prefix
+                .clone()
+                .join(format.folder())
+                .join(format!("BILLING_PERIOD={period}")),
+            ..root.clone()
+        };
+        Target {
+            format,
+            period,
+            group: group.to_string(),
+            write_id: write_id.to_string(),
+            root,
+            data_dir,
+            name: format.name(group),
+        }
+    }
+
+    /// The `n`th file (from 1), named as AWS names export files: `<name>-<write id>-0000n`.
+    fn file(&self, n: usize, codec: &str) -> Path {
+        self.data_dir.prefix.clone().join(format!(
+            "{}-{}-{n:05}.{codec}.parquet",
+            self.name, self.write_id
+        ))
+    }
+}
+
+/// A FOCUS export as server-side copies of the group's files in the `focus/` version `commit`
+/// made: they hold exactly the export's columns (the partition columns are folders, not file
+/// columns), so the rows are not read and encoded again. A failed copy deletes the copies made.
+async fn copy_group(
+    output: &Location,
+    commit: &TableCommit,
+    target: Target,
+) -> Result<StagedGroup> {
+    let table = output.child(&[&commit.table]);
+    let mut files: Vec<Path> = Vec::new();
+    let (mut rows, mut bytes) = (0_u64, 0_u64);
+    for file in commit.files.iter().filter(|f| f.group == target.group) {
+        let to = target.file(files.len() + 1, "zstd");
+        let from = files::below(&table.prefix, &file.path);
+        if let Err(e) = output.store.copy(&from, &to).await {
+            for copied in &files {
+                if let Err(e) = output.store.delete(copied).await {
+                    tracing::error!(file = %copied, error = %e, "could not delete a new export file");
+                }
+            }
+            return Err(output.storage_error(e));
+        }
+        files.push(to);
+        rows += file.rows;
+        bytes += file.size;
+    }
+    Ok(staged(output, target, files, rows, bytes, None))
+}
+
 async fn write_group(
     output: &Location,
     data: DataFrame,
-    format: Format,
-    period: Period,
-    group: &str,
-    write_id: &str,
+    target: Target,
     columns: &Columns,
 ) -> Result<StagedGroup> {
-    let root = output.child(&["exports", group]);
-    let data_dir = Location {
-        prefix: root
-            .prefix
-            .clone()
-            .join(format.folder())
-            .join(format!("BILLING_PERIOD={period}")),
-        ..root.clone()
-    };
-    let name = format.name(group);
     let schema = &columns.schema;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .build();
+    let props = parquet_properties(Compression::SNAPPY);
 
     let mut stream = data.execute_stream().await?;
     let mut files: Vec<Path> = Vec::new();
@@ -424,7 +486,7 @@ async fn write_group(
     while let Some(mut batch) = stream.try_next().await? {
         while batch.num_rows() > 0 {
             if current.is_none() {
-                let path = file_path(&data_dir, &name, write_id, files.len() + 1);
+                let path = target.file(files.len() + 1, "snappy");
                 current = Some((open_writer(output, &path, schema, &props)?, 0));
                 files.push(path);
             }
@@ -448,31 +510,44 @@ async fn write_group(
     }
     if files.is_empty() {
         // An empty export still gets a file: the schema, no rows.
-        let path = file_path(&data_dir, &name, write_id, 1);
+        let path = target.file(1, "snappy");
         let w = open_writer(output, &path, schema, &props)?;
         bytes += finish(output, w, &path).await?;
         files.push(path);
     }
+    let manifest = (target.format == Format::Cur).then_some(columns.manifest.as_slice());
+    Ok(staged(output, target, files, rows, bytes, manifest))
+}
 
+/// A group's export as staged: its files, and the Data Exports manifest naming them with
+/// `manifest`'s columns (`None`: an export without one).
+fn staged(
+    output: &Location,
+    target: Target,
+    files: Vec<Path>,
+    rows: u64,
+    bytes: u64,
+    manifest: Option<&[(String, String)]>,
+) -> StagedGroup {
     let urls: Vec<String> = files.iter().map(|p| output.url_of(p).to_string()).collect();
-    let manifest = (format == Format::Cur).then(|| {
-        let path = data_exports::manifest_path(&root.prefix, period, &name);
+    let manifest = manifest.map(|columns| {
+        let path = data_exports::manifest_path(&target.root.prefix, target.period, &target.name);
         let body = data_exports::Manifest {
-            name: &name,
-            execution_id: Some(write_id),
-            period,
+            name: &target.name,
+            execution_id: Some(&target.write_id),
+            period: target.period,
             files: &urls,
             rows,
-            columns: columns.manifest.clone(),
+            columns: columns.to_vec(),
         }
         .to_json();
         (path, body)
     });
-    tracing::debug!(group, ?format, rows, files = files.len(), "export staged");
-    Ok(StagedGroup {
-        format,
+    tracing::debug!(group = target.group, format = ?target.format, rows, files = files.len(), "export staged");
+    StagedGroup {
+        format: target.format,
         export: GroupExport {
-            billing_group: group.to_string(),
+            billing_group: target.group,
             rows,
             bytes,
             files: urls,
@@ -483,15 +558,9 @@ async fn write_group(
         },
         stale: Vec::new(),
         files,
-        data_dir,
+        data_dir: target.data_dir,
         manifest,
-    })
-}
-
-fn file_path(dir: &Location, name: &str, write_id: &str, n: usize) -> Path {
-    dir.prefix
-        .clone()
-        .join(format!("{name}-{write_id}-{n:05}.snappy.parquet"))
+    }
 }
 
 fn open_writer(

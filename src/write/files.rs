@@ -356,6 +356,6 @@ impl PartitionWriter {
 }
 
 /// `rel` (`a/b/c`, segments we made) below `prefix`.
-fn below(prefix: &Path, rel: &str) -> Path {
+pub(crate) fn below(prefix: &Path, rel: &str) -> Path {
     rel.split('/').fold(prefix.clone(), |p, s| p.join(s))
 }

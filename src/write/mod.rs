@@ -9,9 +9,33 @@ pub mod stats;
 
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutPayload};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 use crate::storage::Location;
+
+/// Rows per row group: small enough to buffer one per open file, large enough for readers to
+/// skip by statistics.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Columns whose values are unique per row: a dictionary of them only costs time (the writer
+/// builds one, then falls back to plain once it outgrows its page).
+const UNIQUE_COLUMNS: [&str; 1] = ["identity_line_item_id"];
+
+/// How every Parquet file rerate writes is encoded: `compression`, 128Ki-row row groups,
+/// dictionaries for every column but those unique per row.
+pub fn parquet_properties(compression: Compression) -> WriterProperties {
+    UNIQUE_COLUMNS
+        .iter()
+        .fold(WriterProperties::builder(), |b, c| {
+            b.set_column_dictionary_enabled(ColumnPath::from(*c), false)
+        })
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
 
 /// Objects a period writes over, with what each held before, so that a period failing later can
 /// put them back (invoice documents, export manifests: small, so their earlier bytes are kept in
