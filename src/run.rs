@@ -15,8 +15,8 @@
 //! 3. price the documents in memory: custom line items, margin lines, invoices, and what they
 //!    become in the period's books (`books::after_run`: drafts while open; on a closed
 //!    period, run with `--correct`, credit notes and replacements where an invoice changes);
-//! 4. write the tables (billable, pro forma, FOCUS from the pro forma just committed, margin,
-//!    invoice lines, periods), one commit each;
+//! 4. write the tables (billable and pro forma in one pass over the rated rows, FOCUS from the
+//!    pro forma just committed, margin, invoice lines, periods), one commit each;
 //! 5. write the customer exports' files (not yet current), 6. the invoice documents and the
 //!    period's report (`reports/`), then the exports' manifests;
 //! 7. the period's summary, from what each stage returned, goes into the run manifest, written
@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use datafusion::prelude::Expr;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::books::ledger::Ledger;
@@ -39,8 +40,9 @@ use crate::price::currency::BillCurrencies;
 use crate::price::{self, custom};
 use crate::progress::Progress;
 use crate::storage::Location;
-use crate::write::delta::TableCommit;
+use crate::write::delta::{Replacement, TableCommit};
 use crate::write::exports::Format;
+use crate::write::files::{self, Sink, WrittenFile};
 use crate::write::manifest::{
     self, ConfigRef, InputRef, PeriodSummary, RunManifest, Unassigned, Undone, Written,
 };
@@ -398,11 +400,10 @@ impl PeriodRun<'_> {
         })?;
 
         // What the period writes, built in memory first: a problem here writes nothing.
-        let proforma = price::proforma(rated)?;
+        let proforma_schema = price::proforma(rated.clone())?.schema().clone();
         let payers = price::account_payers(ctx).await?;
-        let schema = proforma.schema().inner().clone();
-        let custom_rows = custom::rows(config, period, &charges, &payers, &schema)?;
-        let proforma = proforma.union(ctx.read_batch(custom_rows)?)?;
+        let custom_rows = custom::rows(config, period, &charges, &payers, proforma_schema.inner())?;
+        let custom_rows = ctx.read_batch(custom_rows)?;
         let margin = ctx.read_batch(margin::batch(period, &margin_lines)?)?;
         let lines = ctx.read_batch(invoice::table::batch(
             documents.iter().map(Document::invoice),
@@ -412,39 +413,64 @@ impl PeriodRun<'_> {
         // failure after a first commit leaves the documents and exports as they were, and the
         // run restores every table committed to.
         let written = async {
-            // 4. the tables
-            let billable = progress
+            // 4. the tables: billable and pro forma in one pass over the rated rows
+            let billable_columns = price::billable_columns(rated.schema());
+            let billable_schema = rated
+                .clone()
+                .select(billable_columns.clone())?
+                .schema()
+                .clone();
+            let billable = Replacement::start(output, "billable", &billable_schema, period).await?;
+            let proforma = Replacement::start(output, "proforma", &proforma_schema, period).await?;
+            let custom_columns = custom_rows.schema().columns().into_iter().map(Expr::Column);
+            let custom_rows = custom_rows
+                .clone()
+                .select(proforma.cast(custom_columns.collect(), custom_rows.schema())?)?
+                .collect()
+                .await?;
+            let sinks = vec![
+                Sink {
+                    table: billable.location().clone(),
+                    rows: None,
+                    columns: billable.cast(billable_columns, &billable_schema)?,
+                    extra: Vec::new(),
+                },
+                Sink {
+                    table: proforma.location().clone(),
+                    rows: Some(price::proforma_rows()),
+                    columns: proforma
+                        .cast(price::proforma_columns(rated.schema())?, &proforma_schema)?,
+                    extra: custom_rows,
+                },
+            ];
+            let files = progress
                 .stage_writing(
-                    &format!("{period}: writing billable"),
+                    &format!("{period}: writing billable and pro forma"),
                     &job.written,
-                    delta::replace_period(
-                        ctx,
-                        output,
-                        "billable",
-                        price::billable(ctx).await?,
-                        period,
-                    ),
+                    files::write_tables(ctx, rated.clone(), sinks, period, delta::properties()),
                 )
                 .await;
-            let billable = match billable {
-                Ok(commit) => commit,
+            let [billable_files, proforma_files]: [Vec<WrittenFile>; 2] = match files {
+                Ok(files) => files.try_into().expect("two sinks, two lists of files"),
                 Err(e) => return Err(blame(e).await),
+            };
+            let billable = match billable.commit(billable_files).await {
+                Ok(commit) => commit,
+                Err(e) => {
+                    proforma.discard(&proforma_files).await;
+                    return Err(e);
+                }
             };
             commits.push(billable.clone());
             if billable.rows != counted.rows {
+                proforma.discard(&proforma_files).await;
                 return Err(Error::AccountingMismatch {
                     period,
                     input: counted.rows,
                     written: billable.rows,
                 });
             }
-            let proforma = progress
-                .stage_writing(
-                    &format!("{period}: writing pro forma"),
-                    &job.written,
-                    delta::replace_period(ctx, output, "proforma", proforma, period),
-                )
-                .await?;
+            let proforma = proforma.commit(proforma_files).await?;
             commits.push(proforma.clone());
             let focus_rows =
                 focus::rows(ctx, output, &proforma, config, period, &documents).await?;

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Decimal128Type, Int64Type};
-use datafusion::common::ScalarValue;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::when;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use rust_decimal::Decimal;
@@ -209,20 +209,37 @@ fn account_rows(b: &RecordBatch) -> Result<Vec<AccountRow>> {
         .collect()
 }
 
-/// The billable table: every input row, CUR 2.0 columns as read, plus its billing group. Reads
-/// the `assigned` view [`rated`] registers: billing needs the group, not the pricing.
-pub async fn billable(ctx: &SessionContext) -> Result<DataFrame> {
-    let assigned = ctx.table("assigned").await?;
+/// The billable table's columns: every input row's CUR 2.0 columns as read, the input's other
+/// columns, its period and billing group. Of the assigned rows, or the rated ones (which are the
+/// assigned rows with their pricing): billing needs the group, not the pricing.
+pub fn billable_columns(rows: &DFSchema) -> Vec<Expr> {
     let mut exprs: Vec<Expr> = CUR2_COLUMNS.iter().map(|(n, _)| col(*n)).collect();
     // Every other input column too, unchanged: billable is the bill (SPEC §3).
-    exprs.extend(columns::extras(assigned.schema().as_arrow()).map(|f| ident(f.name())));
+    exprs.extend(columns::extras(rows.as_arrow()).map(|f| ident(f.name())));
     exprs.extend([col("billing_period"), col("billing_group")]);
-    Ok(assigned.select(exprs)?)
+    exprs
 }
 
 /// The pro forma table: re-rated and passed rows, with every cost and rate column carrying the
 /// pro forma value and every column that could reveal billable prices or discounts emptied.
 pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
+    let columns = proforma_columns(rated.schema())?;
+    Ok(rated.filter(proforma_rows())?.select(columns)?)
+}
+
+/// Which rated rows pro forma holds: those of a treatment it shows.
+pub fn proforma_rows() -> Expr {
+    col("treatment").in_list(
+        Treatment::IN_PROFORMA
+            .iter()
+            .map(|t| lit(t.as_str()))
+            .collect(),
+        false,
+    )
+}
+
+/// The pro forma table's columns, of the rated rows ([`proforma`]).
+pub fn proforma_columns(rated: &DFSchema) -> Result<Vec<Expr>> {
     let passed = || col("treatment").eq(lit(Treatment::Pass.as_str()));
     let mut exprs = Vec::with_capacity(CUR2_COLUMNS.len() + 4);
     for &(name, kind) in CUR2_COLUMNS {
@@ -261,7 +278,7 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
         exprs.push(expr.alias(name));
     }
     // The input's other columns: as they are, unless an amount, a rate or a commitment's.
-    for f in columns::extras(rated.schema().as_arrow()) {
+    for f in columns::extras(rated.as_arrow()) {
         let expr = if columns::hidden_in_proforma(f.name()) {
             crate::ingest::null_of(f.data_type())
         } else {
@@ -275,14 +292,7 @@ pub fn proforma(rated: DataFrame) -> Result<DataFrame> {
         col("pricing_plan"),
         col("pricing_rule"),
     ]);
-    let shown = col("treatment").in_list(
-        Treatment::IN_PROFORMA
-            .iter()
-            .map(|t| lit(t.as_str()))
-            .collect(),
-        false,
-    );
-    Ok(rated.filter(shown)?.select(exprs)?)
+    Ok(exprs)
 }
 
 #[cfg(test)]

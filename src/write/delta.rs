@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Once};
 
-use datafusion::logical_expr::cast;
-use datafusion::prelude::{DataFrame, SessionContext, ident};
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::{Expr, cast};
+use datafusion::prelude::{DataFrame, SessionContext};
 use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow, TryIntoKernel};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, MetadataExt, StructField, StructType, normalize_for_delta};
@@ -66,88 +67,151 @@ pub async fn replace_period(
     data: DataFrame,
     period: Period,
 ) -> Result<TableCommit> {
-    let location = output.child(&[name]);
-    let delta_err = |error: DeltaTableError| Error::Delta {
-        table: location.to_string(),
-        error: Box::new(error),
-    };
-    if location.is_local() {
-        let dir = location
-            .url()
-            .to_file_path()
-            .expect("local locations are file URLs");
-        std::fs::create_dir_all(&dir).map_err(Error::io(dir.display()))?;
-    }
-    let table = load(&location).await?;
-    let incoming: StructType = normalize_for_delta(data.schema().inner())
-        .try_into_kernel()
-        .map_err(|e| delta_err(e.into()))?;
-    let schema =
-        match &table {
+    let replacement = Replacement::start(output, name, data.schema(), period).await?;
+    let columns = data
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let columns = replacement.cast(columns, data.schema())?;
+    let data = data.select(columns)?;
+    let written =
+        files::write_period(ctx, data, replacement.location(), period, properties()).await?;
+    replacement.commit(written).await
+}
+
+/// A period of one table being replaced: the table as it was loaded, and the schema the commit
+/// gives it. Files are written for it (by [`files`], which can feed several tables from one
+/// pass over the rows), then committed, or discarded.
+pub struct Replacement {
+    location: Location,
+    name: String,
+    period: Period,
+    /// As loaded (`None`: there is no table yet).
+    table: Option<DeltaTable>,
+    schema: StructType,
+}
+
+impl Replacement {
+    /// Loads the table `name` under `output` for a period of rows described by `incoming`: the
+    /// table's schema with the columns of `incoming` it lacks.
+    pub async fn start(
+        output: &Location,
+        name: &str,
+        incoming: &DFSchema,
+        period: Period,
+    ) -> Result<Replacement> {
+        let location = output.child(&[name]);
+        if location.is_local() {
+            let dir = location
+                .url()
+                .to_file_path()
+                .expect("local locations are file URLs");
+            std::fs::create_dir_all(&dir).map_err(Error::io(dir.display()))?;
+        }
+        let table = load(&location).await?;
+        let delta_err = |error: DeltaTableError| Error::Delta {
+            table: location.to_string(),
+            error: Box::new(error),
+        };
+        let incoming: StructType = normalize_for_delta(incoming.inner())
+            .try_into_kernel()
+            .map_err(|e| delta_err(e.into()))?;
+        let schema = match &table {
             Some(table) => merged(&table.snapshot().map_err(delta_err)?.schema(), &incoming)
-                .map_err(|what| Error::Delta {
-                    table: location.to_string(),
-                    error: Box::new(DeltaTableError::Generic(what)),
-                })?,
+                .map_err(|what| delta_err(DeltaTableError::Generic(what)))?,
             None => nullable(&incoming).map_err(delta_err)?,
         };
-    // The rows in the Arrow types a Delta reader gives back for the table's schema (Delta's own
-    // map entry names, micro-second UTC timestamps), so every file of the table agrees.
-    let exprs = data
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let field = schema
-                .field(f.name())
-                .expect("merged holds every incoming column");
-            let arrow: arrow::datatypes::Field =
-                field.try_into_arrow().map_err(|e| delta_err(e.into()))?;
-            Ok(cast(ident(f.name()), arrow.data_type().clone()).alias(f.name()))
+        Ok(Replacement {
+            location,
+            name: name.to_string(),
+            period,
+            table,
+            schema,
         })
-        .collect::<Result<Vec<_>>>()?;
-    let written =
-        files::write_period(ctx, data.select(exprs)?, &location, period, properties()).await?;
-    let rows: u64 = written
-        .iter()
-        .map(|f| f.metadata.file_metadata().num_rows() as u64)
-        .sum();
-    let committed = commit(
-        &location,
-        table.as_ref(),
-        &schema,
-        name,
-        period,
-        &written,
-        rows,
-    )
-    .await;
-    match committed {
-        Ok((version, previous_version)) => Ok(TableCommit {
-            table: name.to_string(),
-            url: location.to_string(),
-            version,
-            previous_version,
+    }
+
+    /// Where the table is: its files go below.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// `columns` (the rows' columns as expressions, in the order and with the names `rows`
+    /// gives them) in the Arrow types a Delta reader gives back for the table's schema (Delta's
+    /// own map entry names, micro-second UTC timestamps), so that every file of the table agrees.
+    pub fn cast(&self, columns: Vec<Expr>, rows: &DFSchema) -> Result<Vec<Expr>> {
+        columns
+            .into_iter()
+            .zip(rows.fields())
+            .map(|(expr, f)| {
+                let field = self
+                    .schema
+                    .field(f.name())
+                    .expect("the schema holds every incoming column");
+                let arrow: arrow::datatypes::Field =
+                    field.try_into_arrow().map_err(|e| self.error(e.into()))?;
+                Ok(cast(expr.unalias(), arrow.data_type().clone()).alias(f.name()))
+            })
+            .collect()
+    }
+
+    /// Commits `written`: the period's earlier files removed, these added. A failed commit
+    /// deletes them.
+    pub async fn commit(self, written: Vec<files::WrittenFile>) -> Result<TableCommit> {
+        let rows: u64 = written
+            .iter()
+            .map(|f| f.metadata.file_metadata().num_rows() as u64)
+            .sum();
+        let committed = commit(
+            &self.location,
+            self.table.as_ref(),
+            &self.schema,
+            &self.name,
+            self.period,
+            &written,
             rows,
-            files: written
-                .iter()
-                .map(|f| AddedFile {
-                    path: f.path.clone(),
-                    group: f.group.clone(),
-                    rows: f.metadata.file_metadata().num_rows() as u64,
-                    size: f.size,
-                })
-                .collect(),
-        }),
-        Err(e) => {
-            files::delete(&location, written.iter().map(|f| f.path.as_str())).await;
-            Err(e)
+        )
+        .await;
+        match committed {
+            Ok((version, previous_version)) => Ok(TableCommit {
+                table: self.name,
+                url: self.location.to_string(),
+                version,
+                previous_version,
+                rows,
+                files: written
+                    .iter()
+                    .map(|f| AddedFile {
+                        path: f.path.clone(),
+                        group: f.group.clone(),
+                        rows: f.metadata.file_metadata().num_rows() as u64,
+                        size: f.size,
+                    })
+                    .collect(),
+            }),
+            Err(e) => {
+                self.discard(&written).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes `written` (files no commit will name), best effort.
+    pub async fn discard(&self, written: &[files::WrittenFile]) {
+        files::delete(&self.location, written.iter().map(|f| f.path.as_str())).await;
+    }
+
+    fn error(&self, error: DeltaTableError) -> Error {
+        Error::Delta {
+            table: self.location.to_string(),
+            error: Box::new(error),
         }
     }
 }
 
 /// How table files are encoded: zstd.
-fn properties() -> WriterProperties {
+pub fn properties() -> WriterProperties {
     parquet_properties(Compression::ZSTD(
         ZstdLevel::try_new(3).expect("valid zstd level"),
     ))

@@ -2,6 +2,8 @@
 //! each partition of the plan streams its batches to one open writer per group it meets
 //! (`billing_period=P/billing_group=G/part-NNNNN-<write id>.zstd.parquet`). Nothing is
 //! repartitioned or copied on the way but the rows of a batch that holds several groups.
+//! One pass can feed several tables ([`Sink`]: which rows, as which columns), so rows that two
+//! tables hold differently (billable and pro forma) are read and rated once.
 //!
 //! The writers' buffers (a row group being encoded, and the bytes not yet uploaded) are
 //! reserved in the session's memory pool: when the pool refuses, the largest writer closes its
@@ -13,12 +15,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arrow::array::RecordBatchOptions;
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::take_record_batch;
+use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::physical_plan::ExecutionPlanProperties;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::{ExecutionPlanProperties, PhysicalExpr};
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -47,6 +51,17 @@ pub struct WrittenFile {
     pub metadata: ParquetMetaData,
 }
 
+/// One table a pass over the rows feeds: which of them, as which columns.
+pub struct Sink {
+    pub table: Location,
+    /// The rows the table holds (`None`: every row).
+    pub rows: Option<Expr>,
+    /// The table's columns as expressions of the rows, the partition columns among them.
+    pub columns: Vec<Expr>,
+    /// Rows written before the pass's, already in the table's columns.
+    pub extra: Vec<RecordBatch>,
+}
+
 /// Writes `data` (every row of `period`; its partition columns are the folders, not file
 /// columns) as Parquet files below `table`. The files are not part of any table until a commit
 /// names them.
@@ -57,9 +72,75 @@ pub async fn write_period(
     period: Period,
     properties: WriterProperties,
 ) -> Result<Vec<WrittenFile>> {
-    let plan = data.create_physical_plan().await?;
-    let schema = plan.schema();
-    let layout = Arc::new(Layout::new(&schema, table.clone(), period, properties)?);
+    let sink = Sink {
+        table: table.clone(),
+        rows: None,
+        columns: data
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect(),
+        extra: Vec::new(),
+    };
+    let mut written = write_tables(ctx, data, vec![sink], period, properties).await?;
+    Ok(written.pop().expect("one sink, one list of files"))
+}
+
+/// Writes every table of `sinks` from one pass over `data` (every row of `period`): each
+/// partition of the plan evaluates each sink's rows and columns on its batches and streams them
+/// to one open writer per (table, group) it meets. What each sink wrote, in the order of
+/// `sinks`; on failure, every file of every sink is deleted.
+pub async fn write_tables(
+    ctx: &SessionContext,
+    data: DataFrame,
+    sinks: Vec<Sink>,
+    period: Period,
+    properties: WriterProperties,
+) -> Result<Vec<Vec<WrittenFile>>> {
+    let state = ctx.state();
+    let plan = data.clone().create_physical_plan().await?;
+    let mut layouts = Vec::with_capacity(sinks.len());
+    let mut extras = Vec::new();
+    for (i, sink) in sinks.into_iter().enumerate() {
+        let rows = sink
+            .rows
+            .map(|e| state.create_physical_expr(e, data.schema()))
+            .transpose()?;
+        let schema = data
+            .clone()
+            .select(sink.columns.clone())?
+            .schema()
+            .inner()
+            .clone();
+        let columns = sink
+            .columns
+            .into_iter()
+            .map(|e| state.create_physical_expr(e, data.schema()))
+            .collect::<datafusion::common::Result<Vec<_>>>()?;
+        let schema = Arc::new(arrow::datatypes::Schema::new(
+            schema
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, e)| {
+                    Ok(f.as_ref()
+                        .clone()
+                        .with_nullable(e.nullable(&plan.schema())?))
+                })
+                .collect::<datafusion::common::Result<Vec<_>>>()?,
+        ));
+        extras.extend(sink.extra.into_iter().map(|b| (i, b)));
+        layouts.push(Layout::new(
+            &schema,
+            sink.table,
+            period,
+            properties.clone(),
+            rows,
+            columns,
+        )?);
+    }
+    let layouts = Arc::new(layouts);
     let done = Arc::new(Mutex::new(Vec::new()));
     let failed = Arc::new(AtomicBool::new(false));
     let task = ctx.task_ctx();
@@ -69,20 +150,20 @@ pub async fn write_period(
         let reservation = MemoryConsumer::new(format!("Parquet writers[{partition}]"))
             .register(task.memory_pool());
         let writer = PartitionWriter {
-            layout: layout.clone(),
+            layouts: layouts.clone(),
             partition,
             open: Vec::new(),
             reservation,
             done: done.clone(),
             failed: failed.clone(),
         };
-        partitions.spawn(writer.run(stream));
+        partitions.spawn(writer.run(std::mem::take(&mut extras), stream));
     }
     let mut first_error = None;
     while let Some(joined) = partitions.join_next().await {
         let outcome = joined.unwrap_or_else(|e| {
             Err(Error::Internal {
-                what: format!("a Parquet writer task of {table} ended: {e}"),
+                what: format!("a Parquet writer task of {} ended: {e}", layouts[0].table),
             })
         });
         if let Err(e) = outcome {
@@ -91,10 +172,16 @@ pub async fn write_period(
         }
     }
     let files = std::mem::take(&mut *done.lock().expect("no writer panicked holding it"));
+    let mut written: Vec<Vec<WrittenFile>> = layouts.iter().map(|_| Vec::new()).collect();
+    for (sink, file) in files {
+        written[sink].push(file);
+    }
     match first_error {
-        None => Ok(files),
+        None => Ok(written),
         Some(e) => {
-            delete(table, files.iter().map(|f| f.path.as_str())).await;
+            for (layout, files) in layouts.iter().zip(&written) {
+                delete(&layout.table, files.iter().map(|f| f.path.as_str())).await;
+            }
             Err(e)
         }
     }
@@ -111,12 +198,18 @@ pub async fn delete(table: &Location, paths: impl Iterator<Item = &str>) {
     }
 }
 
-/// What every partition's writers share: where files go and what they hold.
+/// What every partition's writers of one table share: which rows and columns, where files go.
 struct Layout {
     table: Location,
     period: String,
     write_id: String,
-    /// The rows' columns that files hold (all but the partition columns).
+    /// The table's rows among the pass's (`None`: all).
+    rows: Option<Arc<dyn PhysicalExpr>>,
+    /// The table's columns, evaluated on the pass's rows.
+    columns: Vec<Arc<dyn PhysicalExpr>>,
+    /// What `columns` make.
+    schema: SchemaRef,
+    /// Of `schema`, the columns files hold (all but the partition columns).
     file_columns: Vec<usize>,
     file_schema: SchemaRef,
     period_column: usize,
@@ -130,6 +223,8 @@ impl Layout {
         table: Location,
         period: Period,
         properties: WriterProperties,
+        rows: Option<Arc<dyn PhysicalExpr>>,
+        columns: Vec<Arc<dyn PhysicalExpr>>,
     ) -> Result<Layout> {
         let [period_column, group_column] = PARTITION_COLUMNS.map(|c| schema.index_of(c));
         let (Ok(period_column), Ok(group_column)) = (period_column, group_column) else {
@@ -145,12 +240,39 @@ impl Layout {
             table,
             period: period.to_string(),
             write_id: uuid::Uuid::new_v4().simple().to_string(),
+            rows,
+            columns,
+            schema: schema.clone(),
             file_columns,
             file_schema,
             period_column,
             group_column,
             properties,
         })
+    }
+
+    /// The table's rows of `batch` (of the pass), in its columns.
+    fn evaluate(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let filtered;
+        let batch = match &self.rows {
+            None => batch,
+            Some(rows) => {
+                let mask = rows.evaluate(batch)?.into_array(batch.num_rows())?;
+                filtered = filter_record_batch(batch, mask.as_boolean())?;
+                &filtered
+            }
+        };
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| c.evaluate(batch)?.into_array(batch.num_rows()))
+            .collect::<datafusion::common::Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &options,
+        )?)
     }
 
     fn file_path(&self, group: &str, partition: usize) -> String {
@@ -212,25 +334,34 @@ fn strings(batch: &RecordBatch, i: usize) -> Result<arrow::array::StringArray> {
     Ok(column.as_string::<i32>().clone())
 }
 
-/// One partition's writers: one per group it has met, in the order met.
+/// One partition's writers: one per (table, group) it has met, in the order met.
 struct PartitionWriter {
-    layout: Arc<Layout>,
+    layouts: Arc<Vec<Layout>>,
     partition: usize,
     open: Vec<OpenFile>,
     reservation: MemoryReservation,
-    done: Arc<Mutex<Vec<WrittenFile>>>,
+    /// Each finished file, with its table's place in `layouts`.
+    done: Arc<Mutex<Vec<(usize, WrittenFile)>>>,
     failed: Arc<AtomicBool>,
 }
 
 struct OpenFile {
+    /// Its table's place in `layouts`.
+    sink: usize,
     group: String,
     path: String,
     writer: AsyncArrowWriter<BufWriter>,
 }
 
 impl PartitionWriter {
-    async fn run(mut self, stream: SendableRecordBatchStream) -> Result<()> {
-        let written = self.write_all(stream).await;
+    /// Writes `extra` (rows in their table's columns, with its place in `layouts`), then the
+    /// rows of `stream`.
+    async fn run(
+        mut self,
+        extra: Vec<(usize, RecordBatch)>,
+        stream: SendableRecordBatchStream,
+    ) -> Result<()> {
+        let written = self.write_all(extra, stream).await;
         let closed = match written {
             Ok(()) => self.close().await,
             Err(e) => Err(e),
@@ -242,32 +373,55 @@ impl PartitionWriter {
         closed
     }
 
-    async fn write_all(&mut self, mut stream: SendableRecordBatchStream) -> Result<()> {
+    async fn write_all(
+        &mut self,
+        extra: Vec<(usize, RecordBatch)>,
+        mut stream: SendableRecordBatchStream,
+    ) -> Result<()> {
+        for (sink, rows) in extra {
+            let rows =
+                RecordBatch::try_new(self.layouts[sink].schema.clone(), rows.columns().to_vec())?;
+            self.write(sink, &rows).await?;
+        }
         while let Some(batch) = stream.next().await {
             if self.failed.load(Ordering::Relaxed) {
                 return Err(Error::Internal {
                     what: "stopped: another partition of the write failed".to_string(),
                 });
             }
-            for (group, rows) in self.layout.split(&batch?)? {
-                let i = self.file_of(&group)?;
-                self.open[i]
-                    .writer
-                    .write(&rows)
-                    .await
-                    .map_err(|e| self.parquet_error(i, e))?;
+            let batch = batch?;
+            for sink in 0..self.layouts.len() {
+                let rows = self.layouts[sink].evaluate(&batch)?;
+                self.write(sink, &rows).await?;
             }
             self.reserve().await?;
         }
         Ok(())
     }
 
-    /// The open file of `group`, opened on first sight.
-    fn file_of(&mut self, group: &str) -> Result<usize> {
-        if let Some(i) = self.open.iter().position(|f| f.group == group) {
+    /// Writes `rows` (in the columns of the table `sink`) to the files of their groups.
+    async fn write(&mut self, sink: usize, rows: &RecordBatch) -> Result<()> {
+        for (group, rows) in self.layouts[sink].split(rows)? {
+            let i = self.file_of(sink, &group)?;
+            self.open[i]
+                .writer
+                .write(&rows)
+                .await
+                .map_err(|e| self.parquet_error(i, e))?;
+        }
+        Ok(())
+    }
+
+    /// The open file of `group` in the table `sink`, opened on first sight.
+    fn file_of(&mut self, sink: usize, group: &str) -> Result<usize> {
+        if let Some(i) = self
+            .open
+            .iter()
+            .position(|f| f.sink == sink && f.group == group)
+        {
             return Ok(i);
         }
-        let layout = &self.layout;
+        let layout = &self.layouts[sink];
         let path = layout.file_path(group, self.partition);
         let upload = BufWriter::with_capacity(
             layout.table.store.clone(),
@@ -285,6 +439,7 @@ impl PartitionWriter {
             error: Box::new(e),
         })?;
         self.open.push(OpenFile {
+            sink,
             group: group.to_string(),
             path,
             writer,
@@ -320,19 +475,22 @@ impl PartitionWriter {
                 .finish()
                 .await
                 .map_err(|e| Error::WriteParquet {
-                    location: format!("{}/{}", self.layout.table, file.path),
+                    location: format!("{}/{}", self.layouts[file.sink].table, file.path),
                     error: Box::new(e),
                 })?;
             let size = file.writer.bytes_written() as u64;
             self.done
                 .lock()
                 .expect("no writer panicked holding it")
-                .push(WrittenFile {
-                    path: file.path,
-                    group: file.group,
-                    size,
-                    metadata,
-                });
+                .push((
+                    file.sink,
+                    WrittenFile {
+                        path: file.path,
+                        group: file.group,
+                        size,
+                        metadata,
+                    },
+                ));
         }
         Ok(())
     }
@@ -348,8 +506,9 @@ impl PartitionWriter {
     }
 
     fn parquet_error(&self, i: usize, error: parquet::errors::ParquetError) -> Error {
+        let file = &self.open[i];
         Error::WriteParquet {
-            location: format!("{}/{}", self.layout.table, self.open[i].path),
+            location: format!("{}/{}", self.layouts[file.sink].table, file.path),
             error: Box::new(error),
         }
     }

@@ -577,8 +577,10 @@ async fn a_write_refused_anywhere_leaves_every_output_as_it_was() {
 
     let all = RESTORE_ORDER;
     for (blocked, restored) in [
+        // Billable and pro forma are written in one pass and committed after it: a failure
+        // of either writes no table.
         ("billable/billing_period=2025-11", &[][..]),
-        ("proforma/billing_period=2025-11", &all[5..]),
+        ("proforma/billing_period=2025-11", &[][..]),
         ("focus/billing_period=2025-11", &all[4..]),
         ("margin/billing_period=2025-11", &all[3..]),
         ("invoice_lines/billing_period=2025-11", &all[2..]),
@@ -589,6 +591,13 @@ async fn a_write_refused_anywhere_leaves_every_output_as_it_was() {
         ("exports/acme/metadata/BILLING_PERIOD=2025-11", &all[..]),
     ] {
         let blocker = out_dir.join(blocked);
+        // An earlier failed run wrote billable and pro forma together and deleted both: no
+        // file is left, only the folders the S3 server made for them (S3 itself has none).
+        if blocker.is_dir() {
+            let left = support::files_under(&blocker);
+            assert!(left.is_empty(), "{blocked}: a failed run left {left:?}");
+            std::fs::remove_dir_all(&blocker).unwrap();
+        }
         std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
         std::fs::write(&blocker, b"not a folder").unwrap();
         let failed = run("s3://out/rerate", "2025-11");
