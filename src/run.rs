@@ -42,7 +42,7 @@ use crate::progress::Progress;
 use crate::storage::Location;
 use crate::write::delta::{Replacement, TableCommit};
 use crate::write::exports::Format;
-use crate::write::files::{self, Sink, WrittenFile};
+use crate::write::files::{self, WrittenFile};
 use crate::write::manifest::{
     self, ConfigRef, InputRef, PeriodSummary, RunManifest, Unassigned, Undone, Written,
 };
@@ -400,7 +400,12 @@ impl PeriodRun<'_> {
         })?;
 
         // What the period writes, built in memory first: a problem here writes nothing.
-        let proforma_schema = price::proforma(rated.clone())?.schema().clone();
+        let proforma_columns = price::proforma_columns(rated.schema())?;
+        let proforma_schema = rated
+            .clone()
+            .select(proforma_columns.clone())?
+            .schema()
+            .clone();
         let payers = price::account_payers(ctx).await?;
         let custom_rows = custom::rows(config, period, &charges, &payers, proforma_schema.inner())?;
         let custom_rows = ctx.read_batch(custom_rows)?;
@@ -429,19 +434,13 @@ impl PeriodRun<'_> {
                 .collect()
                 .await?;
             let sinks = vec![
-                Sink {
-                    table: billable.location().clone(),
-                    rows: None,
-                    columns: billable.cast(billable_columns, &billable_schema)?,
-                    extra: Vec::new(),
-                },
-                Sink {
-                    table: proforma.location().clone(),
-                    rows: Some(price::proforma_rows()),
-                    columns: proforma
-                        .cast(price::proforma_columns(rated.schema())?, &proforma_schema)?,
-                    extra: custom_rows,
-                },
+                billable.sink(None, billable_columns, &billable_schema, Vec::new())?,
+                proforma.sink(
+                    Some(price::proforma_rows()),
+                    proforma_columns,
+                    &proforma_schema,
+                    custom_rows,
+                )?,
             ];
             let files = progress
                 .stage_writing(

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Once};
 
+use arrow::array::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -74,6 +75,9 @@ pub async fn replace_period(
         .into_iter()
         .map(Expr::Column)
         .collect();
+    // The casts go into the plan, not into a sink's columns: evaluated on the plan's output,
+    // they left some tables' text in Arrow view types (Utf8View where the schema says Utf8),
+    // which the writer refuses.
     let columns = replacement.cast(columns, data.schema())?;
     let data = data.select(columns)?;
     let written =
@@ -137,6 +141,24 @@ impl Replacement {
         &self.location
     }
 
+    /// What [`files::write_tables`] writes for the table: the `rows` (`None`: every row) as
+    /// `columns` (named and typed as `schema` says), [cast](Self::cast) to the table's types,
+    /// after `extra` (rows in the table's types already).
+    pub fn sink(
+        &self,
+        rows: Option<Expr>,
+        columns: Vec<Expr>,
+        schema: &DFSchema,
+        extra: Vec<RecordBatch>,
+    ) -> Result<files::Sink> {
+        Ok(files::Sink {
+            table: self.location.clone(),
+            rows,
+            columns: self.cast(columns, schema)?,
+            extra,
+        })
+    }
+
     /// `columns` (the rows' columns as expressions, in the order and with the names `rows`
     /// gives them) in the Arrow types a Delta reader gives back for the table's schema (Delta's
     /// own map entry names, micro-second UTC timestamps), so that every file of the table agrees.
@@ -159,10 +181,16 @@ impl Replacement {
     /// Commits `written`: the period's earlier files removed, these added. A failed commit
     /// deletes them.
     pub async fn commit(self, written: Vec<files::WrittenFile>) -> Result<TableCommit> {
-        let rows: u64 = written
+        let files: Vec<AddedFile> = written
             .iter()
-            .map(|f| f.metadata.file_metadata().num_rows() as u64)
-            .sum();
+            .map(|f| AddedFile {
+                path: f.path.clone(),
+                group: f.group.clone(),
+                rows: f.metadata.file_metadata().num_rows() as u64,
+                size: f.size,
+            })
+            .collect();
+        let rows = files.iter().map(|f| f.rows).sum();
         let committed = commit(
             &self.location,
             self.table.as_ref(),
@@ -180,15 +208,7 @@ impl Replacement {
                 version,
                 previous_version,
                 rows,
-                files: written
-                    .iter()
-                    .map(|f| AddedFile {
-                        path: f.path.clone(),
-                        group: f.group.clone(),
-                        rows: f.metadata.file_metadata().num_rows() as u64,
-                        size: f.size,
-                    })
-                    .collect(),
+                files,
             }),
             Err(e) => {
                 self.discard(&written).await;

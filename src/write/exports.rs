@@ -370,11 +370,7 @@ impl Staged {
         if let Err(e) = self.manifests.undo().await {
             tracing::error!(error = %e, "could not put the earlier export manifests back");
         }
-        for path in self.groups.iter().flat_map(|g| &g.files) {
-            if let Err(e) = self.output.store.delete(path).await {
-                tracing::error!(file = %path, error = %e, "could not delete a new export file");
-            }
-        }
+        delete_new(&self.output, self.groups.iter().flat_map(|g| &g.files)).await;
     }
 
     /// The run landed: deletes the files of earlier deliveries, now that no manifest names
@@ -385,6 +381,16 @@ impl Staged {
             if let Err(e) = self.output.store.delete(p).await {
                 tracing::warn!(file = %p, error = %e, "stale export file left");
             }
+        }
+    }
+}
+
+/// Deletes export files this run made, best effort (on the way out of a failure): what it
+/// cannot delete is logged.
+async fn delete_new(output: &Location, files: impl IntoIterator<Item = &Path>) {
+    for path in files {
+        if let Err(e) = output.store.delete(path).await {
+            tracing::error!(file = %path, error = %e, "could not delete a new export file");
         }
     }
 }
@@ -455,11 +461,7 @@ async fn copy_group(
         let to = target.file(files.len() + 1, "zstd");
         let from = files::below(&table.prefix, &file.path);
         if let Err(e) = output.store.copy(&from, &to).await {
-            for copied in &files {
-                if let Err(e) = output.store.delete(copied).await {
-                    tracing::error!(file = %copied, error = %e, "could not delete a new export file");
-                }
-            }
+            delete_new(output, &files).await;
             return Err(output.storage_error(e));
         }
         files.push(to);
