@@ -74,4 +74,23 @@ pub enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         rows_per_file: u64,
     },
+    /// Serve as part of a Ballista cluster that `rerate run --cluster df://host:port` runs on.
+    #[cfg(feature = "cluster")]
+    Cluster {
+        #[command(subcommand)]
+        role: ClusterRole,
+    },
+}
+
+#[cfg(feature = "cluster")]
+#[derive(Debug, Subcommand)]
+pub enum ClusterRole {
+    /// Ballista's scheduler: plans the jobs drivers send and hands their tasks to executors.
+    Scheduler {
+        /// Where to serve drivers and executors.
+        #[arg(long, default_value = "0.0.0.0:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// Ballista's executor: runs tasks, reading the input and writing the output's files.
+    Executor(crate::cluster::ExecutorOptions),
 }

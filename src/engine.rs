@@ -73,6 +73,7 @@ mod tests {
             memory_limit: Some(256 << 20),
             spill_dir: Some(std::env::temp_dir().display().to_string()),
             target_partitions: Some(3),
+            cluster: None,
         })
         .unwrap();
         let pool = ctx.runtime_env().memory_pool.clone();

@@ -307,6 +307,10 @@ pub enum Error {
     #[error("query engine: {0}")]
     Engine(Box<DataFusionError>),
 
+    /// The Ballista cluster (`--cluster`, `rerate cluster …`) could not be reached or run.
+    #[error("cluster: {what}")]
+    Cluster { what: String },
+
     #[error(transparent)]
     Sample(#[from] SampleError),
 
@@ -319,8 +323,26 @@ pub enum Error {
 }
 
 impl From<DataFusionError> for Error {
+    /// Our own error, where a plan node of ours failed and the engine carried it out, is
+    /// given back as it was.
     fn from(e: DataFusionError) -> Self {
-        Error::Engine(Box::new(e))
+        match e {
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Error::Engine(Box::new(DataFusionError::External(other))),
+            },
+            e => Error::Engine(Box::new(e)),
+        }
+    }
+}
+
+impl Error {
+    /// For a plan node of ours to fail with: the engine carries it to whoever runs the plan.
+    pub fn into_datafusion(self) -> DataFusionError {
+        match self {
+            Error::Engine(e) => *e,
+            e => DataFusionError::External(Box::new(e)),
+        }
     }
 }
 
@@ -375,7 +397,7 @@ impl Error {
             | Error::Unreconciled { .. }
             | Error::Internal { .. }
             | Error::Arrow(_) => 1,
-            Error::Storage { .. } | Error::Io { .. } => 2,
+            Error::Storage { .. } | Error::Io { .. } | Error::Cluster { .. } => 2,
             // Storage and concurrent commits are retryable; a table or data Delta refuses is not.
             Error::Delta { error, .. } => exit_code_of(error.as_ref()),
             // Files are encoded from our own plan: what fails there is the upload.

@@ -5,18 +5,35 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use datafusion::prelude::SessionContext;
+use arrow::array::RecordBatch;
+use datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ingest::Input;
+use crate::period::Period;
 use crate::storage::{Counted, Location, Tally};
+use crate::write::files::{self, Sink, WrittenFile};
 use crate::{engine, price};
+
+#[cfg(feature = "cluster")]
+use crate::cluster::connect;
+
+/// This build has no cluster mode (built without the `cluster` feature).
+#[cfg(not(feature = "cluster"))]
+fn connect(url: &str, _: &crate::config::EngineSettings) -> Result<SessionContext> {
+    Err(Error::Cluster {
+        what: format!("{url}: this rerate was built without cluster mode"),
+    })
+}
 
 pub struct Job {
     pub config: Config,
     pub input: Location,
     pub ctx: SessionContext,
+    /// A Ballista cluster's client (`[engine] cluster`): the period's pass over the input runs
+    /// there; `None`: in `ctx`.
+    pub cluster: Option<SessionContext>,
     /// Bytes of the input read so far, by every query of the session (the progress bars').
     pub read: Arc<AtomicU64>,
     /// Bytes written below the output so far (once [`Job::output`] has opened it).
@@ -39,10 +56,17 @@ impl Job {
         let ctx = engine::new_context(&config.engine)?;
         engine::register(&ctx, &input);
         price::tables::register(&ctx, &config)?;
+        let cluster = config
+            .engine
+            .cluster
+            .as_deref()
+            .map(|url| connect(url, &config.engine))
+            .transpose()?;
         Ok(Job {
             config,
             input,
             ctx,
+            cluster,
             read,
             written: Arc::new(AtomicU64::new(0)),
             counted,
@@ -70,6 +94,36 @@ impl Job {
         });
         engine::register(&self.ctx, &output);
         Ok(output)
+    }
+
+    /// Writes every table of `sinks` from one pass over `data` (every row of `period`), on the
+    /// cluster if there is one ([`files::write_tables`]).
+    pub async fn write_tables(
+        &self,
+        data: DataFrame,
+        sinks: Vec<Sink>,
+        period: Period,
+    ) -> Result<Vec<Vec<WrittenFile>>> {
+        match &self.cluster {
+            #[cfg(feature = "cluster")]
+            Some(cluster) => crate::cluster::write_tables(cluster, data, sinks, period).await,
+            _ => files::write_tables(&self.ctx, data, sinks, period).await,
+        }
+    }
+
+    /// Runs `plan` (planned in [`Job::ctx`]) to the end, on the cluster if there is one: its
+    /// rows.
+    pub async fn collect(&self, plan: DataFrame) -> Result<Vec<RecordBatch>> {
+        Ok(match &self.cluster {
+            Some(cluster) => {
+                cluster
+                    .execute_logical_plan(plan.into_unoptimized_plan())
+                    .await?
+                    .collect()
+                    .await?
+            }
+            None => plan.collect().await?,
+        })
     }
 
     /// Lists the input's CUR files and checks each one's columns.

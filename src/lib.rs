@@ -7,6 +7,8 @@
 
 pub mod books;
 pub mod cli;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod error;

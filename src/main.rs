@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cur_sample::{SampleOptions, write_sample};
+#[cfg(feature = "cluster")]
+use rerate::cli::ClusterRole;
 use rerate::cli::{Cli, Command};
 use rerate::config::StorageSettings;
 use rerate::storage::Location;
@@ -98,6 +100,11 @@ async fn dispatch(command: Command) -> Result<()> {
                 }
             }
         }
+        #[cfg(feature = "cluster")]
+        Command::Cluster { role } => match role {
+            ClusterRole::Scheduler { bind } => rerate::cluster::scheduler(bind).await?,
+            ClusterRole::Executor(options) => rerate::cluster::executor(&options).await?,
+        },
         Command::Validate {
             config,
             input,

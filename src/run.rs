@@ -42,7 +42,7 @@ use crate::progress::Progress;
 use crate::storage::Location;
 use crate::write::delta::{Replacement, TableCommit};
 use crate::write::exports::Format;
-use crate::write::files::{self, WrittenFile};
+use crate::write::files::WrittenFile;
 use crate::write::manifest::{
     self, ConfigRef, InputRef, PeriodSummary, RunManifest, Unassigned, Undone, Written,
 };
@@ -75,6 +75,14 @@ pub struct RunOptions {
     /// note and a replacement invoice; issued documents stay as they are.
     #[arg(long)]
     pub correct: bool,
+    /// Run the job's plans on a Ballista cluster, df://host:port (default: [engine] cluster,
+    /// else in this process).
+    #[arg(long, value_parser = parse_cluster)]
+    pub cluster: Option<String>,
+}
+
+fn parse_cluster(text: &str) -> std::result::Result<String, String> {
+    crate::config::parse_cluster_url(text).map(|_| text.to_string())
 }
 
 /// Runs the job; the manifest is written whether it succeeds or fails.
@@ -178,6 +186,9 @@ fn open(opts: &RunOptions) -> Result<(Job, Location)> {
     let mut config = crate::load_config(&opts.config)?;
     if opts.memory_limit.is_some() {
         config.engine.memory_limit = opts.memory_limit;
+    }
+    if opts.cluster.is_some() {
+        config.engine.cluster = opts.cluster.clone();
     }
     let job = Job::open(config, opts.input.as_deref())?;
     let output = job.output(opts.output.as_deref())?;
@@ -350,12 +361,14 @@ impl PeriodRun<'_> {
         // 1. read and rate
         let rated = price::rated(ctx, config, period, input.period_table(ctx, period)?).await?;
         let bytes = input.period_bytes(period);
+        let accounting =
+            async { price::accounting(&job.collect(price::accounting_plan(ctx).await?).await?) };
         let accounting = match progress
             .stage_reading(
                 &format!("{period}: re-rating"),
                 bytes,
                 &job.read,
-                price::accounting(ctx),
+                accounting,
             )
             .await
         {
@@ -446,7 +459,7 @@ impl PeriodRun<'_> {
                 .stage_writing(
                     &format!("{period}: writing billable and pro forma"),
                     &job.written,
-                    files::write_tables(ctx, rated.clone(), sinks, period, delta::properties()),
+                    job.write_tables(rated.clone(), sinks, period),
                 )
                 .await;
             let [billable_files, proforma_files]: [Vec<WrittenFile>; 2] = match files {

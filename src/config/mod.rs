@@ -125,6 +125,21 @@ pub struct EngineSettings {
     pub spill_dir: Option<String>,
     /// Parallel partitions per query; default: the number of cores.
     pub target_partitions: Option<u32>,
+    /// A Ballista cluster's scheduler (`df://host:port`) to run the job's plans on (SPEC §7.1);
+    /// `None`: in this process. `--cluster` wins.
+    pub cluster: Option<String>,
+}
+
+/// A cluster's scheduler, `df://host:port`: its host and port.
+pub fn parse_cluster_url(text: &str) -> std::result::Result<(String, u16), String> {
+    let expected = "expected df://host:port (the Ballista scheduler)";
+    let url = url::Url::parse(text).map_err(|e| format!("{text}: {e}; {expected}"))?;
+    match (url.scheme(), url.host_str(), url.port(), url.path()) {
+        ("df", Some(host), Some(port), "" | "/") if !host.is_empty() => {
+            Ok((host.to_string(), port))
+        }
+        _ => Err(format!("{text}: {expected}")),
+    }
 }
 
 /// A memory limit such as `"512MiB"`, `"4GiB"`, `"2GB"` or `"1073741824"` (bytes), in bytes.
@@ -871,6 +886,27 @@ mod tests {
             assert!(
                 haystack.contains(needle),
                 "{haystack:?} should contain {needle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cluster_is_a_df_url_with_a_host_and_a_port() {
+        assert_eq!(
+            parse_cluster_url("df://scheduler:50050"),
+            Ok(("scheduler".to_string(), 50050))
+        );
+        for bad in [
+            "http://scheduler:50050",
+            "df://scheduler",
+            "scheduler:50050",
+            "df://:50050",
+            "df://scheduler:50050/x",
+        ] {
+            let err = parse_cluster_url(bad).unwrap_err();
+            assert!(
+                err.starts_with(bad) && err.contains("df://host:port"),
+                "{err}"
             );
         }
     }

@@ -181,6 +181,7 @@ pub(super) struct RawEngine {
     pub memory_limit: Option<Spanned<String>>,
     pub spill_dir: Option<Spanned<String>>,
     pub target_partitions: Option<Spanned<i64>>,
+    pub cluster: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1478,6 +1478,12 @@ fn engine(x: &RawEngine, r: &mut Report) -> EngineSettings {
             .target_partitions
             .as_ref()
             .and_then(|v| bounded(v, 1, 1024, "[engine] target-partitions", r)),
+        cluster: x.cluster.as_ref().and_then(|v| {
+            super::parse_cluster_url(v.get_ref())
+                .map(|_| v.get_ref().clone())
+                .map_err(|msg| r.at(v, "[engine] cluster", msg))
+                .ok()
+        }),
     }
 }
 

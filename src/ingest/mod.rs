@@ -3,7 +3,7 @@
 
 pub mod checks;
 pub mod columns;
-mod decimal_text;
+pub(crate) mod decimal_text;
 pub mod delivery;
 pub mod string_map;
 

@@ -147,11 +147,16 @@ pub fn unbillable(accounting: &[AccountRow]) -> Option<(Unbillable, u64)> {
     Some((Unbillable::Defect(defect.clone()), rows))
 }
 
-/// Runs `sql/accounting.sql` over `rated`: where every row went, with amounts.
-pub async fn accounting(ctx: &SessionContext) -> Result<Vec<AccountRow>> {
-    let batches = ctx.sql(sql::ACCOUNTING).await?.collect().await?;
+/// `sql/accounting.sql` over `rated`: where every row went, with amounts (to run, then read by
+/// [`accounting`]).
+pub async fn accounting_plan(ctx: &SessionContext) -> Result<DataFrame> {
+    Ok(ctx.sql(sql::ACCOUNTING).await?)
+}
+
+/// The rows of [`accounting_plan`].
+pub fn accounting(batches: &[RecordBatch]) -> Result<Vec<AccountRow>> {
     let mut rows = Vec::new();
-    for b in &batches {
+    for b in batches {
         rows.extend(account_rows(b)?);
     }
     Ok(rows)

@@ -27,7 +27,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::period::Period;
 use crate::storage::Location;
-use crate::write::{files, parquet_properties, stats};
+use crate::write::{files, parquet_properties};
 
 pub const PARTITION_COLUMNS: [&str; 2] = ["billing_period", "billing_group"];
 
@@ -80,8 +80,7 @@ pub async fn replace_period(
     // which the writer refuses.
     let columns = replacement.cast(columns, data.schema())?;
     let data = data.select(columns)?;
-    let written =
-        files::write_period(ctx, data, replacement.location(), period, properties()).await?;
+    let written = files::write_period(ctx, data, replacement.location(), period).await?;
     replacement.commit(written).await
 }
 
@@ -186,7 +185,7 @@ impl Replacement {
             .map(|f| AddedFile {
                 path: f.path.clone(),
                 group: f.group.clone(),
-                rows: f.metadata.file_metadata().num_rows() as u64,
+                rows: f.rows,
                 size: f.size,
             })
             .collect();
@@ -264,7 +263,7 @@ async fn commit(
             size: f.size as i64,
             modification_time: now,
             data_change: true,
-            stats: stats::json(&f.metadata),
+            stats: f.stats.clone(),
             tags: None,
             deletion_vector: None,
             base_row_id: None,

@@ -5,31 +5,48 @@
 //! One pass can feed several tables ([`Sink`]: which rows, as which columns), so rows that two
 //! tables hold differently (billable and pro forma) are read and rated once.
 //!
+//! The pass is an execution plan node, [`WriteTablesExec`]: each of its partitions writes its
+//! input partition's files and yields one row per file written (path, group, size, rows, Delta
+//! statistics). In-process, [`write_tables`] runs its partitions; on a Ballista cluster
+//! (`crate::cluster`) executors run them, writing straight to the output store, and the driver
+//! gets the same rows back. Either way the driver commits.
+//!
 //! The writers' buffers (a row group being encoded, and the bytes not yet uploaded) are
-//! reserved in the session's memory pool: when the pool refuses, the largest writer closes its
+//! reserved in the task's memory pool: when the pool refuses, the largest writer closes its
 //! row group early instead of growing, so `[engine] memory-limit` bounds them too.
 //!
-//! A failure anywhere stops every partition, aborts the uploads in flight and deletes the files
-//! already finished: a failed write leaves nothing behind for a directory reader to find.
+//! A failure stops every partition, aborts the uploads in flight and deletes the files
+//! already finished (every file of a write carries its id: [`delete_write`] finds them all), so
+//! a failed write leaves nothing behind for a directory reader to find.
 
+use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatchOptions;
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, StringArray, UInt32Array,
+    UInt64Array,
+};
 use arrow::compute::{filter_record_batch, take_record_batch};
-use arrow::datatypes::{DataType, SchemaRef};
-use datafusion::execution::SendableRecordBatchStream;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type, UInt64Type};
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::{ExecutionPlanProperties, PhysicalExpr};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PhysicalExpr, PlanProperties,
+};
 use datafusion::prelude::{DataFrame, SessionContext};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
-use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
 use tokio::task::JoinSet;
 
@@ -37,18 +54,22 @@ use crate::error::{Error, Result};
 use crate::period::Period;
 use crate::storage::Location;
 use crate::write::delta::PARTITION_COLUMNS;
+use crate::write::stats;
 
 /// Bytes an upload holds before it sends a part: S3's smallest multipart part.
 const UPLOAD_BUFFER: usize = 5 << 20;
 
 /// One finished file.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WrittenFile {
     /// Below the table's folder: `billing_period=P/billing_group=G/part-….parquet`.
     pub path: String,
     pub group: String,
     pub size: u64,
-    pub metadata: ParquetMetaData,
+    pub rows: u64,
+    /// The statistics of its Delta `add` action ([`stats::json`]), read from the footer where
+    /// the file was written.
+    pub stats: Option<String>,
 }
 
 /// One table a pass over the rows feeds: which of them, as which columns.
@@ -70,7 +91,6 @@ pub async fn write_period(
     data: DataFrame,
     table: &Location,
     period: Period,
-    properties: WriterProperties,
 ) -> Result<Vec<WrittenFile>> {
     let sink = Sink {
         table: table.clone(),
@@ -83,106 +103,153 @@ pub async fn write_period(
             .collect(),
         extra: Vec::new(),
     };
-    let mut written = write_tables(ctx, data, vec![sink], period, properties).await?;
+    let mut written = write_tables(ctx, data, vec![sink], period).await?;
     Ok(written.pop().expect("one sink, one list of files"))
 }
 
-/// Writes every table of `sinks` from one pass over `data` (every row of `period`): each
-/// partition of the plan evaluates each sink's rows and columns on its batches and streams them
-/// to one open writer per (table, group) it meets. What each sink wrote, in the order of
-/// `sinks`; on failure, every file of every sink is deleted.
+/// Writes every table of `sinks` from one pass over `data` (every row of `period`), in this
+/// process: each partition of the plan evaluates each sink's rows and columns on its batches
+/// and streams them to one open writer per (table, group) it meets. What each sink wrote, in
+/// the order of `sinks`; on failure, every file of every sink is deleted.
 pub async fn write_tables(
     ctx: &SessionContext,
     data: DataFrame,
     sinks: Vec<Sink>,
     period: Period,
-    properties: WriterProperties,
 ) -> Result<Vec<Vec<WrittenFile>>> {
     let state = ctx.state();
-    let plan = data.clone().create_physical_plan().await?;
+    let input = data.clone().create_physical_plan().await?;
+    let write_id = new_write_id();
+    let tables: Vec<Location> = sinks.iter().map(|s| s.table.clone()).collect();
     let mut layouts = Vec::with_capacity(sinks.len());
-    let mut extras = Vec::new();
+    let mut extra = Vec::new();
     for (i, sink) in sinks.into_iter().enumerate() {
-        let rows = sink
-            .rows
-            .map(|e| state.create_physical_expr(e, data.schema()))
-            .transpose()?;
-        let schema = data
-            .clone()
-            .select(sink.columns.clone())?
-            .schema()
-            .inner()
-            .clone();
+        let physical = |e: Expr| state.create_physical_expr(e, data.schema());
+        let rows = sink.rows.map(physical).transpose()?;
         let columns = sink
             .columns
-            .into_iter()
-            .map(|e| state.create_physical_expr(e, data.schema()))
+            .iter()
+            .cloned()
+            .map(physical)
             .collect::<datafusion::common::Result<Vec<_>>>()?;
-        let schema = Arc::new(arrow::datatypes::Schema::new(
-            schema
-                .fields()
-                .iter()
-                .zip(&columns)
-                .map(|(f, e)| {
-                    Ok(f.as_ref()
-                        .clone()
-                        .with_nullable(e.nullable(&plan.schema())?))
-                })
-                .collect::<datafusion::common::Result<Vec<_>>>()?,
-        ));
-        extras.extend(sink.extra.into_iter().map(|b| (i, b)));
+        let schema = sink_schema(&sink.columns, data.schema(), &columns, &input.schema())?;
+        extra.extend(sink.extra.into_iter().map(|b| (i, b)));
         layouts.push(Layout::new(
-            &schema,
-            sink.table,
-            period,
-            properties.clone(),
-            rows,
-            columns,
+            sink.table, period, &write_id, rows, columns, schema,
         )?);
     }
-    let layouts = Arc::new(layouts);
-    let done = Arc::new(Mutex::new(Vec::new()));
-    let failed = Arc::new(AtomicBool::new(false));
+    let exec = Arc::new(WriteTablesExec::new(input, layouts, extra));
+    let written = run_partitions(ctx, exec).await;
+    files_written(written, &tables, period, &write_id).await
+}
+
+/// The schema a sink's `columns` (of rows in `rows`) make: names and types as planned,
+/// nullability as the physical expressions (`physical`, of rows in `input`) say.
+pub(crate) fn sink_schema(
+    columns: &[Expr],
+    rows: &DFSchema,
+    physical: &[Arc<dyn PhysicalExpr>],
+    input: &Schema,
+) -> Result<SchemaRef> {
+    let fields = columns
+        .iter()
+        .zip(physical)
+        .map(|(e, p)| {
+            let (_, field) = e.to_field(rows)?;
+            Ok(field.as_ref().clone().with_nullable(p.nullable(input)?))
+        })
+        .collect::<datafusion::common::Result<Vec<_>>>()?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// A new write's id: in the name of every file it writes.
+pub(crate) fn new_write_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Runs every partition of `exec` here, each to its end (a failed one stops the others at
+/// their next batch), and collects the rows of the files written.
+async fn run_partitions(
+    ctx: &SessionContext,
+    exec: Arc<WriteTablesExec>,
+) -> Result<Vec<RecordBatch>> {
     let task = ctx.task_ctx();
     let mut partitions = JoinSet::new();
-    for partition in 0..plan.output_partitioning().partition_count() {
-        let stream = plan.execute(partition, task.clone())?;
-        let reservation = MemoryConsumer::new(format!("Parquet writers[{partition}]"))
-            .register(task.memory_pool());
-        let writer = PartitionWriter {
-            layouts: layouts.clone(),
-            partition,
-            open: Vec::new(),
-            reservation,
-            done: done.clone(),
-            failed: failed.clone(),
-        };
-        partitions.spawn(writer.run(std::mem::take(&mut extras), stream));
+    for partition in 0..exec.properties().partitioning.partition_count() {
+        let stream = exec.execute(partition, task.clone())?;
+        partitions.spawn(stream.try_collect::<Vec<_>>());
     }
+    let mut batches = Vec::new();
     let mut first_error = None;
     while let Some(joined) = partitions.join_next().await {
-        let outcome = joined.unwrap_or_else(|e| {
-            Err(Error::Internal {
-                what: format!("a Parquet writer task of {} ended: {e}", layouts[0].table),
-            })
-        });
-        if let Err(e) = outcome {
-            failed.store(true, Ordering::Relaxed);
-            first_error.get_or_insert(e);
+        match joined {
+            Ok(Ok(mut b)) => batches.append(&mut b),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(Error::from(e));
+            }
+            Err(e) => {
+                first_error.get_or_insert(Error::Internal {
+                    what: format!("a Parquet writer task ended: {e}"),
+                });
+            }
         }
     }
-    let files = std::mem::take(&mut *done.lock().expect("no writer panicked holding it"));
-    let mut written: Vec<Vec<WrittenFile>> = layouts.iter().map(|_| Vec::new()).collect();
-    for (sink, file) in files {
-        written[sink].push(file);
-    }
     match first_error {
-        None => Ok(written),
-        Some(e) => {
-            for (layout, files) in layouts.iter().zip(&written) {
-                delete(&layout.table, files.iter().map(|f| f.path.as_str())).await;
+        None => Ok(batches),
+        Some(e) => Err(e),
+    }
+}
+
+/// The files a write made, per table (in the order of `tables`), from the rows its partitions
+/// yielded; a failed write's files, wherever they are, deleted.
+pub(crate) async fn files_written(
+    written: Result<Vec<RecordBatch>>,
+    tables: &[Location],
+    period: Period,
+    write_id: &str,
+) -> Result<Vec<Vec<WrittenFile>>> {
+    let files = written.and_then(|batches| {
+        let mut files: Vec<Vec<WrittenFile>> = tables.iter().map(|_| Vec::new()).collect();
+        for batch in &batches {
+            for (sink, file) in read_files(batch)? {
+                files
+                    .get_mut(sink)
+                    .ok_or_else(|| Error::Internal {
+                        what: format!("a file written for table {sink} of {}", tables.len()),
+                    })?
+                    .push(file);
             }
-            Err(e)
+        }
+        Ok(files)
+    });
+    if files.is_err() {
+        for table in tables {
+            delete_write(table, period, write_id).await;
+        }
+    }
+    files
+}
+
+/// Deletes every file the write `write_id` made below `table`'s folder of `period`, best
+/// effort: this runs on the way out of a failure, so what it cannot delete is logged. Files are
+/// found by listing (a cluster's executors wrote them), by the write id in their names.
+pub async fn delete_write(table: &Location, period: Period, write_id: &str) {
+    let folder = below(&table.prefix, &format!("billing_period={period}"));
+    let listed: Vec<_> = match table.store.list(Some(&folder)).try_collect().await {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::error!(folder = %folder, error = %e, "could not list the files of a failed write");
+            return;
+        }
+    };
+    for object in listed {
+        if object
+            .location
+            .filename()
+            .is_some_and(|f| f.contains(write_id))
+            && let Err(e) = table.store.delete(&object.location).await
+        {
+            tracing::error!(file = %object.location, error = %e, "could not delete a file of a failed write");
         }
     }
 }
@@ -198,10 +265,228 @@ pub async fn delete(table: &Location, paths: impl Iterator<Item = &str>) {
     }
 }
 
+/// What a partition of [`WriteTablesExec`] yields: a row per file written.
+pub fn files_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("sink", DataType::UInt32, false),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("group", DataType::Utf8, false),
+        Field::new("size", DataType::UInt64, false),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("stats", DataType::Utf8, true),
+    ]))
+}
+
+fn files_batch(files: &[(usize, WrittenFile)]) -> Result<RecordBatch> {
+    let strings = |f: &dyn Fn(&WrittenFile) -> Option<&str>| -> ArrayRef {
+        Arc::new(files.iter().map(|(_, w)| f(w)).collect::<StringArray>())
+    };
+    let numbers = |f: &dyn Fn(&WrittenFile) -> u64| -> ArrayRef {
+        Arc::new(files.iter().map(|(_, w)| f(w)).collect::<UInt64Array>())
+    };
+    let sinks: ArrayRef = Arc::new(
+        files
+            .iter()
+            .map(|(s, _)| *s as u32)
+            .collect::<UInt32Array>(),
+    );
+    Ok(RecordBatch::try_new(
+        files_schema(),
+        vec![
+            sinks,
+            strings(&|w| Some(&w.path)),
+            strings(&|w| Some(&w.group)),
+            numbers(&|w| w.size),
+            numbers(&|w| w.rows),
+            strings(&|w| w.stats.as_deref()),
+        ],
+    )?)
+}
+
+fn read_files(batch: &RecordBatch) -> Result<Vec<(usize, WrittenFile)>> {
+    if batch.schema().fields() != files_schema().fields() {
+        return Err(Error::Internal {
+            what: format!("a write yielded rows of another shape: {}", batch.schema()),
+        });
+    }
+    let sinks = batch.column(0).as_primitive::<UInt32Type>();
+    let [path, group, stats] = [1, 2, 5].map(|i| batch.column(i).as_string::<i32>());
+    let [size, rows] = [3, 4].map(|i| batch.column(i).as_primitive::<UInt64Type>());
+    Ok((0..batch.num_rows())
+        .map(|i| {
+            let file = WrittenFile {
+                path: path.value(i).to_string(),
+                group: group.value(i).to_string(),
+                size: size.value(i),
+                rows: rows.value(i),
+                stats: stats.is_valid(i).then(|| stats.value(i).to_string()),
+            };
+            (sinks.value(i) as usize, file)
+        })
+        .collect())
+}
+
+/// The pass as a plan node: `input`'s rows written to the tables of `layouts`, one partition
+/// of writers per partition of the input; each partition yields the files it wrote
+/// ([`files_schema`]). Partition 0 writes `extra` first (rows in their table's columns, with
+/// the table's place in `layouts`).
+pub struct WriteTablesExec {
+    input: Arc<dyn ExecutionPlan>,
+    layouts: Arc<Vec<Layout>>,
+    extra: Vec<(usize, RecordBatch)>,
+    /// Set by the first partition that fails: the others stop (in this process).
+    failed: Arc<AtomicBool>,
+    properties: Arc<PlanProperties>,
+}
+
+impl WriteTablesExec {
+    pub fn new(
+        input: Arc<dyn ExecutionPlan>,
+        layouts: Vec<Layout>,
+        extra: Vec<(usize, RecordBatch)>,
+    ) -> WriteTablesExec {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(files_schema()),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        WriteTablesExec {
+            input,
+            layouts: Arc::new(layouts),
+            extra,
+            failed: Arc::new(AtomicBool::new(false)),
+            properties: Arc::new(properties),
+        }
+    }
+
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+
+    pub fn layouts(&self) -> &[Layout] {
+        &self.layouts
+    }
+
+    pub fn extra(&self) -> &[(usize, RecordBatch)] {
+        &self.extra
+    }
+}
+
+impl fmt::Debug for WriteTablesExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tables: Vec<String> = self.layouts.iter().map(|l| l.table.to_string()).collect();
+        f.debug_struct("WriteTablesExec")
+            .field("tables", &tables)
+            .finish()
+    }
+}
+
+impl DisplayAs for WriteTablesExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let tables: Vec<String> = self.layouts.iter().map(|l| l.table.to_string()).collect();
+        write!(f, "WriteTablesExec: tables=[{}]", tables.join(", "))
+    }
+}
+
+impl ExecutionPlan for WriteTablesExec {
+    fn name(&self) -> &'static str {
+        "WriteTablesExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        // The rows are written as they come: spreading them first is a copy of every row.
+        vec![false]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> datafusion::common::Result<TreeNodeRecursion>,
+    ) -> datafusion::common::Result<TreeNodeRecursion> {
+        for layout in self.layouts.iter() {
+            for e in layout.rows.iter().chain(&layout.columns) {
+                if f(e)? == TreeNodeRecursion::Stop {
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let [input]: [Arc<dyn ExecutionPlan>; 1] = children.try_into().map_err(|_| {
+            datafusion::error::DataFusionError::Internal(
+                "WriteTablesExec has one input".to_string(),
+            )
+        })?;
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(files_schema()),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(Arc::new(WriteTablesExec {
+            input,
+            layouts: self.layouts.clone(),
+            extra: self.extra.clone(),
+            failed: self.failed.clone(),
+            properties: Arc::new(properties),
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> datafusion::common::Result<SendableRecordBatchStream> {
+        let stream = self.input.execute(partition, context.clone())?;
+        let reservation = MemoryConsumer::new(format!("Parquet writers[{partition}]"))
+            .register(context.memory_pool());
+        let writer = PartitionWriter {
+            layouts: self.layouts.clone(),
+            partition,
+            open: Vec::new(),
+            done: Vec::new(),
+            reservation,
+            failed: self.failed.clone(),
+        };
+        let extra = if partition == 0 {
+            self.extra.clone()
+        } else {
+            Vec::new()
+        };
+        let failed = self.failed.clone();
+        let files = futures::stream::once(async move {
+            let written = writer.run(extra, stream).await;
+            if written.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            written
+                .and_then(|files| files_batch(&files))
+                .map_err(Error::into_datafusion)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            files_schema(),
+            files,
+        )))
+    }
+}
+
 /// What every partition's writers of one table share: which rows and columns, where files go.
-struct Layout {
+pub struct Layout {
     table: Location,
-    period: String,
+    period: Period,
     write_id: String,
     /// The table's rows among the pass's (`None`: all).
     rows: Option<Arc<dyn PhysicalExpr>>,
@@ -218,13 +503,15 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(
-        schema: &SchemaRef,
+    /// The files of `period` below `table` from the pass's `rows` (`None`: all) as `columns`,
+    /// which make `schema`; `write_id` names every file.
+    pub fn new(
         table: Location,
         period: Period,
-        properties: WriterProperties,
+        write_id: &str,
         rows: Option<Arc<dyn PhysicalExpr>>,
         columns: Vec<Arc<dyn PhysicalExpr>>,
+        schema: SchemaRef,
     ) -> Result<Layout> {
         let [period_column, group_column] = PARTITION_COLUMNS.map(|c| schema.index_of(c));
         let (Ok(period_column), Ok(group_column)) = (period_column, group_column) else {
@@ -232,23 +519,56 @@ impl Layout {
                 what: format!("rows written to {table} lack the partition columns"),
             });
         };
+        if columns.len() != schema.fields().len() {
+            return Err(Error::Internal {
+                what: format!(
+                    "{} columns for a schema of {}",
+                    columns.len(),
+                    schema.fields().len()
+                ),
+            });
+        }
         let file_columns: Vec<usize> = (0..schema.fields().len())
             .filter(|i| ![period_column, group_column].contains(i))
             .collect();
         let file_schema = Arc::new(schema.project(&file_columns)?);
         Ok(Layout {
             table,
-            period: period.to_string(),
-            write_id: uuid::Uuid::new_v4().simple().to_string(),
+            period,
+            write_id: write_id.to_string(),
             rows,
             columns,
-            schema: schema.clone(),
+            schema,
             file_columns,
             file_schema,
             period_column,
             group_column,
-            properties,
+            properties: crate::write::delta::properties(),
         })
+    }
+
+    pub fn table(&self) -> &Location {
+        &self.table
+    }
+
+    pub fn period(&self) -> Period {
+        self.period
+    }
+
+    pub fn write_id(&self) -> &str {
+        &self.write_id
+    }
+
+    pub fn rows(&self) -> Option<&Arc<dyn PhysicalExpr>> {
+        self.rows.as_ref()
+    }
+
+    pub fn columns(&self) -> &[Arc<dyn PhysicalExpr>] {
+        &self.columns
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
     }
 
     /// The table's rows of `batch` (of the pass), in its columns.
@@ -286,7 +606,8 @@ impl Layout {
     /// common case for a group's own files) is not copied.
     fn split(&self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>> {
         let periods = strings(batch, self.period_column)?;
-        if let Some(other) = periods.iter().flatten().find(|p| *p != self.period) {
+        let period = self.period.to_string();
+        if let Some(other) = periods.iter().flatten().find(|p| *p != period) {
             return Err(Error::Internal {
                 what: format!(
                     "a row of period {other} in the write of period {} to {}",
@@ -339,9 +660,9 @@ struct PartitionWriter {
     layouts: Arc<Vec<Layout>>,
     partition: usize,
     open: Vec<OpenFile>,
-    reservation: MemoryReservation,
     /// Each finished file, with its table's place in `layouts`.
-    done: Arc<Mutex<Vec<(usize, WrittenFile)>>>,
+    done: Vec<(usize, WrittenFile)>,
+    reservation: MemoryReservation,
     failed: Arc<AtomicBool>,
 }
 
@@ -355,22 +676,31 @@ struct OpenFile {
 
 impl PartitionWriter {
     /// Writes `extra` (rows in their table's columns, with its place in `layouts`), then the
-    /// rows of `stream`.
+    /// rows of `stream`: the files written, each with its table's place in `layouts`. On
+    /// failure, none is left: open uploads are aborted, finished files deleted.
     async fn run(
         mut self,
         extra: Vec<(usize, RecordBatch)>,
         stream: SendableRecordBatchStream,
-    ) -> Result<()> {
+    ) -> Result<Vec<(usize, WrittenFile)>> {
         let written = self.write_all(extra, stream).await;
         let closed = match written {
             Ok(()) => self.close().await,
             Err(e) => Err(e),
         };
-        if closed.is_err() {
-            self.abort().await;
-        }
         self.reservation.free();
-        closed
+        if let Err(e) = closed {
+            self.abort().await;
+            for (sink, file) in &self.done {
+                delete(
+                    &self.layouts[*sink].table,
+                    std::iter::once(file.path.as_str()),
+                )
+                .await;
+            }
+            return Err(e);
+        }
+        Ok(self.done)
     }
 
     async fn write_all(
@@ -478,19 +808,16 @@ impl PartitionWriter {
                     location: format!("{}/{}", self.layouts[file.sink].table, file.path),
                     error: Box::new(e),
                 })?;
-            let size = file.writer.bytes_written() as u64;
-            self.done
-                .lock()
-                .expect("no writer panicked holding it")
-                .push((
-                    file.sink,
-                    WrittenFile {
-                        path: file.path,
-                        group: file.group,
-                        size,
-                        metadata,
-                    },
-                ));
+            self.done.push((
+                file.sink,
+                WrittenFile {
+                    path: file.path,
+                    group: file.group,
+                    size: file.writer.bytes_written() as u64,
+                    rows: metadata.file_metadata().num_rows() as u64,
+                    stats: stats::json(&metadata),
+                },
+            ));
         }
         Ok(())
     }

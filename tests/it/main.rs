@@ -1,6 +1,8 @@
 //! The one integration-test binary: modules per capability.
 
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod columns;
 mod config;
 mod corpus;

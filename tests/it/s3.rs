@@ -61,7 +61,7 @@ fn s3s_fs() -> PathBuf {
     .clone()
 }
 
-struct S3Server {
+pub(crate) struct S3Server {
     child: Option<Child>,
     port: u16,
     root: tempfile::TempDir,
@@ -120,7 +120,7 @@ impl S3Server {
     }
 
     /// The environment a scheduler would give `rerate`.
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
@@ -131,7 +131,7 @@ impl S3Server {
     }
 
     /// A location in the server for the test itself (credentials passed explicitly).
-    fn location(&self, bucket: &str, prefix: &str) -> Location {
+    pub(crate) fn location(&self, bucket: &str, prefix: &str) -> Location {
         let store = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_access_key_id(ACCESS_KEY)
@@ -176,7 +176,7 @@ fn run_args<'a>(config: &'a str, input: &'a str, output: &'a str) -> Vec<&'a str
 impl S3Server {
     /// A server with the bundled sample month uploaded to `bucket/prefix`, and an empty bucket
     /// for the outputs.
-    async fn with_sample(bucket: &str, prefix: &str, output_bucket: &str) -> S3Server {
+    pub(crate) async fn with_sample(bucket: &str, prefix: &str, output_bucket: &str) -> S3Server {
         let server = S3Server::start();
         server.bucket(bucket);
         server.bucket(output_bucket);
@@ -236,7 +236,7 @@ fn stderr(o: &Output) -> String {
 }
 
 /// s3s-fs tests share one port range and the machine's two cores: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_to_s3_matches_local_and_never_logs_credentials() {

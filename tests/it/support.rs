@@ -76,8 +76,7 @@ pub async fn run_with(
         output: Some(output.display().to_string()),
         periods: Vec::new(),
         strict,
-        memory_limit: None,
-        correct: false,
+        ..Default::default()
     };
     rerate::run::run(&opts).await
 }
