@@ -126,6 +126,13 @@ impl Job {
         })
     }
 
+    /// The accounting of the period whose rows `rated` is ([`price::rated`]): where every row
+    /// went, with amounts (on the cluster, if there is one).
+    pub async fn accounting(&self) -> Result<Vec<price::AccountRow>> {
+        let plan = price::accounting_plan(&self.ctx).await?;
+        price::accounting(&self.collect(plan).await?)
+    }
+
     /// Lists the input's CUR files and checks each one's columns.
     pub async fn discover(&self) -> Result<Input> {
         Input::discover(&self.ctx, &self.input).await

@@ -361,14 +361,12 @@ impl PeriodRun<'_> {
         // 1. read and rate
         let rated = price::rated(ctx, config, period, input.period_table(ctx, period)?).await?;
         let bytes = input.period_bytes(period);
-        let accounting =
-            async { price::accounting(&job.collect(price::accounting_plan(ctx).await?).await?) };
         let accounting = match progress
             .stage_reading(
                 &format!("{period}: re-rating"),
                 bytes,
                 &job.read,
-                accounting,
+                job.accounting(),
             )
             .await
         {
@@ -380,8 +378,8 @@ impl PeriodRun<'_> {
         if let Some((what, rows)) = price::unbillable(&accounting) {
             return Err(checks::refuse(ctx, input, period, what, rows).await);
         }
-        checks::duplicates(ctx, input, period).await?;
-        price::matches::refuse_ambiguous(config, period, input.period_table(ctx, period)?).await?;
+        checks::duplicates(job, input, period).await?;
+        price::matches::refuse_ambiguous(job, period, input.period_table(ctx, period)?).await?;
         reconcile(period, counted, &accounting)?;
         let unassigned = Unassigned::of(&accounting);
         if unassigned.rows > 0 {

@@ -283,14 +283,14 @@ async fn read_and_rate(input: &Path) -> rerate::Result<()> {
         .check_fx(&selected, |p, g| currencies.of(p, g).to_string())?;
     for (&period, counted) in &periods {
         price::rated(ctx, &job.config, period, found.period_table(ctx, period)?).await?;
-        let accounting = match price::accounting(ctx).await {
+        let accounting = match job.accounting().await {
             Ok(accounting) => accounting,
             Err(e) => return Err(found.blame(ctx, Some(period), e).await),
         };
         if let Some((what, rows)) = price::unbillable(&accounting) {
             return Err(checks::refuse(ctx, &found, period, what, rows).await);
         }
-        checks::duplicates(ctx, &found, period).await?;
+        checks::duplicates(&job, &found, period).await?;
         // Not the input's fault when it fails: the accounting lost or doubled rows.
         if let Err(e) = rerate::run::reconcile(period, *counted, &accounting) {
             panic!("{}", rerate::error_chain(&e));

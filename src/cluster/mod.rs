@@ -217,6 +217,10 @@ pub struct ExecutorOptions {
     /// Where shuffle files go (default: a temporary folder).
     #[arg(long)]
     pub work_dir: Option<String>,
+    /// Memory the executor's tasks share for joins, aggregations, sorts and Parquet writers
+    /// before they spill, e.g. 8GiB (default: 70 % of the machine's, Ballista's default).
+    #[arg(long, value_parser = crate::config::parse_memory_limit)]
+    pub memory_limit: Option<u64>,
 }
 
 /// Runs Ballista's executor until the process is stopped.
@@ -271,6 +275,7 @@ pub async fn executor(opts: &ExecutorOptions) -> Result<()> {
     if let Some(n) = opts.concurrency {
         config.vcores = n;
     }
+    config.memory_pool_size = opts.memory_limit;
     start_executor_process(Arc::new(config))
         .await
         .map_err(cluster_error)

@@ -10,6 +10,7 @@ use datafusion::prelude::{Expr, SessionContext, col, lit};
 
 use super::Input;
 use crate::error::{Error, Result};
+use crate::job::Job;
 use crate::period::Period;
 
 /// Why rows cannot be billed whatever the plan (column `missing_column` of
@@ -58,9 +59,11 @@ pub async fn refuse(
 }
 
 /// Refuses a period holding one line item (id and usage interval) twice, naming every file that
-/// holds it: a re-delivered export would otherwise be billed twice. Reads the `cur` view.
-pub async fn duplicates(ctx: &SessionContext, input: &Input, period: Period) -> Result<()> {
-    let batches = ctx.sql(crate::sql::DUPLICATES).await?.collect().await?;
+/// holds it: a re-delivered export would otherwise be billed twice. Reads the `cur` view (on the
+/// job's cluster, if it has one).
+pub async fn duplicates(job: &Job, input: &Input, period: Period) -> Result<()> {
+    let ctx = &job.ctx;
+    let batches = job.collect(ctx.sql(crate::sql::DUPLICATES).await?).await?;
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(());
     };

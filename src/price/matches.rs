@@ -14,6 +14,7 @@ use datafusion::prelude::{DataFrame, Expr, col, ident, lit};
 
 use crate::config::{Config, Match};
 use crate::error::{Error, Result};
+use crate::job::Job;
 use crate::period::Period;
 
 /// The column `cur` carries for the SQL.
@@ -58,9 +59,9 @@ pub fn with_match_group(config: &Config, df: DataFrame) -> Result<DataFrame> {
 }
 
 /// A row of `cur` (the period's) that two groups' matches claim: an error naming the line item
-/// and the groups (exit 1).
-pub async fn refuse_ambiguous(config: &Config, period: Period, cur: DataFrame) -> Result<()> {
-    let claims = claims(config);
+/// and the groups (exit 1). Runs on the job's cluster, if it has one.
+pub async fn refuse_ambiguous(job: &Job, period: Period, cur: DataFrame) -> Result<()> {
+    let claims = claims(&job.config);
     if claims.len() < 2 {
         return Ok(());
     }
@@ -76,9 +77,8 @@ pub async fn refuse_ambiguous(config: &Config, period: Period, cur: DataFrame) -
             claimed.alias("claimed_by"),
         ])?
         .filter(strpos(col("claimed_by"), lit(", ")).gt(lit(0)))?
-        .limit(0, Some(1))?
-        .collect()
-        .await?;
+        .limit(0, Some(1))?;
+    let found = job.collect(found).await?;
     let Some(batch) = found.first().filter(|b| b.num_rows() > 0) else {
         return Ok(());
     };

@@ -252,21 +252,7 @@ async fn the_sample_and_a_scenario_on_a_cluster_match_an_in_process_run_row_for_
     // The bundled sample.
     let config = support::repo().join("sample-data/billing.toml");
     let input = support::repo().join("sample-data/cur");
-    let (on_cluster, in_process) = (tmp.path().join("cluster"), tmp.path().join("local"));
-    let summary = cluster.run(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            on_cluster.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let expected = local_run(&config, &input, &in_process).await;
-    assert_same_control(&summary, &expected);
-    assert_same_tables(&local(&on_cluster), &local(&in_process)).await;
+    assert_cluster_matches_in_process(&cluster, &config, &input, &tmp.path().join("sample")).await;
 
     // A scenario whose pro forma holds custom line items beside the executors' rows.
     let scenario = support::repo().join("tests/scenarios/e3-flat-custom-line-items");
@@ -277,7 +263,18 @@ async fn the_sample_and_a_scenario_on_a_cluster_match_an_in_process_run_row_for_
     )
     .await;
     let config = scenario.join("billing.toml");
-    let (on_cluster, in_process) = (tmp.path().join("e3/cluster"), tmp.path().join("e3/local"));
+    assert_cluster_matches_in_process(&cluster, &config, &input, &tmp.path().join("e3")).await;
+}
+
+/// Runs the job of `config` on `input` on the cluster and in-process, into folders of `dir`:
+/// the same summary totals and the same rows in every table.
+async fn assert_cluster_matches_in_process(
+    cluster: &Cluster,
+    config: &Path,
+    input: &Path,
+    dir: &Path,
+) {
+    let (on_cluster, in_process) = (dir.join("cluster"), dir.join("local"));
     let summary = cluster.run(
         &[
             "--config",
@@ -289,7 +286,7 @@ async fn the_sample_and_a_scenario_on_a_cluster_match_an_in_process_run_row_for_
         ],
         &[],
     );
-    let expected = local_run(&config, &input, &in_process).await;
+    let expected = local_run(config, input, &in_process).await;
     assert_same_control(&summary, &expected);
     assert_same_tables(&local(&on_cluster), &local(&in_process)).await;
 }
