@@ -21,7 +21,7 @@ use crate::cluster::connect;
 
 /// This build has no cluster mode (built without the `cluster` feature).
 #[cfg(not(feature = "cluster"))]
-fn connect(url: &str, _: &crate::config::EngineSettings) -> Result<SessionContext> {
+fn connect(url: &str, _: &SessionContext) -> Result<SessionContext> {
     Err(Error::Cluster {
         what: format!("{url}: this rerate was built without cluster mode"),
     })
@@ -60,7 +60,7 @@ impl Job {
             .engine
             .cluster
             .as_deref()
-            .map(|url| connect(url, &config.engine))
+            .map(|url| connect(url, &ctx))
             .transpose()?;
         Ok(Job {
             config,

@@ -36,18 +36,17 @@ use url::Url;
 pub use codec::{LogicalCodec, PhysicalCodec};
 pub use node::WriteTablesNode;
 
-use crate::config::{EngineSettings, StorageSettings};
+use crate::config::StorageSettings;
 use crate::error::{Error, Result};
 use crate::period::Period;
 use crate::storage::Location;
 use crate::write::files::{self, Sink, WrittenFile};
 
 /// A Ballista client for the scheduler at `url` (`df://host:port`): a session whose plans
-/// run on the cluster, with the same settings as an in-process run's (they travel with every
-/// job to the scheduler and executors).
-pub fn connect(url: &str, settings: &EngineSettings) -> Result<SessionContext> {
+/// run on the cluster, with the settings of the job's own session `local` (they travel with
+/// every job to the scheduler and executors).
+pub fn connect(url: &str, local: &SessionContext) -> Result<SessionContext> {
     let scheduler = scheduler_url(url)?;
-    let local = crate::engine::new_context(settings)?;
     let config = local
         .state()
         .config()
@@ -58,7 +57,10 @@ pub fn connect(url: &str, settings: &EngineSettings) -> Result<SessionContext> {
         // Ballista 55's adaptive planner re-planned a small scenario's plan without end
         // (16,000 stages in two minutes, none of them the last); the static planner runs it.
         .set_bool(BALLISTA_ADAPTIVE_PLANNER_ENABLED, false);
-    let state = SessionStateBuilder::new_from_existing(local.state())
+    // A state of its own, not one built from `local`'s: building a state from an existing one
+    // registers a new default catalog in the catalog list they share, which empties `local`'s.
+    let state = SessionStateBuilder::new()
+        .with_default_features()
         .with_config(config)
         .build()
         .upgrade_for_ballista(scheduler)?;

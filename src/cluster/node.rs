@@ -20,7 +20,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
 use crate::period::Period;
-use crate::write::files::{self, Layout, WriteTablesExec};
+use crate::write::files::{self, WriteTablesExec};
 
 /// One table of the pass, by its URL (the store is the planning session's).
 #[derive(Debug, Clone)]
@@ -167,20 +167,16 @@ impl ExtensionPlanner for WritePlanner {
         let mut layouts = Vec::with_capacity(node.sinks.len());
         let mut extra = Vec::new();
         for (i, sink) in node.sinks.iter().enumerate() {
-            let physical = |e: &Expr| planner.create_physical_expr(e, rows, session, planning_ctx);
-            let filter = sink.rows.as_ref().map(physical).transpose()?;
-            let columns = sink
-                .columns
-                .iter()
-                .map(physical)
-                .collect::<Result<Vec<_>>>()?;
-            let schema = files::sink_schema(&sink.columns, rows, &columns, &input.schema())
-                .map_err(|e| e.into_datafusion())?;
-            let table = super::location(&sink.table, session.runtime_env())?;
-            layouts.push(
-                Layout::new(table, node.period, &node.write_id, filter, columns, schema)
-                    .map_err(|e| e.into_datafusion())?,
+            let layout = files::layout(
+                super::location(&sink.table, session.runtime_env())?,
+                sink.rows.as_ref(),
+                &sink.columns,
+                rows,
+                &input.schema(),
+                (node.period, &node.write_id),
+                |e| planner.create_physical_expr(e, rows, session, planning_ctx),
             );
+            layouts.push(layout.map_err(|e| e.into_datafusion())?);
             extra.extend(sink.extra.iter().map(|b| (i, b.clone())));
         }
         Ok(Some(Arc::new(WriteTablesExec::new(

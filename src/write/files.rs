@@ -124,42 +124,51 @@ pub async fn write_tables(
     let mut layouts = Vec::with_capacity(sinks.len());
     let mut extra = Vec::new();
     for (i, sink) in sinks.into_iter().enumerate() {
-        let physical = |e: Expr| state.create_physical_expr(e, data.schema());
-        let rows = sink.rows.map(physical).transpose()?;
-        let columns = sink
-            .columns
-            .iter()
-            .cloned()
-            .map(physical)
-            .collect::<datafusion::common::Result<Vec<_>>>()?;
-        let schema = sink_schema(&sink.columns, data.schema(), &columns, &input.schema())?;
-        extra.extend(sink.extra.into_iter().map(|b| (i, b)));
-        layouts.push(Layout::new(
-            sink.table, period, &write_id, rows, columns, schema,
+        layouts.push(layout(
+            sink.table,
+            sink.rows.as_ref(),
+            &sink.columns,
+            data.schema(),
+            &input.schema(),
+            (period, &write_id),
+            |e| state.create_physical_expr(e.clone(), data.schema()),
         )?);
+        extra.extend(sink.extra.into_iter().map(|b| (i, b)));
     }
     let exec = Arc::new(WriteTablesExec::new(input, layouts, extra));
     let written = run_partitions(ctx, exec).await;
     files_written(written, &tables, period, &write_id).await
 }
 
-/// The schema a sink's `columns` (of rows in `rows`) make: names and types as planned,
-/// nullability as the physical expressions (`physical`, of rows in `input`) say.
-pub(crate) fn sink_schema(
+/// The files of `period` below `table` a pass over rows of `rows` (planned as `input`) writes:
+/// the rows where `filter` holds (`None`: all) as `columns`, each planned by `physical`; the
+/// table's schema takes its names and types from `columns` and their nullability from the
+/// physical expressions. `write` is the period and the write's id. In-process and on a
+/// cluster's scheduler alike.
+pub(crate) fn layout(
+    table: Location,
+    filter: Option<&Expr>,
     columns: &[Expr],
     rows: &DFSchema,
-    physical: &[Arc<dyn PhysicalExpr>],
     input: &Schema,
-) -> Result<SchemaRef> {
+    (period, write_id): (Period, &str),
+    physical: impl Fn(&Expr) -> datafusion::common::Result<Arc<dyn PhysicalExpr>>,
+) -> Result<Layout> {
+    let filter = filter.map(&physical).transpose()?;
+    let planned = columns
+        .iter()
+        .map(&physical)
+        .collect::<datafusion::common::Result<Vec<_>>>()?;
     let fields = columns
         .iter()
-        .zip(physical)
+        .zip(&planned)
         .map(|(e, p)| {
             let (_, field) = e.to_field(rows)?;
             Ok(field.as_ref().clone().with_nullable(p.nullable(input)?))
         })
         .collect::<datafusion::common::Result<Vec<_>>>()?;
-    Ok(Arc::new(Schema::new(fields)))
+    let schema = Arc::new(Schema::new(fields));
+    Layout::new(table, period, write_id, filter, planned, schema)
 }
 
 /// A new write's id: in the name of every file it writes.
@@ -345,23 +354,23 @@ impl WriteTablesExec {
         layouts: Vec<Layout>,
         extra: Vec<(usize, RecordBatch)>,
     ) -> WriteTablesExec {
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(files_schema()),
-            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        );
         WriteTablesExec {
+            properties: Self::plan_properties(&input),
             input,
             layouts: Arc::new(layouts),
             extra,
             failed: Arc::new(AtomicBool::new(false)),
-            properties: Arc::new(properties),
         }
     }
 
-    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
-        &self.input
+    /// A partition of files per partition of `input`, each yielded at its end.
+    fn plan_properties(input: &Arc<dyn ExecutionPlan>) -> Arc<PlanProperties> {
+        Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(files_schema()),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ))
     }
 
     pub fn layouts(&self) -> &[Layout] {
@@ -430,18 +439,12 @@ impl ExecutionPlan for WriteTablesExec {
                 "WriteTablesExec has one input".to_string(),
             )
         })?;
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(files_schema()),
-            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        );
         Ok(Arc::new(WriteTablesExec {
+            properties: Self::plan_properties(&input),
             input,
             layouts: self.layouts.clone(),
             extra: self.extra.clone(),
             failed: self.failed.clone(),
-            properties: Arc::new(properties),
         }))
     }
 
