@@ -42,7 +42,7 @@ use crate::progress::Progress;
 use crate::storage::Location;
 use crate::write::delta::{Replacement, TableCommit};
 use crate::write::exports::Format;
-use crate::write::files::WrittenFile;
+use crate::write::files::{self, WrittenFile};
 use crate::write::manifest::{
     self, ConfigRef, InputRef, PeriodSummary, RunManifest, Unassigned, Undone, Written,
 };
@@ -441,16 +441,18 @@ impl PeriodRun<'_> {
             let custom_columns = custom_rows.schema().columns().into_iter().map(Expr::Column);
             let custom_rows = custom_rows
                 .clone()
-                .select(proforma.cast(custom_columns.collect(), custom_rows.schema())?)?
-                .collect()
-                .await?;
+                .select(proforma.cast(custom_columns.collect(), custom_rows.schema())?)?;
+            // The custom line items are a few rows in memory: written here, as files of their
+            // own, wherever the pass runs (a cluster runs a plan's parts as many tasks, and
+            // rows inside the plan would be written by each).
+            let custom_files =
+                files::write_period(ctx, custom_rows, proforma.location(), period).await?;
             let sinks = vec![
-                billable.sink(None, billable_columns, &billable_schema, Vec::new())?,
+                billable.sink(None, billable_columns, &billable_schema)?,
                 proforma.sink(
                     Some(price::proforma_rows()),
                     proforma_columns,
                     &proforma_schema,
-                    custom_rows,
                 )?,
             ];
             let files = progress
@@ -460,10 +462,14 @@ impl PeriodRun<'_> {
                     job.write_tables(rated.clone(), sinks, period),
                 )
                 .await;
-            let [billable_files, proforma_files]: [Vec<WrittenFile>; 2] = match files {
+            let [billable_files, mut proforma_files]: [Vec<WrittenFile>; 2] = match files {
                 Ok(files) => files.try_into().expect("two sinks, two lists of files"),
-                Err(e) => return Err(blame(e).await),
+                Err(e) => {
+                    proforma.discard(&custom_files).await;
+                    return Err(blame(e).await);
+                }
             };
+            proforma_files.extend(custom_files);
             let billable = match billable.commit(billable_files).await {
                 Ok(commit) => commit,
                 Err(e) => {

@@ -78,9 +78,6 @@ struct NodeSinkProto {
     rows: Option<LogicalExprNode>,
     #[prost(message, repeated, tag = "3")]
     columns: Vec<LogicalExprNode>,
-    /// Arrow IPC stream: the rows written first (none: no bytes).
-    #[prost(bytes = "vec", tag = "4")]
-    extra: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -101,9 +98,9 @@ struct ExecSinkProto {
     rows: Option<PhysicalExprNode>,
     #[prost(message, repeated, tag = "5")]
     columns: Vec<PhysicalExprNode>,
-    /// Arrow IPC stream: the table's schema, and the rows written first.
+    /// Arrow IPC stream of no rows: the table's schema.
     #[prost(bytes = "vec", tag = "6")]
-    schema_and_extra: Vec<u8>,
+    schema: Vec<u8>,
 }
 
 /// The client's and scheduler's: [`WriteTablesNode`], `MemTable`s, our functions.
@@ -144,10 +141,6 @@ impl LogicalExtensionCodec for LogicalCodec {
                         .iter()
                         .map(|e| parse_expr(e, ctx, self))
                         .collect::<std::result::Result<_, _>>()?,
-                    extra: match s.extra.is_empty() {
-                        true => Vec::new(),
-                        false => from_ipc(&s.extra)?.1,
-                    },
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -182,10 +175,6 @@ impl LogicalExtensionCodec for LogicalCodec {
                         .iter()
                         .map(|e| serialize_expr(e, self))
                         .collect::<std::result::Result<_, _>>()?,
-                    extra: match s.extra.first() {
-                        None => Vec::new(),
-                        Some(first) => to_ipc(&first.schema(), &s.extra)?,
-                    },
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -290,10 +279,9 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         };
         let rows = input.schema();
         let mut layouts = Vec::with_capacity(proto.sinks.len());
-        let mut extra = Vec::new();
-        for (i, s) in proto.sinks.iter().enumerate() {
+        for s in &proto.sinks {
             let physical = |e: &PhysicalExprNode| parse_physical_expr(e, ctx, &rows, self);
-            let (schema, batches) = from_ipc(&s.schema_and_extra)?;
+            let (schema, _) = from_ipc(&s.schema)?;
             let layout = Layout::new(
                 super::location(&s.table, &ctx.runtime_env())?,
                 parse_period(&s.period)?,
@@ -304,13 +292,8 @@ impl PhysicalExtensionCodec for PhysicalCodec {
             )
             .map_err(|e| e.into_datafusion())?;
             layouts.push(layout);
-            extra.extend(batches.into_iter().map(|b| (i, b)));
         }
-        Ok(Arc::new(WriteTablesExec::new(
-            input.clone(),
-            layouts,
-            extra,
-        )))
+        Ok(Arc::new(WriteTablesExec::new(input.clone(), layouts)))
     }
 
     fn try_encode(
@@ -325,14 +308,7 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         let sinks = exec
             .layouts()
             .iter()
-            .enumerate()
-            .map(|(i, layout)| {
-                let extra: Vec<RecordBatch> = exec
-                    .extra()
-                    .iter()
-                    .filter(|(sink, _)| *sink == i)
-                    .map(|(_, b)| b.clone())
-                    .collect();
+            .map(|layout| {
                 Ok(ExecSinkProto {
                     table: layout.table().url().to_string(),
                     period: layout.period().to_string(),
@@ -346,7 +322,7 @@ impl PhysicalExtensionCodec for PhysicalCodec {
                         .iter()
                         .map(|e| serialize_physical_expr(e, self))
                         .collect::<Result<_>>()?,
-                    schema_and_extra: to_ipc(layout.schema(), &extra)?,
+                    schema: to_ipc(layout.schema(), &[])?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -94,7 +94,6 @@ pub async fn write_tables(
             table: s.table.url().to_string(),
             rows: s.rows,
             columns: s.columns,
-            extra: s.extra,
         })
         .collect();
     let node = WriteTablesNode::new(

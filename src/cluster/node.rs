@@ -6,7 +6,6 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{DFSchema, DFSchemaRef};
@@ -28,7 +27,6 @@ pub struct NodeSink {
     pub table: String,
     pub rows: Option<Expr>,
     pub columns: Vec<Expr>,
-    pub extra: Vec<RecordBatch>,
 }
 
 /// `input`'s rows written to the tables of `sinks`; yields a row per file written.
@@ -59,7 +57,7 @@ impl WriteTablesNode {
     }
 }
 
-// A write is the same write by its id: its sinks' batches cannot be compared or hashed.
+// A write is the same write by its id.
 impl PartialEq for WriteTablesNode {
     fn eq(&self, other: &Self) -> bool {
         self.write_id == other.write_id && self.input == other.input
@@ -132,7 +130,6 @@ impl UserDefinedLogicalNodeCore for WriteTablesNode {
                 table: sink.table.clone(),
                 rows,
                 columns,
-                extra: sink.extra.clone(),
             });
         }
         WriteTablesNode::new(input, self.period, self.write_id.clone(), sinks)
@@ -165,8 +162,7 @@ impl ExtensionPlanner for WritePlanner {
         };
         let rows = logical.schema();
         let mut layouts = Vec::with_capacity(node.sinks.len());
-        let mut extra = Vec::new();
-        for (i, sink) in node.sinks.iter().enumerate() {
+        for sink in &node.sinks {
             let layout = files::layout(
                 super::location(&sink.table, session.runtime_env())?,
                 sink.rows.as_ref(),
@@ -177,13 +173,8 @@ impl ExtensionPlanner for WritePlanner {
                 |e| planner.create_physical_expr(e, rows, session, planning_ctx),
             );
             layouts.push(layout.map_err(|e| e.into_datafusion())?);
-            extra.extend(sink.extra.iter().map(|b| (i, b.clone())));
         }
-        Ok(Some(Arc::new(WriteTablesExec::new(
-            input.clone(),
-            layouts,
-            extra,
-        ))))
+        Ok(Some(Arc::new(WriteTablesExec::new(input.clone(), layouts))))
     }
 }
 

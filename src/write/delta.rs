@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Once};
 
-use arrow::array::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -141,20 +140,17 @@ impl Replacement {
     }
 
     /// What [`files::write_tables`] writes for the table: the `rows` (`None`: every row) as
-    /// `columns` (named and typed as `schema` says), [cast](Self::cast) to the table's types,
-    /// after `extra` (rows in the table's types already).
+    /// `columns` (named and typed as `schema` says), [cast](Self::cast) to the table's types.
     pub fn sink(
         &self,
         rows: Option<Expr>,
         columns: Vec<Expr>,
         schema: &DFSchema,
-        extra: Vec<RecordBatch>,
     ) -> Result<files::Sink> {
         Ok(files::Sink {
             table: self.location.clone(),
             rows,
             columns: self.cast(columns, schema)?,
-            extra,
         })
     }
 

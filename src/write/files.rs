@@ -1,6 +1,6 @@
 //! A period of a table as Parquet files, one folder per billing group, in one pass over the rows:
 //! each partition of the plan streams its batches to one open writer per group it meets
-//! (`billing_period=P/billing_group=G/part-NNNNN-<write id>.zstd.parquet`). Nothing is
+//! (`billing_period=P/billing_group=G/part-<writer>-<write id>.zstd.parquet`). Nothing is
 //! repartitioned or copied on the way but the rows of a batch that holds several groups.
 //! One pass can feed several tables ([`Sink`]: which rows, as which columns), so rows that two
 //! tables hold differently (billable and pro forma) are read and rated once.
@@ -10,6 +10,11 @@
 //! statistics). In-process, [`write_tables`] runs its partitions; on a Ballista cluster
 //! (`crate::cluster`) executors run them, writing straight to the output store, and the driver
 //! gets the same rows back. Either way the driver commits.
+//!
+//! A partition's number names nothing: Ballista hands each task a slice of a stage's partitions
+//! renumbered from 0, and may run a task again. So every execution of a partition gets a writer
+//! id of its own (no two of them can name the same file), and once the write is done the files
+//! of the write that no partition reported (an attempt that died halfway) are deleted.
 //!
 //! The writers' buffers (a row group being encoded, and the bytes not yet uploaded) are
 //! reserved in the task's memory pool: when the pool refuses, the largest writer closes its
@@ -79,8 +84,6 @@ pub struct Sink {
     pub rows: Option<Expr>,
     /// The table's columns as expressions of the rows, the partition columns among them.
     pub columns: Vec<Expr>,
-    /// Rows written before the pass's, already in the table's columns.
-    pub extra: Vec<RecordBatch>,
 }
 
 /// Writes `data` (every row of `period`; its partition columns are the folders, not file
@@ -101,7 +104,6 @@ pub async fn write_period(
             .into_iter()
             .map(Expr::Column)
             .collect(),
-        extra: Vec::new(),
     };
     let mut written = write_tables(ctx, data, vec![sink], period).await?;
     Ok(written.pop().expect("one sink, one list of files"))
@@ -122,8 +124,7 @@ pub async fn write_tables(
     let write_id = new_write_id();
     let tables: Vec<Location> = sinks.iter().map(|s| s.table.clone()).collect();
     let mut layouts = Vec::with_capacity(sinks.len());
-    let mut extra = Vec::new();
-    for (i, sink) in sinks.into_iter().enumerate() {
+    for sink in sinks {
         layouts.push(layout(
             sink.table,
             sink.rows.as_ref(),
@@ -133,9 +134,8 @@ pub async fn write_tables(
             (period, &write_id),
             |e| state.create_physical_expr(e.clone(), data.schema()),
         )?);
-        extra.extend(sink.extra.into_iter().map(|b| (i, b)));
     }
-    let exec = Arc::new(WriteTablesExec::new(input, layouts, extra));
+    let exec = Arc::new(WriteTablesExec::new(input, layouts));
     let written = run_partitions(ctx, exec).await;
     files_written(written, &tables, period, &write_id).await
 }
@@ -210,7 +210,8 @@ async fn run_partitions(
 }
 
 /// The files a write made, per table (in the order of `tables`), from the rows its partitions
-/// yielded; a failed write's files, wherever they are, deleted.
+/// yielded. Every other file of the write is deleted: all of a failed write's, and those of a
+/// partition's attempt that died before it could report them.
 pub(crate) async fn files_written(
     written: Result<Vec<RecordBatch>>,
     tables: &[Location],
@@ -231,18 +232,24 @@ pub(crate) async fn files_written(
         }
         Ok(files)
     });
-    if files.is_err() {
-        for table in tables {
-            delete_write(table, period, write_id).await;
-        }
+    for (i, table) in tables.iter().enumerate() {
+        let keep = match &files {
+            Ok(files) => files[i]
+                .iter()
+                .map(|f| below(&table.prefix, &f.path))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        delete_write(table, period, write_id, &keep).await;
     }
     files
 }
 
-/// Deletes every file the write `write_id` made below `table`'s folder of `period`, best
-/// effort: this runs on the way out of a failure, so what it cannot delete is logged. Files are
-/// found by listing (a cluster's executors wrote them), by the write id in their names.
-pub async fn delete_write(table: &Location, period: Period, write_id: &str) {
+/// Deletes the files the write `write_id` made below `table`'s folder of `period` but those of
+/// `keep`, best effort: what it cannot delete is logged (no commit names them, so Delta readers
+/// never see them). Files are found by listing (a cluster's executors wrote them), by the write
+/// id in their names.
+pub async fn delete_write(table: &Location, period: Period, write_id: &str, keep: &[Path]) {
     let folder = below(&table.prefix, &format!("billing_period={period}"));
     let listed: Vec<_> = match table.store.list(Some(&folder)).try_collect().await {
         Ok(listed) => listed,
@@ -256,6 +263,7 @@ pub async fn delete_write(table: &Location, period: Period, write_id: &str) {
             .location
             .filename()
             .is_some_and(|f| f.contains(write_id))
+            && !keep.contains(&object.location)
             && let Err(e) = table.store.delete(&object.location).await
         {
             tracing::error!(file = %object.location, error = %e, "could not delete a file of a failed write");
@@ -337,28 +345,21 @@ fn read_files(batch: &RecordBatch) -> Result<Vec<(usize, WrittenFile)>> {
 
 /// The pass as a plan node: `input`'s rows written to the tables of `layouts`, one partition
 /// of writers per partition of the input; each partition yields the files it wrote
-/// ([`files_schema`]). Partition 0 writes `extra` first (rows in their table's columns, with
-/// the table's place in `layouts`).
+/// ([`files_schema`]).
 pub struct WriteTablesExec {
     input: Arc<dyn ExecutionPlan>,
     layouts: Arc<Vec<Layout>>,
-    extra: Vec<(usize, RecordBatch)>,
     /// Set by the first partition that fails: the others stop (in this process).
     failed: Arc<AtomicBool>,
     properties: Arc<PlanProperties>,
 }
 
 impl WriteTablesExec {
-    pub fn new(
-        input: Arc<dyn ExecutionPlan>,
-        layouts: Vec<Layout>,
-        extra: Vec<(usize, RecordBatch)>,
-    ) -> WriteTablesExec {
+    pub fn new(input: Arc<dyn ExecutionPlan>, layouts: Vec<Layout>) -> WriteTablesExec {
         WriteTablesExec {
             properties: Self::plan_properties(&input),
             input,
             layouts: Arc::new(layouts),
-            extra,
             failed: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -375,10 +376,6 @@ impl WriteTablesExec {
 
     pub fn layouts(&self) -> &[Layout] {
         &self.layouts
-    }
-
-    pub fn extra(&self) -> &[(usize, RecordBatch)] {
-        &self.extra
     }
 }
 
@@ -443,7 +440,6 @@ impl ExecutionPlan for WriteTablesExec {
             properties: Self::plan_properties(&input),
             input,
             layouts: self.layouts.clone(),
-            extra: self.extra.clone(),
             failed: self.failed.clone(),
         }))
     }
@@ -458,20 +454,15 @@ impl ExecutionPlan for WriteTablesExec {
             .register(context.memory_pool());
         let writer = PartitionWriter {
             layouts: self.layouts.clone(),
-            partition,
+            name: format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1),
             open: Vec::new(),
             done: Vec::new(),
             reservation,
             failed: self.failed.clone(),
         };
-        let extra = if partition == 0 {
-            self.extra.clone()
-        } else {
-            Vec::new()
-        };
         let failed = self.failed.clone();
         let files = futures::stream::once(async move {
-            let written = writer.run(extra, stream).await;
+            let written = writer.run(stream).await;
             if written.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }
@@ -598,9 +589,10 @@ impl Layout {
         )?)
     }
 
-    fn file_path(&self, group: &str, partition: usize) -> String {
+    /// The file of `group` the writer `writer` (unique to one execution of a partition) writes.
+    fn file_path(&self, group: &str, writer: &str) -> String {
         format!(
-            "billing_period={}/billing_group={group}/part-{partition:05}-{}.zstd.parquet",
+            "billing_period={}/billing_group={group}/part-{writer}-{}.zstd.parquet",
             self.period, self.write_id
         )
     }
@@ -661,7 +653,8 @@ fn strings(batch: &RecordBatch, i: usize) -> Result<arrow::array::StringArray> {
 /// One partition's writers: one per (table, group) it has met, in the order met.
 struct PartitionWriter {
     layouts: Arc<Vec<Layout>>,
-    partition: usize,
+    /// In the name of every file it writes: this execution's, no other's.
+    name: String,
     open: Vec<OpenFile>,
     /// Each finished file, with its table's place in `layouts`.
     done: Vec<(usize, WrittenFile)>,
@@ -678,15 +671,10 @@ struct OpenFile {
 }
 
 impl PartitionWriter {
-    /// Writes `extra` (rows in their table's columns, with its place in `layouts`), then the
-    /// rows of `stream`: the files written, each with its table's place in `layouts`. On
-    /// failure, none is left: open uploads are aborted, finished files deleted.
-    async fn run(
-        mut self,
-        extra: Vec<(usize, RecordBatch)>,
-        stream: SendableRecordBatchStream,
-    ) -> Result<Vec<(usize, WrittenFile)>> {
-        let written = self.write_all(extra, stream).await;
+    /// Writes the rows of `stream`: the files written, each with its table's place in
+    /// `layouts`. On failure, none is left: open uploads are aborted, finished files deleted.
+    async fn run(mut self, stream: SendableRecordBatchStream) -> Result<Vec<(usize, WrittenFile)>> {
+        let written = self.write_all(stream).await;
         let closed = match written {
             Ok(()) => self.close().await,
             Err(e) => Err(e),
@@ -706,16 +694,7 @@ impl PartitionWriter {
         Ok(self.done)
     }
 
-    async fn write_all(
-        &mut self,
-        extra: Vec<(usize, RecordBatch)>,
-        mut stream: SendableRecordBatchStream,
-    ) -> Result<()> {
-        for (sink, rows) in extra {
-            let rows =
-                RecordBatch::try_new(self.layouts[sink].schema.clone(), rows.columns().to_vec())?;
-            self.write(sink, &rows).await?;
-        }
+    async fn write_all(&mut self, mut stream: SendableRecordBatchStream) -> Result<()> {
         while let Some(batch) = stream.next().await {
             if self.failed.load(Ordering::Relaxed) {
                 return Err(Error::Internal {
@@ -755,7 +734,7 @@ impl PartitionWriter {
             return Ok(i);
         }
         let layout = &self.layouts[sink];
-        let path = layout.file_path(group, self.partition);
+        let path = layout.file_path(group, &self.name);
         let upload = BufWriter::with_capacity(
             layout.table.store.clone(),
             below(&layout.table.prefix, &path),

@@ -2,8 +2,10 @@
 //! `rerate cluster …` in a process of its own on 127.0.0.1, started and stopped by the tests.
 //! A run on the cluster (`rerate run --cluster df://…`) writes every table with the same rows
 //! as an in-process run of the same job, row for row: the bundled sample, a scenario whose pro
-//! forma has custom line items (rows the driver adds to the executors' pass), and the sample
-//! read from and written to the S3 server.
+//! forma has custom line items (rows the driver writes beside the executors' pass), and the
+//! sample read from and written to the S3 server. On real AWS data (three months, three input
+//! files: Ballista gives each task several of a stage's partitions), every period's totals,
+//! and each table's rows and sums per period, read back from its files.
 
 use std::fs::File;
 use std::net::{TcpListener, TcpStream};
@@ -203,17 +205,54 @@ async fn assert_same_tables(cluster: &Location, local: &Location) {
     }
 }
 
-/// The summaries' totals, groups and table row counts, for the (one) period.
+/// Per table of [`COMPARED`] under `output` and per period: its rows and the sum of each of its
+/// decimal columns, as text.
+async fn table_sums(output: &Location) -> Vec<(String, Vec<Vec<String>>)> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    let mut tables = Vec::new();
+    for name in COMPARED {
+        let mut table = rerate::write::delta::open(&output.child(&[name])).unwrap();
+        table.load().await.unwrap();
+        let provider = table.table_provider().await.unwrap();
+        let sums: Vec<String> = provider
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| matches!(f.data_type(), arrow::datatypes::DataType::Decimal128(..)))
+            .map(|f| format!(", sum(\"{}\")", f.name()))
+            .collect();
+        assert!(!sums.is_empty(), "{name} has money columns");
+        ctx.register_table(name, provider).unwrap();
+        let sql = format!(
+            "SELECT billing_period, count(*){} FROM {name} GROUP BY 1 ORDER BY 1",
+            sums.concat()
+        );
+        tables.push((name.to_string(), support::query(&ctx, &sql).await));
+    }
+    tables
+}
+
+/// The summaries' totals, groups and table row counts, period for period.
 fn assert_same_control(cluster: &serde_json::Value, local: &serde_json::Value) {
-    let (cluster, local) = (&cluster["periods"][0], &local["periods"][0]);
+    let periods = |summary: &serde_json::Value| summary["periods"].as_array().unwrap().clone();
+    let (cluster, local) = (periods(cluster), periods(local));
+    assert!(!local.is_empty(), "the run has periods");
+    assert_eq!(cluster.len(), local.len(), "periods");
+    for (cluster, local) in cluster.iter().zip(&local) {
+        assert_same_period(cluster, local);
+    }
+}
+
+fn assert_same_period(cluster: &serde_json::Value, local: &serde_json::Value) {
     for key in [
+        "period",
         "input_rows",
         "input_cost",
         "groups",
         "unassigned",
         "control",
     ] {
-        assert_eq!(cluster[key], local[key], "{key}");
+        assert_eq!(cluster[key], local[key], "{}: {key}", local["period"]);
     }
     let rows = |summary: &serde_json::Value| -> Vec<(String, u64)> {
         summary["tables"]
@@ -228,7 +267,12 @@ fn assert_same_control(cluster: &serde_json::Value, local: &serde_json::Value) {
             })
             .collect()
     };
-    assert_eq!(rows(cluster), rows(local));
+    assert_eq!(
+        rows(cluster),
+        rows(local),
+        "{}: table rows",
+        local["period"]
+    );
 }
 
 async fn local_run(config: &Path, input: &Path, output: &Path) -> serde_json::Value {
@@ -323,4 +367,46 @@ async fn a_cluster_reads_and_writes_the_s3_server() {
         &local(&in_process),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_aws_cur_on_a_cluster_matches_an_in_process_run() {
+    let Some(input) = support::realdata("wa-labs-workshopcur") else {
+        return;
+    };
+    let _one = SERIAL.lock().await;
+    let cluster = Cluster::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = support::repo().join("tests/fixtures/wa-labs-workshop.toml");
+    let (on_cluster, in_process) = (tmp.path().join("cluster"), tmp.path().join("local"));
+    let summary = cluster.run(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            on_cluster.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let expected = local_run(&config, &input, &in_process).await;
+    assert_eq!(expected["periods"].as_array().unwrap().len(), 3);
+    assert_same_control(&summary, &expected);
+    let (cluster, local) = (
+        table_sums(&self::local(&on_cluster)).await,
+        table_sums(&self::local(&in_process)).await,
+    );
+    assert_eq!(cluster, local);
+    // Each table's files are exactly those its log names: no attempt's file is left behind.
+    for name in ["billable", "proforma"] {
+        let folder = on_cluster.join(name);
+        let on_disk = support::files_under(&folder)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .count();
+        let mut table = rerate::write::delta::open(&self::local(&folder)).unwrap();
+        table.load().await.unwrap();
+        assert_eq!(table.get_file_uris().unwrap().count(), on_disk, "{name}");
+    }
 }
