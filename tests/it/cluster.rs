@@ -318,6 +318,18 @@ async fn assert_cluster_matches_in_process(
     input: &Path,
     dir: &Path,
 ) {
+    let (on_cluster, in_process) = run_on_both(cluster, config, input, dir).await;
+    assert_same_tables(&on_cluster, &in_process).await;
+}
+
+/// Runs the job of `config` on `input` on the cluster and in-process, into folders of `dir`,
+/// and checks that their summaries agree: where each wrote.
+async fn run_on_both(
+    cluster: &Cluster,
+    config: &Path,
+    input: &Path,
+    dir: &Path,
+) -> (Location, Location) {
     let (on_cluster, in_process) = (dir.join("cluster"), dir.join("local"));
     let summary = cluster.run(
         &[
@@ -332,7 +344,7 @@ async fn assert_cluster_matches_in_process(
     );
     let expected = local_run(config, input, &in_process).await;
     assert_same_control(&summary, &expected);
-    assert_same_tables(&local(&on_cluster), &local(&in_process)).await;
+    (local(&on_cluster), local(&in_process))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -378,34 +390,17 @@ async fn real_aws_cur_on_a_cluster_matches_an_in_process_run() {
     let cluster = Cluster::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let config = support::repo().join("tests/fixtures/wa-labs-workshop.toml");
-    let (on_cluster, in_process) = (tmp.path().join("cluster"), tmp.path().join("local"));
-    let summary = cluster.run(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            on_cluster.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let expected = local_run(&config, &input, &in_process).await;
-    assert_eq!(expected["periods"].as_array().unwrap().len(), 3);
-    assert_same_control(&summary, &expected);
-    let (cluster, local) = (
-        table_sums(&self::local(&on_cluster)).await,
-        table_sums(&self::local(&in_process)).await,
-    );
-    assert_eq!(cluster, local);
+    let (on_cluster, in_process) = run_on_both(&cluster, &config, &input, tmp.path()).await;
+    let sums = table_sums(&in_process).await;
+    assert_eq!(sums[0].1.len(), 3, "billable has three periods");
+    assert_eq!(table_sums(&on_cluster).await, sums);
     // Each table's files are exactly those its log names: no attempt's file is left behind.
     for name in ["billable", "proforma"] {
-        let folder = on_cluster.join(name);
-        let on_disk = support::files_under(&folder)
+        let on_disk = support::files_under(&tmp.path().join("cluster").join(name))
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
             .count();
-        let mut table = rerate::write::delta::open(&self::local(&folder)).unwrap();
+        let mut table = rerate::write::delta::open(&on_cluster.child(&[name])).unwrap();
         table.load().await.unwrap();
         assert_eq!(table.get_file_uris().unwrap().count(), on_disk, "{name}");
     }
