@@ -29,9 +29,6 @@ pub(crate) const ACCOUNTING: &str = include_str!("../sql/accounting.sql");
 /// The currency of every (period start, payer, billing group) of `cur`, grouped by `account_groups`.
 pub(crate) const BILL_CURRENCIES: &str = include_str!("../sql/bill_currencies.sql");
 
-/// Line items that appear more than once (same id and usage interval) in `cur`.
-pub(crate) const DUPLICATES: &str = include_str!("../sql/duplicates.sql");
-
 /// What each line item type is (`price::line_items` parses it; the SQL joins it).
 pub(crate) const LINE_ITEM_TYPES: &str = include_str!("../sql/line_item_types.csv");
 

@@ -55,6 +55,7 @@ fn udf(name: &str) -> Option<Arc<ScalarUDF>> {
         "string_map" => ScalarUDF::from(crate::ingest::string_map::StringMap::default()),
         "decimal_text" => ScalarUDF::from(crate::ingest::decimal_text::DecimalText::default()),
         "focus_tags" => ScalarUDF::new_from_impl(crate::focus::FocusTags::default()),
+        "line_item_key" => ScalarUDF::from(crate::ingest::line_item_key::LineItemKey::default()),
         _ => return DATAFUSION.get(name).cloned(),
     };
     Some(Arc::new(ours))

@@ -5,6 +5,7 @@ pub mod checks;
 pub mod columns;
 pub(crate) mod decimal_text;
 pub mod delivery;
+pub(crate) mod line_item_key;
 pub mod string_map;
 
 use std::collections::BTreeMap;
