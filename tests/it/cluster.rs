@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use datafusion::prelude::SessionContext;
 use rerate::storage::Location;
 
 use crate::s3;
@@ -177,15 +178,23 @@ fn stderr(o: &Output) -> String {
 /// The tables whose rows do not depend on when or where the run ran.
 const COMPARED: [&str; 5] = ["billable", "proforma", "focus", "margin", "invoice_lines"];
 
-/// Every row of each of [`COMPARED`] under `output`, sorted, as text.
-async fn table_rows(output: &Location) -> Vec<(String, Vec<Vec<String>>)> {
-    let ctx = datafusion::prelude::SessionContext::new();
-    let mut tables = Vec::new();
+/// A session with each of [`COMPARED`] under `output` registered by its name.
+async fn compared_tables(output: &Location) -> SessionContext {
+    let ctx = SessionContext::new();
     for name in COMPARED {
         let mut table = rerate::write::delta::open(&output.child(&[name])).unwrap();
         table.load().await.unwrap();
         ctx.register_table(name, table.table_provider().await.unwrap())
             .unwrap();
+    }
+    ctx
+}
+
+/// Every row of each of [`COMPARED`] under `output`, sorted, as text.
+async fn table_rows(output: &Location) -> Vec<(String, Vec<Vec<String>>)> {
+    let ctx = compared_tables(output).await;
+    let mut tables = Vec::new();
+    for name in COMPARED {
         let mut rows = support::query(&ctx, &format!("SELECT * FROM {name}")).await;
         rows.sort();
         tables.push((name.to_string(), rows));
@@ -208,13 +217,13 @@ async fn assert_same_tables(cluster: &Location, local: &Location) {
 /// Per table of [`COMPARED`] under `output` and per period: its rows and the sum of each of its
 /// decimal columns, as text.
 async fn table_sums(output: &Location) -> Vec<(String, Vec<Vec<String>>)> {
-    let ctx = datafusion::prelude::SessionContext::new();
+    let ctx = compared_tables(output).await;
     let mut tables = Vec::new();
     for name in COMPARED {
-        let mut table = rerate::write::delta::open(&output.child(&[name])).unwrap();
-        table.load().await.unwrap();
-        let provider = table.table_provider().await.unwrap();
-        let sums: Vec<String> = provider
+        let sums: Vec<String> = ctx
+            .table(name)
+            .await
+            .unwrap()
             .schema()
             .fields()
             .iter()
@@ -222,7 +231,6 @@ async fn table_sums(output: &Location) -> Vec<(String, Vec<Vec<String>>)> {
             .map(|f| format!(", sum(\"{}\")", f.name()))
             .collect();
         assert!(!sums.is_empty(), "{name} has money columns");
-        ctx.register_table(name, provider).unwrap();
         let sql = format!(
             "SELECT billing_period, count(*){} FROM {name} GROUP BY 1 ORDER BY 1",
             sums.concat()
