@@ -92,7 +92,7 @@ fn stages(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("rules", rows), &month, |b, m| {
             b.iter(|| {
                 rt.block_on(async {
-                    let rated = price::rated(&m.ctx, &m.config, m.period, m.cur())
+                    let rated = price::rated(&m.ctx, None, &m.config, m.period, m.cur())
                         .await
                         .unwrap();
                     let rules = rated
@@ -110,7 +110,7 @@ fn stages(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("proforma", rows), &month, |b, m| {
             b.iter(|| {
                 rt.block_on(async {
-                    let rated = price::rated(&m.ctx, &m.config, m.period, m.cur())
+                    let rated = price::rated(&m.ctx, None, &m.config, m.period, m.cur())
                         .await
                         .unwrap();
                     drain(price::proforma(rated).unwrap()).await

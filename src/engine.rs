@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 
 use crate::config::EngineSettings;
@@ -54,6 +55,24 @@ pub fn new_context(settings: &EngineSettings) -> Result<SessionContext> {
         .with_query_planner(DeltaPlanner::new())
         .build();
     Ok(SessionContext::new_with_state(state))
+}
+
+/// Runs `plan` (planned in a session of this process) to the end, on `cluster` if there is one
+/// (a Ballista client, `crate::cluster::connect`): its rows.
+pub async fn collect(
+    cluster: Option<&SessionContext>,
+    plan: DataFrame,
+) -> Result<Vec<RecordBatch>> {
+    Ok(match cluster {
+        Some(cluster) => {
+            cluster
+                .execute_logical_plan(plan.into_unoptimized_plan())
+                .await?
+                .collect()
+                .await?
+        }
+        None => plan.collect().await?,
+    })
 }
 
 /// Makes `location`'s store readable by queries over its URLs.

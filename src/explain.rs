@@ -238,7 +238,14 @@ pub async fn explain(
                 continue;
             };
             let of_period = rows.clone().filter(col("billing_period").eq(lit(period)))?;
-            let rated = price::rated(&job.ctx, &job.config, parsed, of_period).await?;
+            let rated = price::rated(
+                &job.ctx,
+                job.cluster.as_ref(),
+                &job.config,
+                parsed,
+                of_period,
+            )
+            .await?;
             batches.extend(rated.select_columns(FIELDS)?.collect().await?);
         }
     }

@@ -114,16 +114,7 @@ impl Job {
     /// Runs `plan` (planned in [`Job::ctx`]) to the end, on the cluster if there is one: its
     /// rows.
     pub async fn collect(&self, plan: DataFrame) -> Result<Vec<RecordBatch>> {
-        Ok(match &self.cluster {
-            Some(cluster) => {
-                cluster
-                    .execute_logical_plan(plan.into_unoptimized_plan())
-                    .await?
-                    .collect()
-                    .await?
-            }
-            None => plan.collect().await?,
-        })
+        engine::collect(self.cluster.as_ref(), plan).await
     }
 
     /// The accounting of the period whose rows `rated` is ([`price::rated`]): where every row

@@ -359,7 +359,12 @@ impl PeriodRun<'_> {
         let blame = |e| input.blame(ctx, Some(period), e);
 
         // 1. read and rate
-        let rated = price::rated(ctx, config, period, input.period_table(ctx, period)?).await?;
+        // (The rate decisions are made here, reading the period: a bad row is blamed on its file.)
+        let cur = input.period_table(ctx, period)?;
+        let rated = match price::rated(ctx, job.cluster.as_ref(), config, period, cur).await {
+            Ok(rated) => rated,
+            Err(e) => return Err(blame(e).await),
+        };
         let bytes = input.period_bytes(period);
         let accounting = match progress
             .stage_reading(

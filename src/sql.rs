@@ -20,7 +20,10 @@ pub(crate) const ACCOUNT_PAYERS: &str = include_str!("../sql/account_payers.sql"
 /// Every row of `cur` with its billing group: the billable rows.
 pub(crate) const ASSIGN: &str = include_str!("../sql/assign.sql");
 
-/// Every row of `cur` assigned, classified, ruled and priced.
+/// How every distinct combination of the columns a decision depends on is treated and priced.
+pub(crate) const DECISIONS: &str = include_str!("../sql/decisions.sql");
+
+/// Every row of `cur` with its decision, priced.
 pub(crate) const RATE: &str = include_str!("../sql/rate.sql");
 
 /// Row and amount accounting per group, type, service and treatment over `rated`.

@@ -282,7 +282,10 @@ async fn read_and_rate(input: &Path) -> rerate::Result<()> {
     job.config
         .check_fx(&selected, |p, g| currencies.of(p, g).to_string())?;
     for (&period, counted) in &periods {
-        price::rated(ctx, &job.config, period, found.period_table(ctx, period)?).await?;
+        let cur = found.period_table(ctx, period)?;
+        if let Err(e) = price::rated(ctx, job.cluster.as_ref(), &job.config, period, cur).await {
+            return Err(found.blame(ctx, Some(period), e).await);
+        }
         let accounting = match job.accounting().await {
             Ok(accounting) => accounting,
             Err(e) => return Err(found.blame(ctx, Some(period), e).await),

@@ -1,5 +1,5 @@
-//! Re-rating: config tables, the pro forma SQL (`sql/rate.sql`), the period's accounting, and
-//! custom line items.
+//! Re-rating: config tables, the pro forma SQL (`sql/decisions.sql`, `sql/rate.sql`), the
+//! period's accounting, and custom line items.
 
 pub mod currency;
 pub mod custom;
@@ -10,10 +10,13 @@ pub mod tables;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Decimal128Type, Int64Type};
+use datafusion::catalog::TableProvider;
 use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::MemTable;
 use datafusion::logical_expr::when;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use rust_decimal::Decimal;
@@ -25,14 +28,17 @@ pub use crate::ingest::checks::Defect;
 use crate::ingest::checks::Unbillable;
 use crate::ingest::columns::{self, CUR2_COLUMNS, Kind};
 use crate::period::Period;
-use crate::{money, sql};
+use crate::{engine, money, sql};
 
 /// Every row of `cur` (rows of `period`) assigned, classified and priced by the rules in force
 /// in `period`. Registers the views `cur`, `account_groups` (`sql/account_groups.sql`),
-/// `assigned` (`sql/assign.sql`) and `rated` (`sql/rate.sql`), and the period's rule tables
-/// ([`rules::register`]).
+/// `assigned` (`sql/assign.sql`) and `rated` (`sql/rate.sql`), the period's rule tables
+/// ([`rules::register`]), and `decisions` (`sql/decisions.sql`): decided here, once, on
+/// `cluster` if there is one, and kept in memory, so that every pass over the rows (the
+/// accounting, the tables) joins them instead of reading the period once more to decide again.
 pub async fn rated(
     ctx: &SessionContext,
+    cluster: Option<&SessionContext>,
     config: &Config,
     period: Period,
     cur: DataFrame,
@@ -41,18 +47,31 @@ pub async fn rated(
     replace_view(ctx, "cur", matches::with_match_group(config, cur)?)?;
     replace_view(ctx, "account_groups", ctx.sql(sql::ACCOUNT_GROUPS).await?)?;
     replace_view(ctx, "assigned", ctx.sql(sql::ASSIGN).await?)?;
+    let decisions = ctx.sql(sql::DECISIONS).await?;
+    let planned = Arc::new(decisions.schema().as_arrow().clone());
+    let batches = engine::collect(cluster, decisions).await?;
+    let schema = batches.first().map_or(planned, |b| b.schema());
+    replace(
+        ctx,
+        "decisions",
+        Arc::new(MemTable::try_new(schema, vec![batches])?),
+    )?;
     let rated = ctx.sql(sql::RATE).await?;
     replace_view(ctx, "rated", rated.clone())?;
     Ok(rated)
 }
 
 fn replace_view(ctx: &SessionContext, name: &str, df: DataFrame) -> Result<()> {
+    replace(ctx, name, df.into_view())
+}
+
+fn replace(ctx: &SessionContext, name: &str, table: Arc<dyn TableProvider>) -> Result<()> {
     ctx.deregister_table(name)?;
-    ctx.register_table(name, df.into_view())?;
+    ctx.register_table(name, table)?;
     Ok(())
 }
 
-/// How a row is treated in pro forma (column `treatment` of `sql/rate.sql`).
+/// How a row is treated in pro forma (column `treatment` of `sql/decisions.sql`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
 #[strum(serialize_all = "lowercase")]
 pub enum Treatment {
@@ -335,7 +354,7 @@ mod tests {
         let cur = ctx
             .read_batch(RecordBatch::new_empty(Arc::new(Schema::new(fields))))
             .unwrap();
-        let rated = rated(&ctx, &config, "2025-11".parse().unwrap(), cur)
+        let rated = rated(&ctx, None, &config, "2025-11".parse().unwrap(), cur)
             .await
             .unwrap();
         let mut added: Vec<&str> = rated
