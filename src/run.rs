@@ -449,9 +449,11 @@ impl PeriodRun<'_> {
                 .select(proforma.cast(custom_columns.collect(), custom_rows.schema())?)?;
             // The custom line items are a few rows in memory: written here, as files of their
             // own, wherever the pass runs (a cluster runs a plan's parts as many tasks, and
-            // rows inside the plan would be written by each).
-            let custom_files =
-                files::write_period(ctx, custom_rows, proforma.location(), period).await?;
+            // rows inside the plan would be written by each). None: no write, no listing.
+            let custom_files = match charges.is_empty() {
+                true => Vec::new(),
+                false => files::write_period(ctx, custom_rows, proforma.location(), period).await?,
+            };
             let sinks = vec![
                 billable.sink(None, billable_columns, &billable_schema)?,
                 proforma.sink(
