@@ -1,7 +1,10 @@
 //! A period of a table as Parquet files, one folder per billing group, in one pass over the rows:
-//! each partition of the plan streams its batches to one open writer per group it meets
-//! (`billing_period=P/billing_group=G/part-<writer>-<write id>.zstd.parquet`). Nothing is
-//! repartitioned or copied on the way but the rows of a batch that holds several groups.
+//! the partitions of the plan stream their batches to one open file per group
+//! (`billing_period=P/billing_group=G/part-<writer>-<write id>.zstd.parquet`), shared by the
+//! partitions running in the same process: a file's column writers (each with its page
+//! buffers and compression context) are what the pass's memory is made of, so there are as
+//! few as there are groups, not groups times partitions. Nothing is repartitioned or copied on
+//! the way but the rows of a batch that holds several groups.
 //! One pass can feed several tables ([`Sink`]: which rows, as which columns), so rows that two
 //! tables hold differently (billable and pro forma) are read and rated once.
 //!
@@ -12,9 +15,9 @@
 //! gets the same rows back. Either way the driver commits.
 //!
 //! A partition's number names nothing: Ballista hands each task a slice of a stage's partitions
-//! renumbered from 0, and may run a task again. So every execution of a partition gets a writer
-//! id of its own (no two of them can name the same file), and once the write is done the files
-//! of the write that no partition reported (an attempt that died halfway) are deleted.
+//! renumbered from 0, and may run a task again. So every file gets a writer id of its own (no
+//! two executions can name the same file), and once the write is done the files of the write
+//! that no partition reported (an attempt that died halfway) are deleted.
 //!
 //! The writers' buffers (a row group being encoded, and the bytes not yet uploaded) are
 //! reserved in the task's memory pool: when the pool refuses, the largest writer closes its
@@ -111,7 +114,7 @@ pub async fn write_period(
 
 /// Writes every table of `sinks` from one pass over `data` (every row of `period`), in this
 /// process: each partition of the plan evaluates each sink's rows and columns on its batches
-/// and streams them to one open writer per (table, group) it meets. What each sink wrote, in
+/// and streams them to the open file of their (table, group). What each sink wrote, in
 /// the order of `sinks`; on failure, every file of every sink is deleted.
 pub async fn write_tables(
     ctx: &SessionContext,
@@ -343,24 +346,25 @@ fn read_files(batch: &RecordBatch) -> Result<Vec<(usize, WrittenFile)>> {
         .collect())
 }
 
-/// The pass as a plan node: `input`'s rows written to the tables of `layouts`, one partition
-/// of writers per partition of the input; each partition yields the files it wrote
-/// ([`files_schema`]).
+/// The pass as a plan node: `input`'s rows written to the tables of `layouts`, a partition per
+/// partition of the input; the last partition to end in this process yields the files they
+/// wrote ([`files_schema`]), the others none.
 pub struct WriteTablesExec {
     input: Arc<dyn ExecutionPlan>,
     layouts: Arc<Vec<Layout>>,
-    /// Set by the first partition that fails: the others stop (in this process).
-    failed: Arc<AtomicBool>,
+    /// The files its partitions write in this process.
+    writers: Arc<Writers>,
     properties: Arc<PlanProperties>,
 }
 
 impl WriteTablesExec {
     pub fn new(input: Arc<dyn ExecutionPlan>, layouts: Vec<Layout>) -> WriteTablesExec {
+        let layouts = Arc::new(layouts);
         WriteTablesExec {
             properties: Self::plan_properties(&input),
             input,
-            layouts: Arc::new(layouts),
-            failed: Arc::new(AtomicBool::new(false)),
+            writers: Arc::new(Writers::new(layouts.clone())),
+            layouts,
         }
     }
 
@@ -440,7 +444,7 @@ impl ExecutionPlan for WriteTablesExec {
             properties: Self::plan_properties(&input),
             input,
             layouts: self.layouts.clone(),
-            failed: self.failed.clone(),
+            writers: self.writers.clone(),
         }))
     }
 
@@ -450,22 +454,10 @@ impl ExecutionPlan for WriteTablesExec {
         context: Arc<TaskContext>,
     ) -> datafusion::common::Result<SendableRecordBatchStream> {
         let stream = self.input.execute(partition, context.clone())?;
-        let reservation = MemoryConsumer::new(format!("Parquet writers[{partition}]"))
-            .register(context.memory_pool());
-        let writer = PartitionWriter {
-            layouts: self.layouts.clone(),
-            name: format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1),
-            open: Vec::new(),
-            done: Vec::new(),
-            reservation,
-            failed: self.failed.clone(),
-        };
-        let failed = self.failed.clone();
+        self.writers.start(&context);
+        let writers = self.writers.clone();
         let files = futures::stream::once(async move {
-            let written = writer.run(stream).await;
-            if written.is_err() {
-                failed.store(true, Ordering::Relaxed);
-            }
+            let written = writers.run(stream).await;
             written
                 .and_then(|files| files_batch(&files))
                 .map_err(Error::into_datafusion)
@@ -650,91 +642,182 @@ fn strings(batch: &RecordBatch, i: usize) -> Result<arrow::array::StringArray> {
     Ok(column.as_string::<i32>().clone())
 }
 
-/// One partition's writers: one per (table, group) it has met, in the order met.
-struct PartitionWriter {
+/// The open files of a pass in this process: one per (table, group) met, shared by every
+/// partition running at once, so that a table's group has one file open, not one per partition.
+/// Two partitions encode into different files at the same time; a partition never waits for a
+/// file another is writing: it leaves its rows in the file's queue, which whoever holds the
+/// file writes before letting go. The last partition to end closes the files and reports them.
+struct Writers {
     layouts: Arc<Vec<Layout>>,
-    /// In the name of every file it writes: this execution's, no other's.
-    name: String,
-    open: Vec<OpenFile>,
-    /// Each finished file, with its table's place in `layouts`.
-    done: Vec<(usize, WrittenFile)>,
-    reservation: MemoryReservation,
-    failed: Arc<AtomicBool>,
+    /// Set by the first partition that fails: the others stop at their next batch.
+    failed: AtomicBool,
+    state: std::sync::Mutex<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Partitions started and not yet ended.
+    running: usize,
+    open: Vec<Arc<Slot>>,
+    /// Which `open` file is which: (table's place in `layouts`, group).
+    keys: Vec<(usize, String)>,
+    /// What the open files buffer, held in the memory pool.
+    reservation: Option<MemoryReservation>,
+}
+
+/// An open file and the rows waiting for it.
+struct Slot {
+    queue: std::sync::Mutex<Vec<RecordBatch>>,
+    file: tokio::sync::Mutex<OpenFile>,
+}
+
+impl Slot {
+    /// Writes `rows` now if no other partition is writing the file, else leaves them to
+    /// whoever is (or to the next write, or to the close).
+    async fn write(&self, rows: RecordBatch) -> Result<()> {
+        lock(&self.queue).push(rows);
+        while let Ok(mut file) = self.file.try_lock() {
+            let waiting = std::mem::take(&mut *lock(&self.queue));
+            if waiting.is_empty() {
+                break;
+            }
+            for rows in waiting {
+                file.write(&rows).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The file, once no partition writes it, with every row left waiting written.
+    async fn drained(&self) -> Result<tokio::sync::MutexGuard<'_, OpenFile>> {
+        let mut file = self.file.lock().await;
+        let waiting = std::mem::take(&mut *lock(&self.queue));
+        for rows in waiting {
+            file.write(&rows).await?;
+        }
+        Ok(file)
+    }
+}
+
+/// A lock no partition can leave half-changed (a panic in one leaves the data as it was).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct OpenFile {
     /// Its table's place in `layouts`.
     sink: usize,
     group: String,
+    /// Below the table's folder.
     path: String,
+    /// The table's folder and `path`, for errors.
+    location: String,
     writer: AsyncArrowWriter<BufWriter>,
 }
 
-impl PartitionWriter {
-    /// Writes the rows of `stream`: the files written, each with its table's place in
-    /// `layouts`. On failure, none is left: open uploads are aborted, finished files deleted.
-    async fn run(mut self, stream: SendableRecordBatchStream) -> Result<Vec<(usize, WrittenFile)>> {
-        let written = self.write_all(stream).await;
-        let closed = match written {
-            Ok(()) => self.close().await,
-            Err(e) => Err(e),
-        };
-        self.reservation.free();
-        if let Err(e) = closed {
-            self.abort().await;
-            for (sink, file) in &self.done {
-                delete(
-                    &self.layouts[*sink].table,
-                    std::iter::once(file.path.as_str()),
-                )
-                .await;
-            }
-            return Err(e);
-        }
-        Ok(self.done)
+impl OpenFile {
+    async fn write(&mut self, rows: &RecordBatch) -> Result<()> {
+        let written = self.writer.write(rows).await;
+        written.map_err(|e| self.error(e))
     }
 
-    async fn write_all(&mut self, mut stream: SendableRecordBatchStream) -> Result<()> {
+    fn error(&self, error: parquet::errors::ParquetError) -> Error {
+        Error::WriteParquet {
+            location: self.location.clone(),
+            error: Box::new(error),
+        }
+    }
+}
+
+impl Writers {
+    fn new(layouts: Arc<Vec<Layout>>) -> Writers {
+        Writers {
+            layouts,
+            failed: AtomicBool::new(false),
+            state: std::sync::Mutex::new(Shared::default()),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, Shared> {
+        lock(&self.state)
+    }
+
+    /// A partition starts (before its stream is polled, so that partitions started together
+    /// run together).
+    fn start(&self, context: &TaskContext) {
+        let mut state = self.state();
+        state.running += 1;
+        if state.reservation.is_none() {
+            state.reservation =
+                Some(MemoryConsumer::new("Parquet writers").register(context.memory_pool()));
+        }
+    }
+
+    /// Writes the rows of one partition's `stream`, then ends the partition: the files the
+    /// write closed (the last partition to end closes them all), each with its table's place in
+    /// `layouts`. On failure none is left: open uploads are aborted, finished files deleted.
+    async fn run(&self, stream: SendableRecordBatchStream) -> Result<Vec<(usize, WrittenFile)>> {
+        let written = self.write_all(stream).await;
+        if written.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        let last = {
+            let mut state = self.state();
+            state.running -= 1;
+            (state.running == 0).then(|| {
+                if let Some(r) = state.reservation.as_mut() {
+                    r.free();
+                }
+                state.keys.clear();
+                std::mem::take(&mut state.open)
+            })
+        };
+        written?;
+        match last {
+            None => Ok(Vec::new()),
+            Some(open) if self.failed.load(Ordering::Relaxed) => {
+                abort(open).await;
+                Err(stopped())
+            }
+            Some(open) => self.close(open).await,
+        }
+    }
+
+    async fn write_all(&self, mut stream: SendableRecordBatchStream) -> Result<()> {
         while let Some(batch) = stream.next().await {
             if self.failed.load(Ordering::Relaxed) {
-                return Err(Error::Internal {
-                    what: "stopped: another partition of the write failed".to_string(),
-                });
+                return Err(stopped());
             }
             let batch = batch?;
-            for sink in 0..self.layouts.len() {
-                let rows = self.layouts[sink].evaluate(&batch)?;
-                self.write(sink, &rows).await?;
+            let mut pieces = Vec::new();
+            for (sink, layout) in self.layouts.iter().enumerate() {
+                for (group, rows) in layout.split(&layout.evaluate(&batch)?)? {
+                    pieces.push((self.file_of(sink, &group)?, rows));
+                }
+            }
+            for (slot, rows) in pieces {
+                slot.write(rows).await?;
             }
             self.reserve().await?;
         }
         Ok(())
     }
 
-    /// Writes `rows` (in the columns of the table `sink`) to the files of their groups.
-    async fn write(&mut self, sink: usize, rows: &RecordBatch) -> Result<()> {
-        for (group, rows) in self.layouts[sink].split(rows)? {
-            let i = self.file_of(sink, &group)?;
-            self.open[i]
-                .writer
-                .write(&rows)
-                .await
-                .map_err(|e| self.parquet_error(i, e))?;
-        }
-        Ok(())
-    }
-
     /// The open file of `group` in the table `sink`, opened on first sight.
-    fn file_of(&mut self, sink: usize, group: &str) -> Result<usize> {
-        if let Some(i) = self
-            .open
+    fn file_of(&self, sink: usize, group: &str) -> Result<Arc<Slot>> {
+        let mut state = self.state();
+        if let Some(i) = state
+            .keys
             .iter()
-            .position(|f| f.sink == sink && f.group == group)
+            .position(|(s, g)| *s == sink && g == group)
         {
-            return Ok(i);
+            return Ok(state.open[i].clone());
         }
         let layout = &self.layouts[sink];
-        let path = layout.file_path(group, &self.name);
+        // Every file's own writer id: no other file, of this execution or another, has it.
+        let writer = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1);
+        let path = layout.file_path(group, &writer);
+        let location = format!("{}/{path}", layout.table);
         let upload = BufWriter::with_capacity(
             layout.table.store.clone(),
             below(&layout.table.prefix, &path),
@@ -747,83 +830,225 @@ impl PartitionWriter {
             Some(layout.properties.clone()),
         )
         .map_err(|e| Error::WriteParquet {
-            location: format!("{}/{path}", layout.table),
+            location: location.clone(),
             error: Box::new(e),
         })?;
-        self.open.push(OpenFile {
-            sink,
-            group: group.to_string(),
-            path,
-            writer,
+        let file = Arc::new(Slot {
+            queue: std::sync::Mutex::new(Vec::new()),
+            file: tokio::sync::Mutex::new(OpenFile {
+                sink,
+                group: group.to_string(),
+                path,
+                location,
+                writer,
+            }),
         });
-        Ok(self.open.len() - 1)
+        state.keys.push((sink, group.to_string()));
+        state.open.push(file.clone());
+        Ok(file)
     }
 
     /// Holds what the open writers buffer in the memory pool; past the pool's share, the
-    /// largest flushes its row group.
-    async fn reserve(&mut self) -> Result<()> {
-        let used = |open: &[OpenFile]| open.iter().map(|f| f.writer.memory_size()).sum::<usize>();
-        if self.reservation.try_resize(used(&self.open)).is_ok() {
-            return Ok(());
-        }
-        if let Some(i) = (0..self.open.len()).max_by_key(|&i| self.open[i].writer.memory_size()) {
-            self.open[i]
-                .writer
-                .flush()
-                .await
-                .map_err(|e| self.parquet_error(i, e))?;
+    /// largest flushes its row group. (A file another partition is writing is counted at its
+    /// next look.)
+    async fn reserve(&self) -> Result<()> {
+        let sizes = |open: &[Arc<Slot>]| -> Vec<usize> {
+            open.iter()
+                .map(|s| s.file.try_lock().map_or(0, |f| f.writer.memory_size()))
+                .collect()
+        };
+        let largest = {
+            let mut state = self.state();
+            let sizes = sizes(&state.open);
+            let used = sizes.iter().sum();
+            let Some(reservation) = state.reservation.as_mut() else {
+                return Ok(());
+            };
+            if reservation.try_resize(used).is_ok() {
+                return Ok(());
+            }
+            let largest = (0..sizes.len()).max_by_key(|&i| sizes[i]);
+            largest.map(|i| state.open[i].clone())
+        };
+        if let Some(slot) = largest {
+            let mut file = slot.drained().await?;
+            let flushed = file.writer.flush().await;
+            flushed.map_err(|e| file.error(e))?;
         }
         // What is left is the files' least: a row group's pages cannot be smaller.
-        self.reservation.resize(used(&self.open));
+        let mut state = self.state();
+        let used = sizes(&state.open).iter().sum();
+        if let Some(reservation) = state.reservation.as_mut() {
+            reservation.resize(used);
+        }
         Ok(())
     }
 
-    async fn close(&mut self) -> Result<()> {
-        while let Some(mut file) = self.open.pop() {
-            // A file whose upload failed to complete is no object (and its writer, shut
-            // down, can no longer abort).
-            let metadata = file
-                .writer
-                .finish()
-                .await
-                .map_err(|e| Error::WriteParquet {
-                    location: format!("{}/{}", self.layouts[file.sink].table, file.path),
-                    error: Box::new(e),
-                })?;
-            self.done.push((
+    /// Closes `open` (the last partition's to end): the files, or, if one fails, none (the
+    /// rest aborted, the finished deleted).
+    async fn close(&self, open: Vec<Arc<Slot>>) -> Result<Vec<(usize, WrittenFile)>> {
+        let mut done: Vec<(usize, WrittenFile)> = Vec::with_capacity(open.len());
+        let mut open = open.into_iter();
+        while let Some(slot) = open.next() {
+            if let Err(error) = slot.drained().await.map(drop) {
+                let unfinished = std::iter::once(slot).chain(open).collect();
+                return Err(self.unwind(error, unfinished, &done).await);
+            }
+            let mut file = slot.file.lock().await;
+            let metadata = match file.writer.finish().await {
+                Ok(metadata) => metadata,
+                Err(e) => {
+                    // A file whose upload failed to complete is no object (and its writer,
+                    // shut down, can no longer abort).
+                    let error = file.error(e);
+                    return Err(self.unwind(error, open.collect(), &done).await);
+                }
+            };
+            done.push((
                 file.sink,
                 WrittenFile {
-                    path: file.path,
-                    group: file.group,
+                    path: file.path.clone(),
+                    group: file.group.clone(),
                     size: file.writer.bytes_written() as u64,
                     rows: metadata.file_metadata().num_rows() as u64,
                     stats: stats::json(&metadata),
                 },
             ));
         }
-        Ok(())
+        Ok(done)
     }
 
-    /// Abandons the files still open: their uploads are aborted, so none becomes an object.
-    async fn abort(&mut self) {
-        for file in self.open.drain(..) {
-            let mut upload = file.writer.into_inner();
-            if let Err(e) = upload.abort().await {
-                tracing::warn!(file = %file.path, error = %e, "could not abort an upload");
-            }
+    /// `error`, once the files still `open` are aborted and those `done` deleted.
+    async fn unwind(
+        &self,
+        error: Error,
+        open: Vec<Arc<Slot>>,
+        done: &[(usize, WrittenFile)],
+    ) -> Error {
+        abort(open).await;
+        for (sink, written) in done {
+            let table = &self.layouts[*sink].table;
+            delete(table, std::iter::once(written.path.as_str())).await;
+        }
+        error
+    }
+}
+
+/// Abandons files still open: their uploads are aborted, so none becomes an object.
+/// (Only the last partition to end calls it: no other holds a file then.)
+async fn abort(open: Vec<Arc<Slot>>) {
+    for slot in open.into_iter().filter_map(|s| Arc::try_unwrap(s).ok()) {
+        let file = slot.file.into_inner();
+        let mut upload = file.writer.into_inner();
+        if let Err(e) = upload.abort().await {
+            tracing::warn!(file = %file.location, error = %e, "could not abort an upload");
         }
     }
+}
 
-    fn parquet_error(&self, i: usize, error: parquet::errors::ParquetError) -> Error {
-        let file = &self.open[i];
-        Error::WriteParquet {
-            location: format!("{}/{}", self.layouts[file.sink].table, file.path),
-            error: Box::new(error),
-        }
+fn stopped() -> Error {
+    Error::Internal {
+        what: "stopped: another partition of the write failed".to_string(),
     }
 }
 
 /// `rel` (`a/b/c`, segments we made) below `prefix`.
 pub(crate) fn below(prefix: &Path, rel: &str) -> Path {
     rel.split('/').fold(prefix.clone(), |p, s| p.join(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::Int64Type;
+    use datafusion::datasource::MemTable;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use crate::config::StorageSettings;
+
+    /// Rows of `groups`, numbered from `first`.
+    fn rows(schema: &SchemaRef, groups: &[&str], first: i64) -> RecordBatch {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["2025-11"; groups.len()])),
+            Arc::new(StringArray::from(groups.to_vec())),
+            Arc::new(Int64Array::from_iter_values(
+                first..first + groups.len() as i64,
+            )),
+        ];
+        RecordBatch::try_new(schema.clone(), columns).unwrap()
+    }
+
+    #[tokio::test]
+    async fn partitions_running_together_write_one_file_per_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let table =
+            Location::parse(dir.path().to_str().unwrap(), &StorageSettings::default()).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("billing_period", DataType::Utf8, false),
+            Field::new("billing_group", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        // Two partitions, each meeting every group, some batches holding several.
+        let partitions = vec![
+            vec![
+                rows(&schema, &["a", "b", "a"], 0),
+                rows(&schema, &["b", "c"], 3),
+            ],
+            vec![rows(&schema, &["a", "c"], 5), rows(&schema, &["b"], 7)],
+        ];
+        let ctx = SessionContext::new();
+        let data = ctx
+            .read_table(Arc::new(
+                MemTable::try_new(schema.clone(), partitions).unwrap(),
+            ))
+            .unwrap();
+        let period: Period = "2025-11".parse().unwrap();
+        let mut written = write_period(&ctx, data, &table, period).await.unwrap();
+        written.sort_by(|x, y| x.group.cmp(&y.group));
+
+        let files: Vec<(&str, u64)> = written.iter().map(|f| (f.group.as_str(), f.rows)).collect();
+        assert_eq!(files, [("a", 3), ("b", 3), ("c", 2)]);
+        // Every row is in its group's file, once.
+        let mut numbers = Vec::new();
+        for file in &written {
+            let path = dir.path().join(&file.path);
+            assert!(
+                file.path.starts_with(&format!(
+                    "billing_period=2025-11/billing_group={}/",
+                    file.group
+                )),
+                "{}",
+                file.path
+            );
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                assert_eq!(batch.num_columns(), 1, "the partition columns are folders");
+                numbers.extend(
+                    batch
+                        .column(0)
+                        .as_primitive::<Int64Type>()
+                        .values()
+                        .iter()
+                        .copied(),
+                );
+            }
+        }
+        numbers.sort();
+        assert_eq!(numbers, (0..8).collect::<Vec<i64>>());
+        // Nothing else was left in the folder.
+        let mut found = 0;
+        for group in ["a", "b", "c"] {
+            let folder = dir
+                .path()
+                .join(format!("billing_period=2025-11/billing_group={group}"));
+            found += std::fs::read_dir(folder).unwrap().count();
+        }
+        assert_eq!(found, 3);
+    }
 }
