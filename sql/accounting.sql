@@ -25,6 +25,6 @@ SELECT
     SUM(line_item_unblended_cost) AS billable_cost,
     SUM(proforma_cost) AS proforma_cost,
     -- The product's name as AWS gives it (Marketplace products have opaque codes): for invoices.
-    MAX(array_element(map_extract(product, 'product_name'), 1)) AS product_name
+    MAX(map_value(product, 'product_name')) AS product_name
 FROM rated
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8

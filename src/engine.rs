@@ -7,11 +7,13 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 
 use crate::config::EngineSettings;
 use crate::error::Result;
+use crate::ingest::map_value::MapValue;
 use crate::storage::Location;
 
 /// A session configured for CUR: INT96 read as UTC microseconds, plain `Utf8` strings (what
@@ -54,7 +56,9 @@ pub fn new_context(settings: &EngineSettings) -> Result<SessionContext> {
         // Delta writes plan their own nodes (commit metrics, CDC): the planner must know them.
         .with_query_planner(DeltaPlanner::new())
         .build();
-    Ok(SessionContext::new_with_state(state))
+    let ctx = SessionContext::new_with_state(state);
+    ctx.register_udf(ScalarUDF::from(MapValue::default()));
+    Ok(ctx)
 }
 
 /// Runs `plan` (planned in a session of this process) to the end, on `cluster` if there is one

@@ -55,6 +55,8 @@ fn udf(name: &str) -> Option<Arc<ScalarUDF>> {
         "string_map" => ScalarUDF::from(crate::ingest::string_map::StringMap::default()),
         "decimal_text" => ScalarUDF::from(crate::ingest::decimal_text::DecimalText::default()),
         "focus_tags" => ScalarUDF::new_from_impl(crate::focus::FocusTags::default()),
+        "blank_to_null" => ScalarUDF::from(crate::ingest::blank_text::BlankToNull::default()),
+        "map_value" => ScalarUDF::from(crate::ingest::map_value::MapValue::default()),
         "line_item_key" => ScalarUDF::from(crate::ingest::line_item_key::LineItemKey::default()),
         _ => return DATAFUSION.get(name).cloned(),
     };

@@ -1,11 +1,13 @@
 //! Finds CUR Parquet files, checks each file's columns, and presents them all as one normalized
 //! CUR 2.0 table (`cur_schema()`), whatever mix of CUR 2.0 and legacy files the input holds.
 
+pub(crate) mod blank_text;
 pub mod checks;
 pub mod columns;
 pub(crate) mod decimal_text;
 pub mod delivery;
 pub(crate) mod line_item_key;
+pub(crate) mod map_value;
 pub mod string_map;
 
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::error::DataFusionError;
-use datafusion::functions::expr_fn::{nullif, to_char};
+use datafusion::functions::expr_fn::to_char;
 use datafusion::logical_expr::{ScalarUDF, cast};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
 use futures::{StreamExt, TryStreamExt};
@@ -714,7 +716,7 @@ fn normalize(schema: &Schema) -> Result<Vec<Expr>> {
 fn read_as(name: &str, kind: Kind, found: &DataType, target: DataType) -> Expr {
     let c = col(name);
     // Legacy CUR writes blanks as "": they are nulls.
-    let blank_to_null = |e: Expr| nullif(cast(e, DataType::Utf8), lit(""));
+    let blank_to_null = blank_text::blank_to_null;
     match kind {
         Kind::Text => blank_to_null(c),
         Kind::TextMap | Kind::MoneyMap if found == &target => c,

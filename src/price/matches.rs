@@ -8,12 +8,12 @@
 
 use datafusion::common::ScalarValue;
 use datafusion::functions::expr_fn::{concat_ws, strpos};
-use datafusion::functions_nested::expr_fn::{array_element, map_extract};
 use datafusion::logical_expr::when;
 use datafusion::prelude::{DataFrame, Expr, col, ident, lit};
 
 use crate::config::{Config, Match};
 use crate::error::{Error, Result};
+use crate::ingest::map_value::map_value;
 use crate::job::Job;
 use crate::period::Period;
 
@@ -22,11 +22,7 @@ pub const COLUMN: &str = "match_group";
 
 /// Whether `m` holds for a row: its map has `m.value` under `m.key`.
 fn holds(m: &Match) -> Expr {
-    array_element(
-        map_extract(col(m.on.column()), lit(m.key.clone())),
-        lit(1_i64),
-    )
-    .eq(lit(m.value.clone()))
+    map_value(col(m.on.column()), &m.key).eq(lit(m.value.clone()))
 }
 
 /// Per group with matches, whether any of them holds, in config order.
