@@ -772,14 +772,18 @@ impl Writers {
                 std::mem::take(&mut state.open)
             })
         };
-        written?;
-        match last {
-            None => Ok(Vec::new()),
-            Some(open) if self.failed.load(Ordering::Relaxed) => {
+        match (written, last) {
+            (Err(e), None) => Err(e),
+            (Ok(()), None) => Ok(Vec::new()),
+            (Err(e), Some(open)) => {
+                abort(open).await;
+                Err(e)
+            }
+            (Ok(()), Some(open)) if self.failed.load(Ordering::Relaxed) => {
                 abort(open).await;
                 Err(stopped())
             }
-            Some(open) => self.close(open).await,
+            (Ok(()), Some(open)) => self.close(open).await,
         }
     }
 
