@@ -659,14 +659,15 @@ struct Shared {
     /// Partitions started and not yet ended.
     running: usize,
     open: Vec<Arc<Slot>>,
-    /// Which `open` file is which: (table's place in `layouts`, group).
-    keys: Vec<(usize, String)>,
     /// What the open files buffer, held in the memory pool.
     reservation: Option<MemoryReservation>,
 }
 
-/// An open file and the rows waiting for it.
+/// An open file of a group of a table, and the rows waiting for it.
 struct Slot {
+    /// Its table's place in `layouts`.
+    sink: usize,
+    group: String,
     queue: std::sync::Mutex<Vec<RecordBatch>>,
     file: tokio::sync::Mutex<OpenFile>,
 }
@@ -705,9 +706,6 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 struct OpenFile {
-    /// Its table's place in `layouts`.
-    sink: usize,
-    group: String,
     /// Below the table's folder.
     path: String,
     /// The table's folder and `path`, for errors.
@@ -768,7 +766,6 @@ impl Writers {
                 if let Some(r) = state.reservation.as_mut() {
                     r.free();
                 }
-                state.keys.clear();
                 std::mem::take(&mut state.open)
             })
         };
@@ -810,12 +807,12 @@ impl Writers {
     /// The open file of `group` in the table `sink`, opened on first sight.
     fn file_of(&self, sink: usize, group: &str) -> Result<Arc<Slot>> {
         let mut state = self.state();
-        if let Some(i) = state
-            .keys
+        if let Some(slot) = state
+            .open
             .iter()
-            .position(|(s, g)| *s == sink && g == group)
+            .find(|s| s.sink == sink && s.group == group)
         {
-            return Ok(state.open[i].clone());
+            return Ok(slot.clone());
         }
         let layout = &self.layouts[sink];
         // Every file's own writer id: no other file, of this execution or another, has it.
@@ -837,19 +834,18 @@ impl Writers {
             location: location.clone(),
             error: Box::new(e),
         })?;
-        let file = Arc::new(Slot {
+        let slot = Arc::new(Slot {
+            sink,
+            group: group.to_string(),
             queue: std::sync::Mutex::new(Vec::new()),
             file: tokio::sync::Mutex::new(OpenFile {
-                sink,
-                group: group.to_string(),
                 path,
                 location,
                 writer,
             }),
         });
-        state.keys.push((sink, group.to_string()));
-        state.open.push(file.clone());
-        Ok(file)
+        state.open.push(slot.clone());
+        Ok(slot)
     }
 
     /// Holds what the open writers buffer in the memory pool; past the pool's share, the
@@ -909,10 +905,10 @@ impl Writers {
                 }
             };
             done.push((
-                file.sink,
+                slot.sink,
                 WrittenFile {
                     path: file.path.clone(),
-                    group: file.group.clone(),
+                    group: slot.group.clone(),
                     size: file.writer.bytes_written() as u64,
                     rows: metadata.file_metadata().num_rows() as u64,
                     stats: stats::json(&metadata),
