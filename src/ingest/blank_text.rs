@@ -68,23 +68,17 @@ impl ScalarUDFImpl for BlankToNull {
 mod tests {
     use super::*;
     use arrow::array::{ArrayRef, LargeStringArray};
-    use arrow::datatypes::Field;
-    use datafusion::config::ConfigOptions;
+
+    use crate::ingest::invoke;
 
     fn run(text: ArrayRef) -> Vec<Option<String>> {
         let rows = text.len();
-        let args = ScalarFunctionArgs {
-            arg_fields: vec![Arc::new(Field::new("t", text.data_type().clone(), true))],
-            args: vec![ColumnarValue::Array(text)],
-            number_rows: rows,
-            return_field: Arc::new(Field::new("t", DataType::Utf8, true)),
-            config_options: Arc::new(ConfigOptions::default()),
-        };
-        let out = BlankToNull::default()
-            .invoke_with_args(args)
-            .unwrap()
-            .to_array(rows)
-            .unwrap();
+        let out = invoke(
+            &BlankToNull::default(),
+            vec![ColumnarValue::Array(text)],
+            rows,
+        )
+        .unwrap();
         out.as_string::<i32>()
             .iter()
             .map(|v| v.map(str::to_string))

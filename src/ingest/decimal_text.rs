@@ -105,24 +105,14 @@ fn scientific(text: &str) -> Option<i128> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{ArrayRef, StringArray};
-    use arrow::datatypes::Field;
-    use datafusion::config::ConfigOptions;
+    use arrow::array::StringArray;
+
+    use crate::ingest::invoke;
 
     fn read(values: Vec<Option<&str>>) -> Result<Vec<Option<String>>> {
         let rows = values.len();
-        let args = ScalarFunctionArgs {
-            args: vec![ColumnarValue::Array(
-                Arc::new(StringArray::from(values)) as ArrayRef
-            )],
-            arg_fields: vec![Arc::new(Field::new("rate", DataType::Utf8, true))],
-            number_rows: rows,
-            return_field: Arc::new(Field::new("rate", money_type(), true)),
-            config_options: Arc::new(ConfigOptions::default()),
-        };
-        let out = DecimalText::default()
-            .invoke_with_args(args)?
-            .to_array(rows)?;
+        let values = ColumnarValue::Array(Arc::new(StringArray::from(values)));
+        let out = invoke(&DecimalText::default(), vec![values], rows)?;
         let out = out.as_primitive::<Decimal128Type>();
         Ok((0..rows)
             .map(|i| out.is_valid(i).then(|| out.value_as_string(i)))

@@ -99,8 +99,8 @@ impl ScalarUDFImpl for LineItemKey {
 mod tests {
     use super::*;
     use arrow::array::{StringArray, TimestampMicrosecondArray};
-    use arrow::datatypes::Field;
-    use datafusion::config::ConfigOptions;
+
+    use crate::ingest::invoke;
 
     fn keys(ids: Vec<Option<&str>>, starts: Vec<Option<i64>>, ends: Vec<Option<i64>>) -> Vec<u64> {
         let rows = ids.len();
@@ -109,21 +109,8 @@ mod tests {
             Arc::new(TimestampMicrosecondArray::from(starts).with_timezone("UTC")),
             Arc::new(TimestampMicrosecondArray::from(ends).with_timezone("UTC")),
         ];
-        let args = ScalarFunctionArgs {
-            arg_fields: args
-                .iter()
-                .map(|a| Arc::new(Field::new("a", a.data_type().clone(), true)))
-                .collect(),
-            args: args.into_iter().map(ColumnarValue::Array).collect(),
-            number_rows: rows,
-            return_field: Arc::new(Field::new("k", DataType::UInt64, false)),
-            config_options: Arc::new(ConfigOptions::default()),
-        };
-        let out = LineItemKey::default()
-            .invoke_with_args(args)
-            .unwrap()
-            .to_array(rows)
-            .unwrap();
+        let args = args.into_iter().map(ColumnarValue::Array).collect();
+        let out = invoke(&LineItemKey::default(), args, rows).unwrap();
         out.as_primitive::<arrow::datatypes::UInt64Type>()
             .values()
             .to_vec()

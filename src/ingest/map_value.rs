@@ -80,8 +80,8 @@ impl ScalarUDFImpl for MapValue {
 mod tests {
     use super::*;
     use arrow::array::{ArrayRef, MapBuilder, MapFieldNames};
-    use arrow::datatypes::Field;
-    use datafusion::config::ConfigOptions;
+
+    use crate::ingest::invoke;
 
     #[test]
     fn a_value_under_its_key_else_null() {
@@ -107,21 +107,9 @@ mod tests {
         let map: ArrayRef = Arc::new(maps.finish());
         let found = |map: ArrayRef, key: &str| -> Vec<Option<String>> {
             let rows = map.len();
-            let args = ScalarFunctionArgs {
-                arg_fields: vec![
-                    Arc::new(Field::new("m", map.data_type().clone(), true)),
-                    Arc::new(Field::new("k", DataType::Utf8, false)),
-                ],
-                args: vec![
-                    ColumnarValue::Array(map),
-                    ColumnarValue::Scalar(ScalarValue::Utf8(Some(key.to_string()))),
-                ],
-                number_rows: rows,
-                return_field: Arc::new(Field::new("v", DataType::Utf8, true)),
-                config_options: Arc::new(ConfigOptions::default()),
-            };
-            let out = MapValue::default().invoke_with_args(args).unwrap();
-            let out = out.to_array(rows).unwrap();
+            let key = ColumnarValue::Scalar(ScalarValue::Utf8(Some(key.to_string())));
+            let args = vec![ColumnarValue::Array(map), key];
+            let out = invoke(&MapValue::default(), args, rows).unwrap();
             out.as_string::<i32>()
                 .iter()
                 .map(|v| v.map(str::to_string))

@@ -34,6 +34,7 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use self::blank_text::blank_to_null;
 use self::columns::{CUR2_COLUMNS, FLATTENED_MAPS, Kind, REQUIRED};
 use self::delivery::{Delivery, IgnoredFile};
 use crate::error::{Error, Result};
@@ -716,7 +717,6 @@ fn normalize(schema: &Schema) -> Result<Vec<Expr>> {
 fn read_as(name: &str, kind: Kind, found: &DataType, target: DataType) -> Expr {
     let c = col(name);
     // Legacy CUR writes blanks as "": they are nulls.
-    let blank_to_null = blank_text::blank_to_null;
     match kind {
         Kind::Text => blank_to_null(c),
         Kind::TextMap | Kind::MoneyMap if found == &target => c,
@@ -832,6 +832,25 @@ pub(crate) fn null_of(t: &DataType) -> Expr {
         Ok(null) => Expr::Literal(null, None),
         Err(_) => cast(lit(ScalarValue::Null), t.clone()),
     }
+}
+
+/// Runs the scalar function `udf` on `args` over `rows` rows, as the engine calls it (tests).
+#[cfg(test)]
+pub(crate) fn invoke(
+    udf: &dyn datafusion::logical_expr::ScalarUDFImpl,
+    args: Vec<datafusion::logical_expr::ColumnarValue>,
+    rows: usize,
+) -> datafusion::common::Result<arrow::array::ArrayRef> {
+    let types: Vec<DataType> = args.iter().map(|a| a.data_type()).collect();
+    let field = |name: &str, t: &DataType| Arc::new(Field::new(name, t.clone(), true));
+    let args = datafusion::logical_expr::ScalarFunctionArgs {
+        arg_fields: types.iter().map(|t| field("arg", t)).collect(),
+        return_field: field(udf.name(), &udf.return_type(&types)?),
+        args,
+        number_rows: rows,
+        config_options: Arc::new(datafusion::config::ConfigOptions::default()),
+    };
+    udf.invoke_with_args(args)?.to_array(rows)
 }
 
 #[cfg(test)]

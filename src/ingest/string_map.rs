@@ -86,32 +86,20 @@ impl ScalarUDFImpl for StringMap {
 mod tests {
     use super::*;
     use arrow::array::StringArray;
-    use arrow::datatypes::Field;
-    use datafusion::config::ConfigOptions;
+
+    use crate::ingest::invoke;
 
     #[test]
     fn folds_columns_into_a_map_without_blank_entries() {
         let team = Arc::new(StringArray::from(vec![Some("web"), Some(""), None])) as ArrayRef;
         let env = Arc::new(StringArray::from(vec![Some("prod"), Some("dev"), None])) as ArrayRef;
-        let args = ScalarFunctionArgs {
-            args: vec![
-                ColumnarValue::Scalar(ScalarValue::Utf8(Some("user_team".into()))),
-                ColumnarValue::Array(team),
-                ColumnarValue::Scalar(ScalarValue::Utf8(Some("user_env".into()))),
-                ColumnarValue::Array(env),
-            ],
-            arg_fields: (0..4)
-                .map(|_| Arc::new(Field::new("a", DataType::Utf8, true)))
-                .collect(),
-            number_rows: 3,
-            return_field: Arc::new(Field::new("m", map_type(DataType::Utf8), true)),
-            config_options: Arc::new(ConfigOptions::default()),
-        };
-        let out = StringMap::default()
-            .invoke_with_args(args)
-            .unwrap()
-            .to_array(3)
-            .unwrap();
+        let args = vec![
+            ColumnarValue::Scalar(ScalarValue::Utf8(Some("user_team".into()))),
+            ColumnarValue::Array(team),
+            ColumnarValue::Scalar(ScalarValue::Utf8(Some("user_env".into()))),
+            ColumnarValue::Array(env),
+        ];
+        let out = invoke(&StringMap::default(), args, 3).unwrap();
         assert_eq!(out.data_type(), &map_type(DataType::Utf8));
         let map = out.as_map();
         let strings = |a: &arrow::array::ArrayRef| {
