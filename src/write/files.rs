@@ -1,12 +1,15 @@
 //! A period of a table as Parquet files, one folder per billing group, in one pass over the rows:
-//! the partitions of the plan stream their batches to one open file per group
+//! the partitions of the plan stream their batches to the open files of each group
 //! (`billing_period=P/billing_group=G/part-<writer>-<write id>.zstd.parquet`), shared by the
 //! partitions running in the same process: a file's column writers (each with its page
 //! buffers and compression context) are what the pass's memory is made of, so there are as
-//! few as there are groups, not groups times partitions. Nothing is repartitioned or copied on
+//! few as the pass needs, not that times the partitions. Nothing is repartitioned or copied on
 //! the way but the rows of a batch that holds several groups.
 //! One pass can feed several tables ([`Sink`]: which rows, as which columns), so rows that two
-//! tables hold differently (billable and pro forma) are read and rated once.
+//! tables hold differently (billable and pro forma) are read and rated once; and the rows two
+//! tables both hold are written to their files together ([`FileSet`]), each column the tables
+//! hold alike encoded once. A table's group thus has a file per set of tables its rows are in
+//! (billable: the rows pro forma holds too, and the rows only billable holds).
 //!
 //! The pass is an execution plan node, [`WriteTablesExec`]: each of its partitions writes its
 //! input partition's files and yields one row per file written (path, group, size, rows, Delta
@@ -32,8 +35,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, StringArray, UInt32Array,
-    UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, StringArray,
+    UInt32Array, UInt64Array,
 };
 use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type, UInt64Type};
@@ -52,9 +55,7 @@ use datafusion::physical_plan::{
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
-use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use parquet::arrow::AsyncArrowWriter;
 use parquet::file::properties::WriterProperties;
 use tokio::task::JoinSet;
 
@@ -62,10 +63,8 @@ use crate::error::{Error, Result};
 use crate::period::Period;
 use crate::storage::Location;
 use crate::write::delta::PARTITION_COLUMNS;
+use crate::write::file_set::{FileSet, FileSpec};
 use crate::write::stats;
-
-/// Bytes an upload holds before it sends a part: S3's smallest multipart part.
-const UPLOAD_BUFFER: usize = 5 << 20;
 
 /// One finished file.
 #[derive(Debug, Clone, PartialEq)]
@@ -557,17 +556,17 @@ impl Layout {
         &self.schema
     }
 
-    /// The table's rows of `batch` (of the pass), in its columns.
-    fn evaluate(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let filtered;
-        let batch = match &self.rows {
-            None => batch,
-            Some(rows) => {
-                let mask = rows.evaluate(batch)?.into_array(batch.num_rows())?;
-                filtered = filter_record_batch(batch, mask.as_boolean())?;
-                &filtered
-            }
+    /// Which rows of `batch` (of the pass) the table holds (`None`: every row).
+    fn holds(&self, batch: &RecordBatch) -> Result<Option<BooleanArray>> {
+        let Some(rows) = &self.rows else {
+            return Ok(None);
         };
+        let mask = rows.evaluate(batch)?.into_array(batch.num_rows())?;
+        Ok(Some(mask.as_boolean().clone()))
+    }
+
+    /// `batch`'s rows (of the pass, all of them rows the table holds) in the table's columns.
+    fn columns_of(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let columns = self
             .columns
             .iter()
@@ -581,6 +580,14 @@ impl Layout {
         )?)
     }
 
+    /// How the table's file columns are made of the pass's rows.
+    fn file_exprs(&self) -> Vec<Arc<dyn PhysicalExpr>> {
+        self.file_columns
+            .iter()
+            .map(|&i| self.columns[i].clone())
+            .collect()
+    }
+
     /// The file of `group` the writer `writer` (unique to one execution of a partition) writes.
     fn file_path(&self, group: &str, writer: &str) -> String {
         format!(
@@ -589,10 +596,10 @@ impl Layout {
         )
     }
 
-    /// `batch`'s rows per group, each without the partition columns; a batch of one group (the
-    /// common case for a group's own files) is not copied.
-    fn split(&self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>> {
-        let periods = strings(batch, self.period_column)?;
+    /// `rows`' groups (`rows` in the table's columns), each with its rows (`None`: all of them,
+    /// the common case for a group's own files).
+    fn groups(&self, rows: &RecordBatch) -> Result<Vec<(String, Option<UInt32Array>)>> {
+        let periods = strings(rows, self.period_column)?;
         let period = self.period.to_string();
         if let Some(other) = periods.iter().flatten().find(|p| *p != period) {
             return Err(Error::Internal {
@@ -602,33 +609,40 @@ impl Layout {
                 ),
             });
         }
-        let groups = strings(batch, self.group_column)?;
+        let groups = strings(rows, self.group_column)?;
         if groups.null_count() > 0 {
             return Err(Error::Internal {
                 what: format!("a row without a billing group written to {}", self.table),
             });
         }
-        let columns = batch.project(&self.file_columns)?;
         if groups.is_empty() {
             return Ok(Vec::new());
         }
         let first = groups.value(0);
         if groups.iter().all(|g| g == Some(first)) {
-            return Ok(vec![(first.to_string(), columns)]);
+            return Ok(vec![(first.to_string(), None)]);
         }
-        let mut rows: Vec<(&str, Vec<u32>)> = Vec::new();
+        let mut indices: Vec<(&str, Vec<u32>)> = Vec::new();
         for (i, g) in groups.iter().flatten().enumerate() {
-            match rows.iter_mut().find(|(name, _)| *name == g) {
-                Some((_, indices)) => indices.push(i as u32),
-                None => rows.push((g, vec![i as u32])),
+            match indices.iter_mut().find(|(name, _)| *name == g) {
+                Some((_, rows)) => rows.push(i as u32),
+                None => indices.push((g, vec![i as u32])),
             }
         }
-        rows.into_iter()
-            .map(|(g, indices)| {
-                let taken = take_record_batch(&columns, &UInt32Array::from(indices))?;
-                Ok((g.to_string(), taken))
-            })
-            .collect()
+        Ok(indices
+            .into_iter()
+            .map(|(g, rows)| (g.to_string(), Some(UInt32Array::from(rows))))
+            .collect())
+    }
+
+    /// Of `rows` (in the table's columns), those at `indices` (`None`: all), without the
+    /// partition columns.
+    fn file_rows(&self, rows: &RecordBatch, indices: Option<&UInt32Array>) -> Result<RecordBatch> {
+        let columns = rows.project(&self.file_columns)?;
+        Ok(match indices {
+            None => columns,
+            Some(indices) => take_record_batch(&columns, indices)?,
+        })
     }
 }
 
@@ -642,11 +656,14 @@ fn strings(batch: &RecordBatch, i: usize) -> Result<arrow::array::StringArray> {
     Ok(column.as_string::<i32>().clone())
 }
 
-/// The open files of a pass in this process: one per (table, group) met, shared by every
-/// partition running at once, so that a table's group has one file open, not one per partition.
-/// Two partitions encode into different files at the same time; a partition never waits for a
-/// file another is writing: it leaves its rows in the file's queue, which whoever holds the
-/// file writes before letting go. The last partition to end closes the files and reports them.
+/// The open files of a pass in this process: for each set of tables that hold the same rows,
+/// one [`FileSet`] per group met (billable and pro forma: the rows both hold are encoded
+/// together, the rows only billable holds apart), shared by every partition running at once,
+/// so that a table's group has as few files open as the sets of tables its rows are in, not one
+/// per partition. Two partitions encode into different files at the same time; a partition
+/// never waits for a file another is writing: it leaves its rows in the file's queue, which
+/// whoever holds the file writes before letting go. The last partition to end closes the files
+/// and reports them.
 struct Writers {
     layouts: Arc<Vec<Layout>>,
     /// Set by the first partition that fails: the others stop at their next batch.
@@ -663,68 +680,49 @@ struct Shared {
     reservation: Option<MemoryReservation>,
 }
 
-/// An open file of a group of a table, and the rows waiting for it.
+/// The open files of a group's rows that a set of tables holds, and the rows waiting for them.
 struct Slot {
-    /// Its table's place in `layouts`.
-    sink: usize,
+    /// The tables' places in `layouts`.
+    sinks: Vec<usize>,
     group: String,
-    queue: std::sync::Mutex<Vec<RecordBatch>>,
-    file: tokio::sync::Mutex<OpenFile>,
+    /// Each table's file, below the table's folder.
+    paths: Vec<String>,
+    /// Rows waiting: a batch per table.
+    queue: std::sync::Mutex<Vec<Vec<RecordBatch>>>,
+    files: tokio::sync::Mutex<FileSet>,
 }
 
 impl Slot {
-    /// Writes `rows` now if no other partition is writing the file, else leaves them to
+    /// Writes `rows` now if no other partition is writing the files, else leaves them to
     /// whoever is (or to the next write, or to the close).
-    async fn write(&self, rows: RecordBatch) -> Result<()> {
+    async fn write(&self, rows: Vec<RecordBatch>) -> Result<()> {
         lock(&self.queue).push(rows);
-        while let Ok(mut file) = self.file.try_lock() {
+        while let Ok(mut files) = self.files.try_lock() {
             let waiting = std::mem::take(&mut *lock(&self.queue));
             if waiting.is_empty() {
                 break;
             }
             for rows in waiting {
-                file.write(&rows).await?;
+                files.write(&rows).await?;
             }
         }
         Ok(())
     }
 
-    /// The file, once no partition writes it, with every row left waiting written.
-    async fn drained(&self) -> Result<tokio::sync::MutexGuard<'_, OpenFile>> {
-        let mut file = self.file.lock().await;
+    /// The files, once no partition writes them, with every row left waiting written.
+    async fn drained(&self) -> Result<tokio::sync::MutexGuard<'_, FileSet>> {
+        let mut files = self.files.lock().await;
         let waiting = std::mem::take(&mut *lock(&self.queue));
         for rows in waiting {
-            file.write(&rows).await?;
+            files.write(&rows).await?;
         }
-        Ok(file)
+        Ok(files)
     }
 }
 
 /// A lock no partition can leave half-changed (a panic in one leaves the data as it was).
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct OpenFile {
-    /// Below the table's folder.
-    path: String,
-    /// The table's folder and `path`, for errors.
-    location: String,
-    writer: AsyncArrowWriter<BufWriter>,
-}
-
-impl OpenFile {
-    async fn write(&mut self, rows: &RecordBatch) -> Result<()> {
-        let written = self.writer.write(rows).await;
-        written.map_err(|e| self.error(e))
-    }
-
-    fn error(&self, error: parquet::errors::ParquetError) -> Error {
-        Error::WriteParquet {
-            location: self.location.clone(),
-            error: Box::new(error),
-        }
-    }
 }
 
 impl Writers {
@@ -791,9 +789,18 @@ impl Writers {
             }
             let batch = batch?;
             let mut pieces = Vec::new();
-            for (sink, layout) in self.layouts.iter().enumerate() {
-                for (group, rows) in layout.split(&layout.evaluate(&batch)?)? {
-                    pieces.push((self.file_of(sink, &group)?, rows));
+            for (sinks, rows) in self.sets_of(&batch)? {
+                let tables = sinks
+                    .iter()
+                    .map(|&s| self.layouts[s].columns_of(&rows))
+                    .collect::<Result<Vec<_>>>()?;
+                for (group, indices) in self.layouts[sinks[0]].groups(&tables[0])? {
+                    let files = sinks
+                        .iter()
+                        .zip(&tables)
+                        .map(|(&s, t)| self.layouts[s].file_rows(t, indices.as_ref()))
+                        .collect::<Result<Vec<_>>>()?;
+                    pieces.push((self.files_of(&sinks, &group)?, files));
                 }
             }
             for (slot, rows) in pieces {
@@ -804,57 +811,94 @@ impl Writers {
         Ok(())
     }
 
-    /// The open file of `group` in the table `sink`, opened on first sight.
-    fn file_of(&self, sink: usize, group: &str) -> Result<Arc<Slot>> {
+    /// `batch`'s rows by the set of tables that hold them (in the order of `layouts`); a set
+    /// holding every row is `batch` itself, and rows no table holds are in none.
+    fn sets_of(&self, batch: &RecordBatch) -> Result<Vec<(Vec<usize>, RecordBatch)>> {
+        if self.layouts.len() > 64 {
+            return Err(Error::Internal {
+                what: format!("one pass writing {} tables", self.layouts.len()),
+            });
+        }
+        let mut held = vec![0u64; batch.num_rows()];
+        for (sink, layout) in self.layouts.iter().enumerate() {
+            let table = 1u64 << sink;
+            match layout.holds(batch)? {
+                None => held.iter_mut().for_each(|h| *h |= table),
+                Some(mask) => {
+                    for (h, holds) in held.iter_mut().zip(mask.iter()) {
+                        if holds == Some(true) {
+                            *h |= table;
+                        }
+                    }
+                }
+            }
+        }
+        let mut sets = held.clone();
+        sets.sort_unstable();
+        sets.dedup();
+        sets.into_iter()
+            .filter(|&set| set != 0)
+            .map(|set| {
+                let sinks = (0..self.layouts.len())
+                    .filter(|s| set & (1 << s) != 0)
+                    .collect();
+                let rows = match held.iter().all(|&h| h == set) {
+                    true => batch.clone(),
+                    false => {
+                        let mask: BooleanArray = held.iter().map(|&h| Some(h == set)).collect();
+                        filter_record_batch(batch, &mask)?
+                    }
+                };
+                Ok((sinks, rows))
+            })
+            .collect()
+    }
+
+    /// The open files of `group` in the tables `sinks`, opened on first sight.
+    fn files_of(&self, sinks: &[usize], group: &str) -> Result<Arc<Slot>> {
         let mut state = self.state();
         if let Some(slot) = state
             .open
             .iter()
-            .find(|s| s.sink == sink && s.group == group)
+            .find(|s| s.sinks == sinks && s.group == group)
         {
             return Ok(slot.clone());
         }
-        let layout = &self.layouts[sink];
-        // Every file's own writer id: no other file, of this execution or another, has it.
-        let writer = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1);
-        let path = layout.file_path(group, &writer);
-        let location = format!("{}/{path}", layout.table);
-        let upload = BufWriter::with_capacity(
-            layout.table.store.clone(),
-            below(&layout.table.prefix, &path),
-            UPLOAD_BUFFER,
-        )
-        .with_max_concurrency(2);
-        let writer = AsyncArrowWriter::try_new(
-            upload,
-            layout.file_schema.clone(),
-            Some(layout.properties.clone()),
-        )
-        .map_err(|e| Error::WriteParquet {
-            location: location.clone(),
-            error: Box::new(e),
-        })?;
+        let mut paths = Vec::with_capacity(sinks.len());
+        let mut specs = Vec::with_capacity(sinks.len());
+        for &sink in sinks {
+            let layout = &self.layouts[sink];
+            // Every file's own writer id: no other file, of this execution or another, has it.
+            let writer = format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().1);
+            let path = layout.file_path(group, &writer);
+            specs.push(FileSpec {
+                store: layout.table.store.clone(),
+                path: below(&layout.table.prefix, &path),
+                name: format!("{}/{path}", layout.table),
+                schema: layout.file_schema.clone(),
+                columns: layout.file_exprs(),
+            });
+            paths.push(path);
+        }
+        let files = FileSet::new(specs, &self.layouts[sinks[0]].properties)?;
         let slot = Arc::new(Slot {
-            sink,
+            sinks: sinks.to_vec(),
             group: group.to_string(),
+            paths,
             queue: std::sync::Mutex::new(Vec::new()),
-            file: tokio::sync::Mutex::new(OpenFile {
-                path,
-                location,
-                writer,
-            }),
+            files: tokio::sync::Mutex::new(files),
         });
         state.open.push(slot.clone());
         Ok(slot)
     }
 
     /// Holds what the open writers buffer in the memory pool; past the pool's share, the
-    /// largest flushes its row group. (A file another partition is writing is counted at its
+    /// largest flushes its row group. (Files another partition is writing are counted at its
     /// next look.)
     async fn reserve(&self) -> Result<()> {
         let sizes = |open: &[Arc<Slot>]| -> Vec<usize> {
             open.iter()
-                .map(|s| s.file.try_lock().map_or(0, |f| f.writer.memory_size()))
+                .map(|s| s.files.try_lock().map_or(0, |f| f.memory_size()))
                 .collect()
         };
         let largest = {
@@ -871,9 +915,7 @@ impl Writers {
             largest.map(|i| state.open[i].clone())
         };
         if let Some(slot) = largest {
-            let mut file = slot.drained().await?;
-            let flushed = file.writer.flush().await;
-            flushed.map_err(|e| file.error(e))?;
+            slot.drained().await?.flush().await?;
         }
         // What is left is the files' least: a row group's pages cannot be smaller.
         let mut state = self.state();
@@ -890,30 +932,27 @@ impl Writers {
         let mut done: Vec<(usize, WrittenFile)> = Vec::with_capacity(open.len());
         let mut open = open.into_iter();
         while let Some(slot) = open.next() {
-            if let Err(error) = slot.drained().await.map(drop) {
+            let drained = slot.drained().await.map(drop);
+            if let Err(error) = drained {
                 let unfinished = std::iter::once(slot).chain(open).collect();
                 return Err(self.unwind(error, unfinished, &done).await);
             }
-            let mut file = slot.file.lock().await;
-            let metadata = match file.writer.finish().await {
-                Ok(metadata) => metadata,
-                Err(e) => {
-                    // A file whose upload failed to complete is no object (and its writer,
-                    // shut down, can no longer abort).
-                    let error = file.error(e);
-                    return Err(self.unwind(error, open.collect(), &done).await);
-                }
+            let finished = slot.files.lock().await.finish().await;
+            // A set that failed to finish deleted or aborted its own files.
+            let finished = match finished {
+                Ok(finished) => finished,
+                Err(error) => return Err(self.unwind(error, open.collect(), &done).await),
             };
-            done.push((
-                slot.sink,
-                WrittenFile {
-                    path: file.path.clone(),
+            for ((&sink, path), file) in slot.sinks.iter().zip(&slot.paths).zip(finished) {
+                let written = WrittenFile {
+                    path: path.clone(),
                     group: slot.group.clone(),
-                    size: file.writer.bytes_written() as u64,
-                    rows: metadata.file_metadata().num_rows() as u64,
-                    stats: stats::json(&metadata),
-                },
-            ));
+                    size: file.size,
+                    rows: file.metadata.file_metadata().num_rows() as u64,
+                    stats: stats::json(&file.metadata),
+                };
+                done.push((sink, written));
+            }
         }
         Ok(done)
     }
@@ -935,14 +974,10 @@ impl Writers {
 }
 
 /// Abandons files still open: their uploads are aborted, so none becomes an object.
-/// (Only the last partition to end calls it: no other holds a file then.)
+/// (Only the last partition to end calls it: no other writes a file then.)
 async fn abort(open: Vec<Arc<Slot>>) {
-    for slot in open.into_iter().filter_map(|s| Arc::try_unwrap(s).ok()) {
-        let file = slot.file.into_inner();
-        let mut upload = file.writer.into_inner();
-        if let Err(e) = upload.abort().await {
-            tracing::warn!(file = %file.location, error = %e, "could not abort an upload");
-        }
+    for slot in open {
+        slot.files.lock().await.abort().await;
     }
 }
 
@@ -1050,5 +1085,109 @@ mod tests {
             found += std::fs::read_dir(folder).unwrap().count();
         }
         assert_eq!(found, 3);
+    }
+
+    /// Every row of `files` (below `dir`) in column `column`, sorted.
+    fn numbers(dir: &std::path::Path, files: &[WrittenFile], column: usize) -> Vec<i64> {
+        let mut numbers = Vec::new();
+        for file in files {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(dir.join(&file.path)).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+            for batch in reader {
+                let column = batch.unwrap().column(column).clone();
+                numbers.extend(column.as_primitive::<Int64Type>().values().iter().copied());
+            }
+        }
+        numbers.sort();
+        numbers
+    }
+
+    #[tokio::test]
+    async fn rows_two_tables_hold_are_written_to_both_and_the_others_apart() {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let [all, some] = [0, 1].map(|i| {
+            Location::parse(
+                dirs[i].path().to_str().unwrap(),
+                &StorageSettings::default(),
+            )
+            .unwrap()
+        });
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("billing_period", DataType::Utf8, false),
+            Field::new("billing_group", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let partitions = vec![
+            vec![
+                rows(&schema, &["a", "b", "a"], 0),
+                rows(&schema, &["b", "c"], 3),
+            ],
+            vec![rows(&schema, &["a", "c"], 5), rows(&schema, &["b"], 7)],
+        ];
+        let ctx = SessionContext::new();
+        let data = ctx
+            .read_table(Arc::new(
+                MemTable::try_new(schema.clone(), partitions).unwrap(),
+            ))
+            .unwrap();
+        let columns: Vec<Expr> = ["billing_period", "billing_group", "n"]
+            .map(datafusion::prelude::col)
+            .to_vec();
+        let mut some_columns = columns.clone();
+        some_columns
+            .push((datafusion::prelude::col("n") * datafusion::prelude::lit(10)).alias("tenfold"));
+        // The second table holds the rows whose number is not a multiple of 3: 1, 2, 4, 5, 7.
+        let not_multiple_of_3 = (datafusion::prelude::col("n") % datafusion::prelude::lit(3))
+            .not_eq(datafusion::prelude::lit(0));
+        let sinks = vec![
+            Sink {
+                table: all.clone(),
+                rows: None,
+                columns,
+            },
+            Sink {
+                table: some.clone(),
+                rows: Some(not_multiple_of_3),
+                columns: some_columns,
+            },
+        ];
+        let period: Period = "2025-11".parse().unwrap();
+        let [all_files, some_files]: [Vec<WrittenFile>; 2] =
+            write_tables(&ctx, data, sinks, period)
+                .await
+                .unwrap()
+                .try_into()
+                .unwrap();
+
+        // Every group has rows of both kinds: the first table has two files a group (the rows
+        // both tables hold, the rows only it holds), the second one.
+        let count =
+            |files: &[WrittenFile], group: &str| files.iter().filter(|f| f.group == group).count();
+        for group in ["a", "b", "c"] {
+            assert_eq!(count(&all_files, group), 2, "{group}");
+            assert_eq!(count(&some_files, group), 1, "{group}");
+        }
+        assert_eq!(
+            numbers(dirs[0].path(), &all_files, 0),
+            (0..8).collect::<Vec<_>>()
+        );
+        assert_eq!(numbers(dirs[1].path(), &some_files, 0), [1, 2, 4, 5, 7]);
+        assert_eq!(
+            numbers(dirs[1].path(), &some_files, 1),
+            [10, 20, 40, 50, 70]
+        );
+        for file in all_files.iter().chain(&some_files) {
+            let held: u64 = file.rows;
+            assert!(
+                held > 0
+                    && file
+                        .path
+                        .contains(&format!("billing_group={}/", file.group))
+            );
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod delta;
 pub mod exports;
+pub mod file_set;
 pub mod files;
 pub mod invoices;
 pub mod manifest;
