@@ -2,13 +2,15 @@
 //! CUR 2.0 physical types, so a customer's existing CUR tooling (and rerate itself, one billing
 //! level down) reads it unchanged, and the same rows as FOCUS 1.2 ([`Format`]):
 //! ```text
-//! exports/<group>/data/BILLING_PERIOD=YYYY-MM/<group>-<run-id>-00001.snappy.parquet
+//! exports/<group>/data/BILLING_PERIOD=YYYY-MM/<group>-<run-id>-00001.zstd.parquet
 //! exports/<group>/metadata/BILLING_PERIOD=YYYY-MM/<group>-Manifest.json
-//! exports/<group>/focus/BILLING_PERIOD=YYYY-MM/<group>-focus-<run-id>-00001.snappy.parquet
+//! exports/<group>/focus/BILLING_PERIOD=YYYY-MM/<group>-focus-<run-id>-00001.zstd.parquet
 //! exports/<group>/metadata/BILLING_PERIOD=YYYY-MM/<group>-focus-Manifest.json
 //! ```
-//! The rows are read back from the table version this run committed (`proforma/` or `focus/`;
-//! partition pruning keeps that to one group's files). A re-run writes its files under new names
+//! The rows are the table version's this run committed (`proforma/` or `focus/`): a CUR export
+//! is made of the group's pro forma files row group by row group, the columns CUR holds as pro
+//! forma does copied, the amounts and rates encoded as CUR types ([`splice`]); a FOCUS export is
+//! copies of the group's `focus/` files. Both zstd, as the tables. A re-run writes its files under new names
 //! ([`write_period`], [`Staged`]); once everything else of the period has landed, every group's
 //! manifest ([`Staged::publish`]), and, once the whole run has landed, deletes the files of
 //! earlier runs ([`Staged::finish`]), so the folder never ends up with stale data, and a run that
@@ -26,7 +28,6 @@ use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
@@ -35,11 +36,12 @@ use crate::error::{Error, Result};
 use crate::ingest::columns::{self, CUR2_COLUMNS, Kind, map_type};
 use crate::period::Period;
 use crate::storage::Location;
+use crate::write::Overwrites;
 use crate::write::delta::{self, TableCommit};
-use crate::write::files;
-use crate::write::{Overwrites, parquet_properties};
+use crate::write::{files, splice};
 
-/// Rows per export file; AWS splits large exports into numbered files the same way.
+/// Rows per export file (a file made of a table's row groups ends at the first row group that
+/// reaches it); AWS splits large exports into numbered files the same way.
 pub const ROWS_PER_FILE: usize = 1 << 20;
 
 /// What one group's export holds.
@@ -303,12 +305,16 @@ impl Staged {
             Format::Cur => Columns::cur(rows.schema())?,
             Format::Focus => Columns::focus(rows.schema()),
         };
+        let spliced = spliced(&columns.exprs);
         for group in groups {
             let target = Target::new(&self.output, format, period, group, write_id);
-            let staged =
-                if format == Format::Focus && commit.files.iter().any(|f| f.group == *group) {
-                    copy_group(&self.output, commit, target).await?
-                } else {
+            let has_files = commit.files.iter().any(|f| f.group == *group);
+            let staged = match (format, &spliced) {
+                (Format::Focus, _) if has_files => copy_group(&self.output, commit, target).await?,
+                (Format::Cur, Some(sources)) if has_files => {
+                    splice_group(&self.output, commit, target, &columns, sources).await?
+                }
+                _ => {
                     let data = rows
                         .clone()
                         .filter(
@@ -318,7 +324,8 @@ impl Staged {
                         )?
                         .select(columns.exprs.clone())?;
                     write_group(&self.output, data, target, &columns).await?
-                };
+                }
+            };
             self.groups.push(staged);
         }
         Ok(())
@@ -471,6 +478,65 @@ async fn copy_group(
     Ok(staged(output, target, files, rows, bytes, None))
 }
 
+/// What each export column is of a table file's, if each is one of its columns (as it is, or
+/// cast) or null: then a group's export is made of its files ([`splice_group`]).
+fn spliced(exprs: &[Expr]) -> Option<Vec<splice::Source>> {
+    fn source(expr: &Expr) -> Option<splice::Source> {
+        match expr {
+            Expr::Alias(alias) => source(&alias.expr),
+            Expr::Cast(cast) => source(&cast.expr),
+            Expr::Column(column) => Some(splice::Source::Column(column.name.clone())),
+            Expr::Literal(value, _) if value.is_null() => Some(splice::Source::Null),
+            _ => None,
+        }
+    }
+    exprs.iter().map(source).collect()
+}
+
+/// A CUR export made of the group's files in the pro forma version `commit` made, row group by
+/// row group ([`splice`]): the columns they hold as CUR 2.0 does (text, timestamps, tags) are
+/// copied, not read and encoded again; the amounts and rates are read and encoded as CUR types.
+/// Zstd, as the tables (the copied chunks are). A failure leaves none of its files.
+async fn splice_group(
+    output: &Location,
+    commit: &TableCommit,
+    target: Target,
+    columns: &Columns,
+    sources: &[splice::Source],
+) -> Result<StagedGroup> {
+    let table = output.child(&[&commit.table]);
+    let from: Vec<splice::SourceFile> = commit
+        .files
+        .iter()
+        .filter(|f| f.group == target.group)
+        .map(|f| splice::SourceFile {
+            path: files::below(&table.prefix, &f.path),
+            size: f.size,
+        })
+        .collect();
+    let made = splice::splice(
+        output,
+        &from,
+        &columns.schema,
+        sources,
+        &delta::properties(),
+        ROWS_PER_FILE,
+        |n| target.file(n, "zstd"),
+    )
+    .await?;
+    let rows = made.iter().map(|f| f.rows).sum();
+    let bytes = made.iter().map(|f| f.size).sum();
+    let files = made.into_iter().map(|f| f.path).collect();
+    Ok(staged(
+        output,
+        target,
+        files,
+        rows,
+        bytes,
+        Some(&columns.manifest),
+    ))
+}
+
 async fn write_group(
     output: &Location,
     data: DataFrame,
@@ -478,7 +544,7 @@ async fn write_group(
     columns: &Columns,
 ) -> Result<StagedGroup> {
     let schema = &columns.schema;
-    let props = parquet_properties(Compression::SNAPPY);
+    let props = delta::properties();
 
     let mut stream = data.execute_stream().await?;
     let mut files: Vec<Path> = Vec::new();
@@ -488,7 +554,7 @@ async fn write_group(
     while let Some(mut batch) = stream.try_next().await? {
         while batch.num_rows() > 0 {
             if current.is_none() {
-                let path = target.file(files.len() + 1, "snappy");
+                let path = target.file(files.len() + 1, "zstd");
                 current = Some((open_writer(output, &path, schema, &props)?, 0));
                 files.push(path);
             }
@@ -512,7 +578,7 @@ async fn write_group(
     }
     if files.is_empty() {
         // An empty export still gets a file: the schema, no rows.
-        let path = target.file(1, "snappy");
+        let path = target.file(1, "zstd");
         let w = open_writer(output, &path, schema, &props)?;
         bytes += finish(output, w, &path).await?;
         files.push(path);

@@ -6,6 +6,7 @@ pub mod file_set;
 pub mod files;
 pub mod invoices;
 pub mod manifest;
+pub mod splice;
 pub mod stats;
 
 use object_store::path::Path;
