@@ -1002,6 +1002,25 @@ mod tests {
 
     use crate::config::StorageSettings;
 
+    /// Rows 0 to 7 of groups a, b and c in two partitions, each meeting every group, some batches
+    /// holding several.
+    fn eight_rows(ctx: &SessionContext) -> DataFrame {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("billing_period", DataType::Utf8, false),
+            Field::new("billing_group", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let partitions = vec![
+            vec![
+                rows(&schema, &["a", "b", "a"], 0),
+                rows(&schema, &["b", "c"], 3),
+            ],
+            vec![rows(&schema, &["a", "c"], 5), rows(&schema, &["b"], 7)],
+        ];
+        let table = MemTable::try_new(schema, partitions).unwrap();
+        ctx.read_table(Arc::new(table)).unwrap()
+    }
+
     /// Rows of `groups`, numbered from `first`.
     fn rows(schema: &SchemaRef, groups: &[&str], first: i64) -> RecordBatch {
         let columns: Vec<ArrayRef> = vec![
@@ -1019,25 +1038,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let table =
             Location::parse(dir.path().to_str().unwrap(), &StorageSettings::default()).unwrap();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("billing_period", DataType::Utf8, false),
-            Field::new("billing_group", DataType::Utf8, false),
-            Field::new("n", DataType::Int64, false),
-        ]));
-        // Two partitions, each meeting every group, some batches holding several.
-        let partitions = vec![
-            vec![
-                rows(&schema, &["a", "b", "a"], 0),
-                rows(&schema, &["b", "c"], 3),
-            ],
-            vec![rows(&schema, &["a", "c"], 5), rows(&schema, &["b"], 7)],
-        ];
         let ctx = SessionContext::new();
-        let data = ctx
-            .read_table(Arc::new(
-                MemTable::try_new(schema.clone(), partitions).unwrap(),
-            ))
-            .unwrap();
+        let data = eight_rows(&ctx);
         let period: Period = "2025-11".parse().unwrap();
         let mut written = write_period(&ctx, data, &table, period).await.unwrap();
         written.sort_by(|x, y| x.group.cmp(&y.group));
@@ -1116,24 +1118,8 @@ mod tests {
             )
             .unwrap()
         });
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("billing_period", DataType::Utf8, false),
-            Field::new("billing_group", DataType::Utf8, false),
-            Field::new("n", DataType::Int64, false),
-        ]));
-        let partitions = vec![
-            vec![
-                rows(&schema, &["a", "b", "a"], 0),
-                rows(&schema, &["b", "c"], 3),
-            ],
-            vec![rows(&schema, &["a", "c"], 5), rows(&schema, &["b"], 7)],
-        ];
         let ctx = SessionContext::new();
-        let data = ctx
-            .read_table(Arc::new(
-                MemTable::try_new(schema.clone(), partitions).unwrap(),
-            ))
-            .unwrap();
+        let data = eight_rows(&ctx);
         let columns: Vec<Expr> = ["billing_period", "billing_group", "n"]
             .map(datafusion::prelude::col)
             .to_vec();
