@@ -3,8 +3,8 @@
 //! (`billing_period=P/billing_group=G/part-<writer>-<write id>.zstd.parquet`), shared by the
 //! partitions running in the same process: a file's column writers (each with its page
 //! buffers and compression context) are what the pass's memory is made of, so there are as
-//! few as the pass needs, not that times the partitions. Nothing is repartitioned or copied on
-//! the way but the rows of a batch that holds several groups.
+//! few as the pass needs, not that times the partitions. Nothing is repartitioned on the way; a
+//! batch whose rows go to several files is copied once, its rows ordered by file.
 //! One pass can feed several tables ([`Sink`]: which rows, as which columns), so rows that two
 //! tables hold differently (billable and pro forma) are read and rated once; and the rows two
 //! tables both hold are written to their files together ([`FileSet`]), each column the tables
@@ -38,7 +38,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions, StringArray,
     UInt32Array, UInt64Array,
 };
-use arrow::compute::{filter_record_batch, take_record_batch};
+use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type, UInt64Type};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -565,16 +565,17 @@ impl Layout {
         Ok(Some(mask.as_boolean().clone()))
     }
 
-    /// `batch`'s rows (of the pass, all of them rows the table holds) in the table's columns.
-    fn columns_of(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+    /// `rows` (of the pass, all of them rows the table holds, of one group) in the file's
+    /// columns (the table's but the partition columns).
+    fn file_rows(&self, rows: &RecordBatch) -> Result<RecordBatch> {
         let columns = self
-            .columns
+            .file_columns
             .iter()
-            .map(|c| c.evaluate(batch)?.into_array(batch.num_rows()))
+            .map(|&c| self.columns[c].evaluate(rows)?.into_array(rows.num_rows()))
             .collect::<datafusion::common::Result<Vec<_>>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let options = RecordBatchOptions::new().with_row_count(Some(rows.num_rows()));
         Ok(RecordBatch::try_new_with_options(
-            self.schema.clone(),
+            self.file_schema.clone(),
             columns,
             &options,
         )?)
@@ -596,12 +597,17 @@ impl Layout {
         )
     }
 
-    /// `rows`' groups (`rows` in the table's columns), each with its rows (`None`: all of them,
-    /// the common case for a group's own files).
-    fn groups(&self, rows: &RecordBatch) -> Result<Vec<(String, Option<UInt32Array>)>> {
-        let periods = strings(rows, self.period_column)?;
+    /// The group of each row of `batch` (of the pass), checked: every row of the write's
+    /// period, none without a group.
+    fn groups_of(&self, batch: &RecordBatch) -> Result<StringArray> {
+        let [periods, groups] = [self.period_column, self.group_column].map(|c| {
+            let values = self.columns[c]
+                .evaluate(batch)?
+                .into_array(batch.num_rows())?;
+            strings(&values)
+        });
         let period = self.period.to_string();
-        if let Some(other) = periods.iter().flatten().find(|p| *p != period) {
+        if let Some(other) = periods?.iter().flatten().find(|p| *p != period) {
             return Err(Error::Internal {
                 what: format!(
                     "a row of period {other} in the write of period {} to {}",
@@ -609,51 +615,23 @@ impl Layout {
                 ),
             });
         }
-        let groups = strings(rows, self.group_column)?;
+        let groups = groups?;
         if groups.null_count() > 0 {
             return Err(Error::Internal {
                 what: format!("a row without a billing group written to {}", self.table),
             });
         }
-        if groups.is_empty() {
-            return Ok(Vec::new());
-        }
-        let first = groups.value(0);
-        if groups.iter().all(|g| g == Some(first)) {
-            return Ok(vec![(first.to_string(), None)]);
-        }
-        let mut indices: Vec<(&str, Vec<u32>)> = Vec::new();
-        for (i, g) in groups.iter().flatten().enumerate() {
-            match indices.iter_mut().find(|(name, _)| *name == g) {
-                Some((_, rows)) => rows.push(i as u32),
-                None => indices.push((g, vec![i as u32])),
-            }
-        }
-        Ok(indices
-            .into_iter()
-            .map(|(g, rows)| (g.to_string(), Some(UInt32Array::from(rows))))
-            .collect())
-    }
-
-    /// Of `rows` (in the table's columns), those at `indices` (`None`: all), without the
-    /// partition columns.
-    fn file_rows(&self, rows: &RecordBatch, indices: Option<&UInt32Array>) -> Result<RecordBatch> {
-        let columns = rows.project(&self.file_columns)?;
-        Ok(match indices {
-            None => columns,
-            Some(indices) => take_record_batch(&columns, indices)?,
-        })
+        Ok(groups)
     }
 }
 
-/// Column `i` of `batch` as strings (partition columns are text).
-fn strings(batch: &RecordBatch, i: usize) -> Result<arrow::array::StringArray> {
-    let column = batch.column(i);
-    let column = match column.data_type() {
-        DataType::Utf8 => column.clone(),
-        _ => arrow::compute::cast(column, &DataType::Utf8)?,
+/// Partition column values as strings (partition columns are text).
+fn strings(values: &ArrayRef) -> Result<StringArray> {
+    let values = match values.data_type() {
+        DataType::Utf8 => values.clone(),
+        _ => arrow::compute::cast(values, &DataType::Utf8)?,
     };
-    Ok(column.as_string::<i32>().clone())
+    Ok(values.as_string::<i32>().clone())
 }
 
 /// The open files of a pass in this process: for each set of tables that hold the same rows,
@@ -789,19 +767,12 @@ impl Writers {
             }
             let batch = batch?;
             let mut pieces = Vec::new();
-            for (sinks, rows) in self.sets_of(&batch)? {
-                let tables = sinks
+            for (sinks, group, rows) in self.pieces(&batch)? {
+                let files = sinks
                     .iter()
-                    .map(|&s| self.layouts[s].columns_of(&rows))
+                    .map(|&s| self.layouts[s].file_rows(&rows))
                     .collect::<Result<Vec<_>>>()?;
-                for (group, indices) in self.layouts[sinks[0]].groups(&tables[0])? {
-                    let files = sinks
-                        .iter()
-                        .zip(&tables)
-                        .map(|(&s, t)| self.layouts[s].file_rows(t, indices.as_ref()))
-                        .collect::<Result<Vec<_>>>()?;
-                    pieces.push((self.files_of(&sinks, &group)?, files));
-                }
+                pieces.push((self.files_of(&sinks, &group)?, files));
             }
             for (slot, rows) in pieces {
                 slot.write(rows).await?;
@@ -811,21 +782,23 @@ impl Writers {
         Ok(())
     }
 
-    /// `batch`'s rows by the set of tables that hold them (in the order of `layouts`); a set
-    /// holding every row is `batch` itself, and rows no table holds are in none.
-    fn sets_of(&self, batch: &RecordBatch) -> Result<Vec<(Vec<usize>, RecordBatch)>> {
+    /// `batch`'s rows by the set of tables that hold them (their places in `layouts`) and by
+    /// group, each piece a slice of one copy of the batch with its rows in that order (a batch
+    /// of one piece, the common case, is not copied); rows no table holds are in none.
+    fn pieces(&self, batch: &RecordBatch) -> Result<Vec<(Vec<usize>, String, RecordBatch)>> {
         if self.layouts.len() > 64 {
             return Err(Error::Internal {
                 what: format!("one pass writing {} tables", self.layouts.len()),
             });
         }
-        let mut held = vec![0u64; batch.num_rows()];
+        // Each row's key: the tables that hold it (as bits), and its group (a place in `names`).
+        let mut keys = vec![(0u64, 0u32); batch.num_rows()];
         for (sink, layout) in self.layouts.iter().enumerate() {
             let table = 1u64 << sink;
             match layout.holds(batch)? {
-                None => held.iter_mut().for_each(|h| *h |= table),
+                None => keys.iter_mut().for_each(|(h, _)| *h |= table),
                 Some(mask) => {
-                    for (h, holds) in held.iter_mut().zip(mask.iter()) {
+                    for ((h, _), holds) in keys.iter_mut().zip(mask.iter()) {
                         if holds == Some(true) {
                             *h |= table;
                         }
@@ -833,25 +806,47 @@ impl Writers {
                 }
             }
         }
-        let mut sets = held.clone();
-        sets.sort_unstable();
-        sets.dedup();
-        sets.into_iter()
-            .filter(|&set| set != 0)
-            .map(|set| {
-                let sinks = (0..self.layouts.len())
-                    .filter(|s| set & (1 << s) != 0)
-                    .collect();
-                let rows = match held.iter().all(|&h| h == set) {
-                    true => batch.clone(),
-                    false => {
-                        let mask: BooleanArray = held.iter().map(|&h| Some(h == set)).collect();
-                        filter_record_batch(batch, &mask)?
-                    }
-                };
-                Ok((sinks, rows))
-            })
-            .collect()
+        let Some(first) = self.layouts.first() else {
+            return Ok(Vec::new());
+        };
+        let groups = first.groups_of(batch)?;
+        let mut names: Vec<&str> = Vec::new();
+        for ((_, g), name) in keys.iter_mut().zip(groups.iter().flatten()) {
+            *g = match names.iter().position(|n| *n == name) {
+                Some(i) => i as u32,
+                None => {
+                    names.push(name);
+                    names.len() as u32 - 1
+                }
+            };
+        }
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        distinct.retain(|(held, _)| *held != 0);
+        let piece = |(held, group): (u64, u32), rows: RecordBatch| {
+            let sinks = (0..self.layouts.len())
+                .filter(|s| held & (1 << s) != 0)
+                .collect();
+            (sinks, names[group as usize].to_string(), rows)
+        };
+        if let [only] = distinct[..]
+            && keys.iter().all(|k| *k == only)
+        {
+            return Ok(vec![piece(only, batch.clone())]);
+        }
+        let mut order: Vec<u32> = Vec::with_capacity(keys.len());
+        let mut runs = Vec::with_capacity(distinct.len());
+        for &key in &distinct {
+            let start = order.len();
+            order.extend((0..keys.len() as u32).filter(|&i| keys[i as usize] == key));
+            runs.push((key, start, order.len() - start));
+        }
+        let ordered = take_record_batch(batch, &UInt32Array::from(order))?;
+        Ok(runs
+            .into_iter()
+            .map(|(key, start, length)| piece(key, ordered.slice(start, length)))
+            .collect())
     }
 
     /// The open files of `group` in the tables `sinks`, opened on first sight.
