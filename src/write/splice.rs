@@ -77,7 +77,7 @@ pub async fn splice(
     let mut open: Option<Made> = None;
     let made = async {
         for file in from {
-            let source = Read::open(output, file, schema, sources).await?;
+            let source = Read::open(output, file, (schema, sources), properties).await?;
             for row_group in 0..source.metadata.metadata().num_row_groups() {
                 if open
                     .as_ref()
@@ -140,11 +140,13 @@ struct Read {
 }
 
 impl Read {
+    /// Opens `file` for new files of `schema`, made as `sources` say and written with
+    /// `properties`.
     async fn open(
         output: &Location,
         file: &SourceFile,
-        schema: &SchemaRef,
-        sources: &[Source],
+        (schema, sources): (&SchemaRef, &[Source]),
+        properties: &WriterProperties,
     ) -> Result<Read> {
         let fetch = Fetch {
             location: output,
@@ -159,8 +161,8 @@ impl Read {
             .map_err(|e| read_error(output, &file.path, e))?;
         let theirs = metadata.schema();
         let their_leaves = metadata.metadata().file_metadata().schema_descr();
-        let our_leaves = descriptor(schema, &WriterProperties::default())
-            .map_err(|e| read_error(output, &file.path, e))?;
+        let our_leaves =
+            descriptor(schema, properties).map_err(|e| read_error(output, &file.path, e))?;
         let make = schema
             .fields()
             .iter()
