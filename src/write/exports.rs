@@ -10,8 +10,8 @@
 //! The rows are the table version's this run committed (`proforma/` or `focus/`): a CUR export
 //! is made of the group's pro forma files row group by row group, the columns CUR holds as pro
 //! forma does copied, the amounts and rates encoded as CUR types ([`splice`]); a FOCUS export is
-//! copies of the group's `focus/` files. Both zstd, as the tables. A re-run writes its files under new names
-//! ([`write_period`], [`Staged`]); once everything else of the period has landed, every group's
+//! copies of the group's `focus/` files. Both zstd, as the tables. A re-run writes its files
+//! under new names ([`write_period`], [`Staged`]); once everything else of the period has landed, every group's
 //! manifest ([`Staged::publish`]), and, once the whole run has landed, deletes the files of
 //! earlier runs ([`Staged::finish`]), so the folder never ends up with stale data, and a run that
 //! fails before `finish` leaves every export as it was ([`Staged::discard`]).
@@ -20,19 +20,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::logical_expr::cast;
-use datafusion::prelude::{DataFrame, Expr, SessionContext, col, ident, lit};
-use futures::TryStreamExt;
+use datafusion::common::DFSchema;
+use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
-use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use parquet::arrow::AsyncArrowWriter;
-use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
 use crate::data_exports;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ingest::columns::{self, CUR2_COLUMNS, Kind, map_type};
 use crate::period::Period;
 use crate::storage::Location;
@@ -128,28 +123,20 @@ fn manifest_type(kind: Kind) -> &'static str {
     }
 }
 
-/// Pro forma rows (decimal money) as export columns. Decimal to double is the one place money
-/// becomes a float, because that is what CUR 2.0 readers expect.
-fn export_exprs(extras: &[Field]) -> Result<Vec<Expr>> {
+/// Each export column of a pro forma file's: the column of its name, cast to the export's type
+/// (decimal money to double is the one place money becomes a float, because that is what CUR 2.0
+/// readers expect; maps from Delta's entry names to CUR's `key_value`), or null.
+fn export_sources(extras: &[Field]) -> Vec<splice::Source> {
+    let catalog = CUR2_COLUMNS.iter().map(|&(name, kind)| match kind {
+        // Pro forma never carries discounts (billable-only): an empty map column of the CUR
+        // type.
+        Kind::MoneyMap => splice::Source::Null,
+        _ => splice::Source::Column(name.to_string()),
+    });
     let extras = extras
         .iter()
-        .map(|f| Ok(cast(ident(f.name()), f.data_type().clone()).alias(f.name())));
-    CUR2_COLUMNS
-        .iter()
-        .map(|&(name, kind)| {
-            let target = export_type(kind);
-            let expr = match kind {
-                // Maps too: Delta hands them back with its own entry names, CUR uses `key_value`.
-                Kind::Money | Kind::Rate | Kind::TextMap => cast(col(name), target),
-                // Pro forma never carries discounts (billable-only): an empty map column of
-                // the CUR type.
-                Kind::MoneyMap => Expr::Literal(ScalarValue::try_from(&target)?, None),
-                _ => col(name),
-            };
-            Ok(expr.alias(name))
-        })
-        .chain(extras)
-        .collect()
+        .map(|f| splice::Source::Column(f.name().clone()));
+    catalog.chain(extras).collect()
 }
 
 /// What an export holds, and where it goes under `exports/<group>/`.
@@ -185,14 +172,15 @@ impl Format {
 /// The columns of an export file (what each row is projected to), the file schema and the
 /// columns as the manifest names them.
 struct Columns {
-    exprs: Vec<Expr>,
+    /// What each column is of a table file's.
+    sources: Vec<splice::Source>,
     schema: SchemaRef,
     manifest: Vec<(String, String)>,
 }
 
 impl Columns {
     /// A CUR 2.0 export: the catalog in CUR's physical types, then the input's other columns.
-    fn cur(table: &DFSchema) -> Result<Columns> {
+    fn cur(table: &DFSchema) -> Columns {
         // The input's other columns, in the types pro forma holds them (Delta's own map entry
         // names aside: a map is cast back to the CUR layout).
         let extras: Vec<Field> = columns::extras(table.as_arrow())
@@ -207,11 +195,11 @@ impl Columns {
                     .map(|f| (f.name().clone(), manifest_type_of(f.data_type()))),
             )
             .collect();
-        Ok(Columns {
-            exprs: export_exprs(&extras)?,
+        Columns {
+            sources: export_sources(&extras),
             schema: export_schema(&extras),
             manifest,
-        })
+        }
     }
 
     /// A FOCUS export: the table's columns as they are, without rerate's partition columns,
@@ -224,9 +212,9 @@ impl Columns {
             .map(|f| Field::new(f.name(), export_type_of(f.data_type()), true))
             .collect();
         Columns {
-            exprs: fields
+            sources: fields
                 .iter()
-                .map(|f| cast(ident(f.name()), f.data_type().clone()).alias(f.name()))
+                .map(|f| splice::Source::Column(f.name().clone()))
                 .collect(),
             manifest: fields
                 .iter()
@@ -302,29 +290,15 @@ impl Staged {
     ) -> Result<()> {
         let rows = delta::read_commit(ctx, &self.output, commit).await?;
         let columns = match format {
-            Format::Cur => Columns::cur(rows.schema())?,
+            Format::Cur => Columns::cur(rows.schema()),
             Format::Focus => Columns::focus(rows.schema()),
         };
-        let spliced = spliced(&columns.exprs);
         for group in groups {
             let target = Target::new(&self.output, format, period, group, write_id);
             let has_files = commit.files.iter().any(|f| f.group == *group);
-            let staged = match (format, &spliced) {
-                (Format::Focus, _) if has_files => copy_group(&self.output, commit, target).await?,
-                (Format::Cur, Some(sources)) if has_files => {
-                    splice_group(&self.output, commit, target, &columns, sources).await?
-                }
-                _ => {
-                    let data = rows
-                        .clone()
-                        .filter(
-                            col("billing_period")
-                                .eq(lit(period.to_string()))
-                                .and(col("billing_group").eq(lit(*group))),
-                        )?
-                        .select(columns.exprs.clone())?;
-                    write_group(&self.output, data, target, &columns).await?
-                }
+            let staged = match format {
+                Format::Focus if has_files => copy_group(&self.output, commit, target).await?,
+                _ => splice_group(&self.output, commit, target, &columns).await?,
             };
             self.groups.push(staged);
         }
@@ -478,31 +452,16 @@ async fn copy_group(
     Ok(staged(output, target, files, rows, bytes, None))
 }
 
-/// What each export column is of a table file's, if each is one of its columns (as it is, or
-/// cast) or null: then a group's export is made of its files ([`splice_group`]).
-fn spliced(exprs: &[Expr]) -> Option<Vec<splice::Source>> {
-    fn source(expr: &Expr) -> Option<splice::Source> {
-        match expr {
-            Expr::Alias(alias) => source(&alias.expr),
-            Expr::Cast(cast) => source(&cast.expr),
-            Expr::Column(column) => Some(splice::Source::Column(column.name.clone())),
-            Expr::Literal(value, _) if value.is_null() => Some(splice::Source::Null),
-            _ => None,
-        }
-    }
-    exprs.iter().map(source).collect()
-}
-
-/// A CUR export made of the group's files in the pro forma version `commit` made, row group by
-/// row group ([`splice`]): the columns they hold as CUR 2.0 does (text, timestamps, tags) are
-/// copied, not read and encoded again; the amounts and rates are read and encoded as CUR types.
-/// Zstd, as the tables (the copied chunks are). A failure leaves none of its files.
+/// An export made of the group's files in the table version `commit` made, row group by row
+/// group ([`splice`]): the columns they hold as the export does (for a CUR export: text,
+/// timestamps, tags) are copied, not read and encoded again; the others (amounts and rates) are
+/// read and encoded in the export's types. Zstd, as the tables (the copied chunks are). A group
+/// without files gets one file of no rows. A failure leaves none of its files.
 async fn splice_group(
     output: &Location,
     commit: &TableCommit,
     target: Target,
     columns: &Columns,
-    sources: &[splice::Source],
 ) -> Result<StagedGroup> {
     let table = output.child(&[&commit.table]);
     let from: Vec<splice::SourceFile> = commit
@@ -518,7 +477,7 @@ async fn splice_group(
         output,
         &from,
         &columns.schema,
-        sources,
+        &columns.sources,
         &delta::properties(),
         ROWS_PER_FILE,
         |n| target.file(n, "zstd"),
@@ -527,62 +486,6 @@ async fn splice_group(
     let rows = made.iter().map(|f| f.rows).sum();
     let bytes = made.iter().map(|f| f.size).sum();
     let files = made.into_iter().map(|f| f.path).collect();
-    Ok(staged(
-        output,
-        target,
-        files,
-        rows,
-        bytes,
-        Some(&columns.manifest),
-    ))
-}
-
-async fn write_group(
-    output: &Location,
-    data: DataFrame,
-    target: Target,
-    columns: &Columns,
-) -> Result<StagedGroup> {
-    let schema = &columns.schema;
-    let props = delta::properties();
-
-    let mut stream = data.execute_stream().await?;
-    let mut files: Vec<Path> = Vec::new();
-    let mut rows = 0_u64;
-    let mut bytes = 0_u64;
-    let mut current: Option<(AsyncArrowWriter<BufWriter>, usize)> = None;
-    while let Some(mut batch) = stream.try_next().await? {
-        while batch.num_rows() > 0 {
-            if current.is_none() {
-                let path = target.file(files.len() + 1, "zstd");
-                current = Some((open_writer(output, &path, schema, &props)?, 0));
-                files.push(path);
-            }
-            let (w, n) = current.as_mut().expect("opened above");
-            let take = batch.num_rows().min(ROWS_PER_FILE - *n);
-            let path = files.last().expect("a writer has a file");
-            w.write(&batch.slice(0, take))
-                .await
-                .map_err(|e| export_error(output, path, e))?;
-            *n += take;
-            rows += take as u64;
-            batch = batch.slice(take, batch.num_rows() - take);
-            if *n >= ROWS_PER_FILE {
-                let (w, _) = current.take().expect("open");
-                bytes += finish(output, w, path).await?;
-            }
-        }
-    }
-    if let Some((w, _)) = current.take() {
-        bytes += finish(output, w, files.last().expect("a writer has a file")).await?;
-    }
-    if files.is_empty() {
-        // An empty export still gets a file: the schema, no rows.
-        let path = target.file(1, "zstd");
-        let w = open_writer(output, &path, schema, &props)?;
-        bytes += finish(output, w, &path).await?;
-        files.push(path);
-    }
     let manifest = (target.format == Format::Cur).then_some(columns.manifest.as_slice());
     Ok(staged(output, target, files, rows, bytes, manifest))
 }
@@ -629,39 +532,6 @@ fn staged(
         data_dir: target.data_dir,
         manifest,
     }
-}
-
-fn open_writer(
-    output: &Location,
-    path: &Path,
-    schema: &SchemaRef,
-    props: &WriterProperties,
-) -> Result<AsyncArrowWriter<BufWriter>> {
-    let sink = BufWriter::new(output.store.clone(), path.clone());
-    AsyncArrowWriter::try_new(sink, schema.clone(), Some(props.clone()))
-        .map_err(|e| export_error(output, path, e))
-}
-
-/// Closes a file (uploading what is buffered) and returns its size.
-async fn finish(output: &Location, w: AsyncArrowWriter<BufWriter>, path: &Path) -> Result<u64> {
-    w.close().await.map_err(|e| export_error(output, path, e))?;
-    head_size(output, path).await
-}
-
-fn export_error(output: &Location, path: &Path, error: parquet::errors::ParquetError) -> Error {
-    Error::WriteParquet {
-        location: output.url_of(path).to_string(),
-        error: Box::new(error),
-    }
-}
-
-async fn head_size(output: &Location, path: &Path) -> Result<u64> {
-    let meta = output
-        .store
-        .head(path)
-        .await
-        .map_err(|e| output.storage_error(e))?;
-    Ok(meta.size)
 }
 
 /// Every object under `dir` (none when the folder does not exist yet).
