@@ -11,6 +11,9 @@
 //! pages of a chunk another file holds as they go by ([`KeepPages`]), and appends the same bytes
 //! there. Each file is what the Arrow writer alone would make of its table's rows: same schema,
 //! row groups, statistics, page indexes and Arrow schema in the footer.
+//!
+//! Each file is an [`OutputFile`]: made in memory a row group at a time and sent on to the
+//! store's upload after each (the customer exports, `crate::write::splice`, are written so too).
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -33,6 +36,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::SchemaDescriptor;
 use tokio::io::AsyncWrite;
 
 use crate::error::{Error, Result};
@@ -54,19 +58,44 @@ pub struct FileSpec {
     pub columns: Vec<Arc<dyn PhysicalExpr>>,
 }
 
-/// A file of the set, being written.
-struct Member {
+/// A Parquet file being written: its row groups and footer made in memory, and sent on to the
+/// store after each.
+pub struct OutputFile {
     store: Arc<dyn ObjectStore>,
     path: Path,
+    /// Its name in errors and logs.
     name: String,
-    file: SerializedFileWriter<Vec<u8>>,
+    pub file: SerializedFileWriter<Vec<u8>>,
     upload: BufWriter,
-    /// For each leaf column of the file, the set's leaf that holds it.
-    leaves: Vec<usize>,
 }
 
-impl Member {
-    fn error(&self, error: ParquetError) -> Error {
+impl OutputFile {
+    /// Opens a file of `schema` at `path`, encoded with `properties`; `name` names it in errors.
+    pub fn open(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        name: String,
+        schema: &SchemaRef,
+        properties: &WriterProperties,
+    ) -> Result<OutputFile> {
+        let opened = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties.clone()))
+            .and_then(ArrowWriter::into_serialized_writer);
+        let (file, _) = opened.map_err(|e| Error::WriteParquet {
+            location: name.clone(),
+            error: Box::new(e),
+        })?;
+        let upload = BufWriter::with_capacity(store.clone(), path.clone(), UPLOAD_BUFFER)
+            .with_max_concurrency(2);
+        Ok(OutputFile {
+            store,
+            path,
+            name,
+            file,
+            upload,
+        })
+    }
+
+    pub fn error(&self, error: ParquetError) -> Error {
         Error::WriteParquet {
             location: self.name.clone(),
             error: Box::new(error),
@@ -74,7 +103,7 @@ impl Member {
     }
 
     /// Sends what the file has made so far on to its upload.
-    async fn send(&mut self) -> Result<()> {
+    pub async fn send(&mut self) -> Result<()> {
         self.file
             .flush()
             .map_err(|e| self.error(ParquetError::External(Box::new(e))))?;
@@ -85,6 +114,51 @@ impl Member {
         let sent = self.upload.put(Bytes::from(made)).await;
         sent.map_err(|e| self.error(ParquetError::External(Box::new(e))))
     }
+
+    /// Writes the footer and completes the upload.
+    pub async fn complete(&mut self) -> Result<Finished> {
+        let metadata = self.file.finish().map_err(|e| self.error(e))?;
+        self.send().await?;
+        let upload = &mut self.upload;
+        let shutdown = poll_fn(|cx| Pin::new(&mut *upload).poll_shutdown(cx)).await;
+        shutdown.map_err(|e| self.error(ParquetError::External(Box::new(e))))?;
+        Ok(Finished {
+            metadata,
+            size: self.file.bytes_written() as u64,
+        })
+    }
+
+    /// Abandons the file: its upload becomes no object.
+    pub async fn abort(&mut self) {
+        if let Err(e) = self.upload.abort().await {
+            tracing::warn!(file = %self.name, error = %e, "could not abort an upload");
+        }
+    }
+
+    /// Deletes the file, once complete (best effort: what cannot be deleted is logged).
+    pub async fn delete(self) {
+        if let Err(e) = self.store.delete(&self.path).await {
+            tracing::error!(file = %self.path, error = %e, "could not delete a file of a failed write");
+        }
+    }
+}
+
+/// Column writers for `schema`'s leaves, from a writer of its columns that writes nothing.
+pub fn column_writers(
+    schema: &SchemaRef,
+    properties: &WriterProperties,
+) -> parquet::errors::Result<ArrowRowGroupWriterFactory> {
+    let (columns, _) =
+        ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(properties.clone()))
+            .and_then(ArrowWriter::into_serialized_writer)?;
+    Ok(ArrowRowGroupWriterFactory::new(&columns, schema.clone()))
+}
+
+/// A file of the set, being written.
+struct Member {
+    out: OutputFile,
+    /// For each leaf column of the file, the set's leaf that holds it.
+    leaves: Vec<usize>,
 }
 
 /// A file's metadata, once it is complete, and its size.
@@ -138,32 +212,23 @@ impl FileSet {
                 .map(|&(f, c)| specs[f].schema.field(c).clone())
                 .collect::<Vec<_>>(),
         ));
-        let error = |spec: &FileSpec, error: ParquetError| Error::WriteParquet {
-            location: spec.name.clone(),
-            error: Box::new(error),
-        };
         let first = specs.first().ok_or_else(|| Error::Internal {
             what: "a set of no files".to_string(),
         })?;
         let converter = ArrowSchemaConverter::new().with_coerce_types(properties.coerce_types());
-        let set_leaves = converter.convert(&schema).map_err(|e| error(first, e))?;
-        // Where each of the set's columns starts among its leaves.
-        let mut first_leaf = vec![usize::MAX; columns.len()];
-        for leaf in (0..set_leaves.num_columns()).rev() {
-            first_leaf[set_leaves.get_column_root_idx(leaf)] = leaf;
-        }
+        let set_leaves = converter
+            .convert(&schema)
+            .map_err(|e| Error::WriteParquet {
+                location: first.name.clone(),
+                error: Box::new(e),
+            })?;
+        let first_leaf = first_leaves(&set_leaves, columns.len());
         let mut users = vec![0usize; set_leaves.num_columns()];
         let mut members = Vec::with_capacity(specs.len());
         for (spec, source) in specs.into_iter().zip(sources) {
-            let (file, _) =
-                ArrowWriter::try_new(Vec::new(), spec.schema.clone(), Some(properties.clone()))
-                    .and_then(ArrowWriter::into_serialized_writer)
-                    .map_err(|e| error(&spec, e))?;
-            let descr = file.schema_descr();
-            let mut file_first_leaf = vec![usize::MAX; spec.columns.len()];
-            for leaf in (0..descr.num_columns()).rev() {
-                file_first_leaf[descr.get_column_root_idx(leaf)] = leaf;
-            }
+            let out = OutputFile::open(spec.store, spec.path, spec.name, &spec.schema, properties)?;
+            let descr = out.file.schema_descr();
+            let file_first_leaf = first_leaves(descr, spec.columns.len());
             let leaves: Vec<usize> = (0..descr.num_columns())
                 .map(|leaf| {
                     let column = descr.get_column_root_idx(leaf);
@@ -173,17 +238,7 @@ impl FileSet {
             for &leaf in &leaves {
                 users[leaf] += 1;
             }
-            let upload =
-                BufWriter::with_capacity(spec.store.clone(), spec.path.clone(), UPLOAD_BUFFER)
-                    .with_max_concurrency(2);
-            members.push(Member {
-                store: spec.store,
-                path: spec.path,
-                name: spec.name,
-                file,
-                upload,
-                leaves,
-            });
+            members.push(Member { out, leaves });
         }
         tracing::debug!(
             files = members.len(),
@@ -192,12 +247,8 @@ impl FileSet {
             "a set of files opened"
         );
         let pages = Arc::new(KeepPages::new(users.iter().map(|&u| u > 1)));
-        // The set's own column writers come from a writer of its columns that writes nothing.
-        let (columns_writer, _) =
-            ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(properties.clone()))
-                .and_then(ArrowWriter::into_serialized_writer)
-                .map_err(|e| members[0].error(e))?;
-        let factory = ArrowRowGroupWriterFactory::new(&columns_writer, schema.clone())
+        let factory = column_writers(&schema, properties)
+            .map_err(|e| members[0].out.error(e))?
             .with_page_store_factory(pages.clone());
         Ok(FileSet {
             members,
@@ -222,7 +273,7 @@ impl FileSet {
         while done < count {
             let take = (self.row_group_rows - self.rows).min(count - done);
             self.encode(rows, done, take)
-                .map_err(|e| self.members[0].error(e))?;
+                .map_err(|e| self.members[0].out.error(e))?;
             done += take;
             if self.rows == self.row_group_rows {
                 self.flush().await?;
@@ -265,12 +316,12 @@ impl FileSet {
             .into_iter()
             .map(ArrowColumnWriter::close)
             .collect::<parquet::errors::Result<Vec<_>>>()
-            .map_err(|e| self.members[0].error(e))?;
+            .map_err(|e| self.members[0].out.error(e))?;
         let mut chunks: Vec<_> = chunks.into_iter().map(Some).collect();
         let mut copies: Vec<Option<(Bytes, ColumnCloseResult)>> = vec![None; chunks.len()];
         for member in &mut self.members {
             let appended = (|| {
-                let mut group = member.file.next_row_group()?;
+                let mut group = member.out.file.next_row_group()?;
                 for &leaf in &member.leaves {
                     match (chunks[leaf].take(), &copies[leaf]) {
                         (Some(chunk), _) => {
@@ -292,8 +343,8 @@ impl FileSet {
                 }
                 group.close().map(drop)
             })();
-            appended.map_err(|e| member.error(e))?;
-            member.send().await?;
+            appended.map_err(|e| member.out.error(e))?;
+            member.out.send().await?;
         }
         self.row_groups += 1;
         self.rows = 0;
@@ -319,20 +370,18 @@ impl FileSet {
         let mut finished = Vec::with_capacity(self.members.len());
         let mut members = std::mem::take(&mut self.members).into_iter();
         while let Some(mut member) = members.next() {
-            match member.complete().await {
-                Ok(done) => finished.push((member.store, member.path, done)),
+            match member.out.complete().await {
+                Ok(done) => finished.push((member.out, done)),
                 Err(e) => {
                     abort(members).await;
-                    for (store, path, _) in finished {
-                        if let Err(e) = store.delete(&path).await {
-                            tracing::error!(file = %path, error = %e, "could not delete a file of a failed write");
-                        }
+                    for (out, _) in finished {
+                        out.delete().await;
                     }
                     return Err(e);
                 }
             }
         }
-        Ok(finished.into_iter().map(|(_, _, done)| done).collect())
+        Ok(finished.into_iter().map(|(_, done)| done).collect())
     }
 
     /// Abandons every file: no upload becomes an object.
@@ -341,27 +390,19 @@ impl FileSet {
     }
 }
 
-impl Member {
-    /// Writes the footer and completes the upload.
-    async fn complete(&mut self) -> Result<Finished> {
-        let metadata = self.file.finish().map_err(|e| self.error(e))?;
-        self.send().await?;
-        let upload = &mut self.upload;
-        let shutdown = poll_fn(|cx| Pin::new(&mut *upload).poll_shutdown(cx)).await;
-        shutdown.map_err(|e| self.error(ParquetError::External(Box::new(e))))?;
-        Ok(Finished {
-            metadata,
-            size: self.file.bytes_written() as u64,
-        })
+async fn abort(members: impl Iterator<Item = Member>) {
+    for mut member in members {
+        member.out.abort().await;
     }
 }
 
-async fn abort(members: impl Iterator<Item = Member>) {
-    for mut member in members {
-        if let Err(e) = member.upload.abort().await {
-            tracing::warn!(file = %member.name, error = %e, "could not abort an upload");
-        }
+/// Where each top-level column of `descriptor` (of `columns`) starts among its leaves.
+fn first_leaves(descriptor: &SchemaDescriptor, columns: usize) -> Vec<usize> {
+    let mut first = vec![usize::MAX; columns];
+    for leaf in (0..descriptor.num_columns()).rev() {
+        first[descriptor.get_column_root_idx(leaf)] = leaf;
     }
+    first
 }
 
 /// The page stores of a set's column writers: pages in memory, as Parquet's own store keeps

@@ -10,34 +10,28 @@
 
 use std::sync::Arc;
 
-use std::future::poll_fn;
-use std::pin::Pin;
-
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use arrow::datatypes::{Schema, SchemaRef};
 use bytes::{Buf, Bytes};
 use object_store::ObjectStoreExt;
-use object_store::buffered::BufWriter;
 use object_store::path::Path;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
 use parquet::arrow::async_reader::MetadataFetch;
-use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader, RowGroupMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{ChunkReader, Length};
-use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::SchemaDescriptor;
-
-use tokio::io::AsyncWrite;
 
 use crate::error::{Error, Result};
 use crate::storage::Location;
+use crate::write::file_set::{OutputFile, column_writers};
 
 /// What a column of the new files is, of a source file's.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +78,7 @@ pub async fn splice(
                     .is_some_and(|m| m.rows >= rows_per_file as u64)
                 {
                     let full = open.take().expect("checked above");
-                    done.push(full.finish(output).await?);
+                    done.push(full.finish().await?);
                 }
                 let made = match &mut open {
                     Some(made) => made,
@@ -100,17 +94,15 @@ pub async fn splice(
             None if done.is_empty() => Made::new(output, name(1), schema, properties)?,
             None => return Ok(()),
         };
-        done.push(last.finish(output).await?);
+        done.push(last.finish().await?);
         Ok(())
     }
     .await;
     match made {
         Ok(()) => Ok(done),
         Err(e) => {
-            if let Some(mut made) = open
-                && let Err(abort) = made.upload.abort().await
-            {
-                tracing::warn!(file = %made.path, error = %abort, "could not abort an upload");
+            if let Some(mut made) = open {
+                made.out.abort().await;
             }
             for file in done {
                 if let Err(e) = output.store.delete(&file.path).await {
@@ -214,8 +206,7 @@ fn leaves(descriptor: &SchemaDescriptor, column: usize) -> impl Iterator<Item = 
 struct Made {
     path: Path,
     schema: SchemaRef,
-    file: SerializedFileWriter<Vec<u8>>,
-    upload: BufWriter,
+    out: OutputFile,
     rows: u64,
 }
 
@@ -226,14 +217,12 @@ impl Made {
         schema: &SchemaRef,
         properties: &WriterProperties,
     ) -> Result<Made> {
-        let (file, _) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties.clone()))
-            .and_then(ArrowWriter::into_serialized_writer)
-            .map_err(|e| write_error(output, &path, e))?;
+        let name = output.url_of(&path).to_string();
+        let out = OutputFile::open(output.store.clone(), path.clone(), name, schema, properties)?;
         Ok(Made {
-            upload: BufWriter::new(output.store.clone(), path.clone()),
             path,
             schema: schema.clone(),
-            file,
+            out,
             rows: 0,
         })
     }
@@ -249,9 +238,9 @@ impl Made {
         let row_group = source.metadata.metadata().row_group(index);
         let bytes = fetch(output, &source.path, row_group).await?;
         let appended = self.append_row_group(source, index, &bytes, properties);
-        appended.map_err(|e| write_error(output, &self.path, e))?;
+        appended.map_err(|e| self.out.error(e))?;
         self.rows += row_group.num_rows() as u64;
-        self.send(output).await
+        self.out.send().await
     }
 
     fn append_row_group(
@@ -264,10 +253,10 @@ impl Made {
         // The columns not copied, encoded first, in order.
         let mut made = self.encode(source, index, bytes, properties)?.into_iter();
         let ours: Vec<usize> = (0..source.make.len())
-            .map(|i| leaves(self.file.schema_descr(), i).count())
+            .map(|i| leaves(self.out.file.schema_descr(), i).count())
             .collect();
         let theirs = source.metadata.metadata().file_metadata().schema_descr();
-        let mut group = self.file.next_row_group()?;
+        let mut group = self.out.file.next_row_group()?;
         for (i, make) in source.make.iter().enumerate() {
             match *make {
                 Make::Copy(column) => {
@@ -331,11 +320,8 @@ impl Made {
             }
         };
         let schema = Arc::new(self.schema.project(&remade)?);
-        let (columns, _) =
-            ArrowWriter::try_new(std::io::sink(), schema.clone(), Some(properties.clone()))
-                .and_then(ArrowWriter::into_serialized_writer)?;
-        let mut writers = ArrowRowGroupWriterFactory::new(&columns, schema.clone())
-            .create_column_writers(self.file.flushed_row_groups().len())?
+        let mut writers = column_writers(&schema, properties)?
+            .create_column_writers(self.out.file.flushed_row_groups().len())?
             .into_iter();
         let mut chunks = Vec::new();
         for (field, &i) in schema.fields().iter().zip(&remade) {
@@ -360,30 +346,11 @@ impl Made {
         Ok(chunks)
     }
 
-    /// Sends what the file has made so far on to its upload.
-    async fn send(&mut self, output: &Location) -> Result<()> {
-        let flushed = self.file.flush();
-        flushed
-            .map_err(|e| write_error(output, &self.path, ParquetError::External(Box::new(e))))?;
-        let made = std::mem::take(self.file.inner_mut());
-        if made.is_empty() {
-            return Ok(());
-        }
-        let sent = self.upload.put(Bytes::from(made)).await;
-        sent.map_err(|e| write_error(output, &self.path, ParquetError::External(Box::new(e))))
-    }
-
     /// Writes the footer and completes the upload.
-    async fn finish(mut self, output: &Location) -> Result<Spliced> {
-        let finished = self.file.finish();
-        finished.map_err(|e| write_error(output, &self.path, e))?;
-        self.send(output).await?;
-        let upload = &mut self.upload;
-        let shutdown = poll_fn(|cx| Pin::new(&mut *upload).poll_shutdown(cx)).await;
-        shutdown
-            .map_err(|e| write_error(output, &self.path, ParquetError::External(Box::new(e))))?;
+    async fn finish(mut self) -> Result<Spliced> {
+        let finished = self.out.complete().await?;
         Ok(Spliced {
-            size: self.file.bytes_written() as u64,
+            size: finished.size,
             path: self.path,
             rows: self.rows,
         })
@@ -491,13 +458,6 @@ impl ChunkReader for Slice {
     }
 }
 
-fn write_error(output: &Location, path: &Path, error: ParquetError) -> Error {
-    Error::WriteParquet {
-        location: output.url_of(path).to_string(),
-        error: Box::new(error),
-    }
-}
-
 fn read_error(output: &Location, path: &Path, error: ParquetError) -> Error {
     Error::WriteParquet {
         location: format!("{} (reading it to export)", output.url_of(path)),
@@ -510,6 +470,7 @@ mod tests {
     use super::*;
     use arrow::array::{Decimal128Array, Float64Array, StringArray};
     use arrow::datatypes::{DataType, Field};
+    use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use crate::config::StorageSettings;
