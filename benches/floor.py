@@ -21,7 +21,7 @@ def rewrite(input_dir: Path, output_dir: Path) -> None:
     target = str(output_dir.resolve()).replace("'", "''") + "/"
     ctx.sql(
         f"COPY (SELECT * FROM cur) TO '{target}' STORED AS PARQUET "
-        "OPTIONS ('format.compression' 'zstd(3)')"
+        "OPTIONS ('format.compression' 'zstd(1)')"
     ).collect()
 
 

@@ -34,7 +34,7 @@ pub fn new_context(settings: &EngineSettings) -> Result<SessionContext> {
         // Every join here has a small side (config tables, per-key decisions): hold it whole
         // and stream the rows past it, instead of hash-repartitioning millions of wide rows.
         .set_bool("datafusion.optimizer.repartition_joins", false)
-        .set_str("datafusion.execution.parquet.compression", "zstd(3)");
+        .set_str("datafusion.execution.parquet.compression", "zstd(1)");
     config.options_mut().execution.target_partitions = match settings.target_partitions {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(2, |n| n.get()),

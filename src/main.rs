@@ -16,6 +16,7 @@ use rerate::{Error, Result, error_chain, explain, run, validate};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    keep_large_buffers_apart();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -214,4 +215,18 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::io("stdout")(e.into()))?;
     writeln!(out).map_err(Error::io("stdout"))?;
     Ok(())
+}
+
+/// Large buffers (a column's page, a row group, an upload's part: 4 MiB and up) get memory of
+/// their own, returned when freed. glibc's default raises this threshold as large buffers are
+/// freed, after which they come from its heaps and stay there: at 10M rows, 1.5 GiB of RSS for
+/// 0.85 GiB of live memory. Fixed at 4 MiB, peak RSS is 1.2 GiB; lower, the system calls cost
+/// time (at 128 KiB, a 3M run's system time went from 3 to 9 s).
+fn keep_large_buffers_apart() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of glibc's allocator; called first thing in main,
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
 }

@@ -225,10 +225,11 @@ impl Replacement {
     }
 }
 
-/// How table files are encoded: zstd.
+/// How table files are encoded: zstd at level 1 (at 3M rows, 9 % faster than level 3 for
+/// 0.7 % more bytes, and smaller compression contexts for the open column writers).
 pub fn properties() -> WriterProperties {
     parquet_properties(Compression::ZSTD(
-        ZstdLevel::try_new(3).expect("valid zstd level"),
+        ZstdLevel::try_new(1).expect("valid zstd level"),
     ))
 }
 

@@ -37,7 +37,7 @@ use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::SchemaDescriptor;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 
@@ -102,16 +102,16 @@ impl OutputFile {
         }
     }
 
-    /// Sends what the file has made so far on to its upload.
+    /// Sends what the file has made so far on to its upload. The bytes are copied into the
+    /// upload's parts and the row group's buffer freed: handed over as they are, the part of
+    /// them left waiting for the next part would keep the whole buffer alive (a row group
+    /// per open file, and the slack of its growth).
     pub async fn send(&mut self) -> Result<()> {
         self.file
             .flush()
             .map_err(|e| self.error(ParquetError::External(Box::new(e))))?;
         let made = std::mem::take(self.file.inner_mut());
-        if made.is_empty() {
-            return Ok(());
-        }
-        let sent = self.upload.put(Bytes::from(made)).await;
+        let sent = self.upload.write_all(&made).await;
         sent.map_err(|e| self.error(ParquetError::External(Box::new(e))))
     }
 

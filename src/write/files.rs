@@ -123,6 +123,10 @@ pub async fn write_tables(
 ) -> Result<Vec<Vec<WrittenFile>>> {
     let state = ctx.state();
     let input = data.clone().create_physical_plan().await?;
+    tracing::debug!(
+        "a write's plan:\n{}",
+        datafusion::physical_plan::displayable(input.as_ref()).indent(true)
+    );
     let write_id = new_write_id();
     let tables: Vec<Location> = sinks.iter().map(|s| s.table.clone()).collect();
     let mut layouts = Vec::with_capacity(sinks.len());
