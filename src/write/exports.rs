@@ -33,7 +33,7 @@ use crate::period::Period;
 use crate::storage::Location;
 use crate::write::Overwrites;
 use crate::write::delta::{self, TableCommit};
-use crate::write::{files, splice};
+use crate::write::{delete_or_log, files, splice};
 
 /// Rows per export file (a file made of a table's row groups ends at the first row group that
 /// reaches it); AWS splits large exports into numbered files the same way.
@@ -370,9 +370,7 @@ impl Staged {
 /// cannot delete is logged.
 async fn delete_new(output: &Location, files: impl IntoIterator<Item = &Path>) {
     for path in files {
-        if let Err(e) = output.store.delete(path).await {
-            tracing::error!(file = %path, error = %e, "could not delete a new export file");
-        }
+        delete_or_log(output.store.as_ref(), path, "a new export file").await;
     }
 }
 

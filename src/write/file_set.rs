@@ -23,9 +23,9 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::{Bytes, BytesMut};
 use datafusion::physical_plan::PhysicalExpr;
+use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::arrow_writer::{
     ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriter, PageKey, PageStore, PageStoreArgs,
@@ -40,6 +40,7 @@ use parquet::schema::types::SchemaDescriptor;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
+use crate::write::{FAILED_WRITE, delete_or_log};
 
 /// Bytes an upload holds before it sends a part: S3's smallest multipart part.
 const UPLOAD_BUFFER: usize = 5 << 20;
@@ -137,9 +138,7 @@ impl OutputFile {
 
     /// Deletes the file, once complete (best effort: what cannot be deleted is logged).
     pub async fn delete(self) {
-        if let Err(e) = self.store.delete(&self.path).await {
-            tracing::error!(file = %self.path, error = %e, "could not delete a file of a failed write");
-        }
+        delete_or_log(self.store.as_ref(), &self.path, FAILED_WRITE).await;
     }
 }
 

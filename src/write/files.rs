@@ -54,7 +54,6 @@ use datafusion::physical_plan::{
 };
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::file::properties::WriterProperties;
 use tokio::task::JoinSet;
@@ -65,6 +64,7 @@ use crate::storage::Location;
 use crate::write::delta::PARTITION_COLUMNS;
 use crate::write::file_set::{FileSet, FileSpec};
 use crate::write::stats;
+use crate::write::{FAILED_WRITE, delete_or_log};
 
 /// One finished file.
 #[derive(Debug, Clone, PartialEq)]
@@ -270,9 +270,8 @@ pub async fn delete_write(table: &Location, period: Period, write_id: &str, keep
             .filename()
             .is_some_and(|f| f.contains(write_id))
             && !keep.contains(&object.location)
-            && let Err(e) = table.store.delete(&object.location).await
         {
-            tracing::error!(file = %object.location, error = %e, "could not delete a file of a failed write");
+            delete_or_log(table.store.as_ref(), &object.location, FAILED_WRITE).await;
         }
     }
 }
@@ -281,10 +280,12 @@ pub async fn delete_write(table: &Location, period: Period, write_id: &str, keep
 /// a failure, so what it cannot delete is logged.
 pub async fn delete(table: &Location, paths: impl Iterator<Item = &str>) {
     for path in paths {
-        let path = below(&table.prefix, path);
-        if let Err(e) = table.store.delete(&path).await {
-            tracing::error!(file = %path, error = %e, "could not delete a file of a failed write");
-        }
+        delete_or_log(
+            table.store.as_ref(),
+            &below(&table.prefix, path),
+            FAILED_WRITE,
+        )
+        .await;
     }
 }
 

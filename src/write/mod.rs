@@ -10,13 +10,24 @@ pub mod splice;
 pub mod stats;
 
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 use crate::storage::Location;
+
+/// What [`delete_or_log`] calls the files of a write that failed.
+pub(crate) const FAILED_WRITE: &str = "a file of a failed write";
+
+/// Deletes `path` from `store`, best effort: this runs on the way out of a failure, so what it
+/// cannot delete is logged (with `what`: the kind of file it is).
+pub(crate) async fn delete_or_log(store: &dyn ObjectStore, path: &Path, what: &str) {
+    if let Err(e) = store.delete(path).await {
+        tracing::error!(file = %path, error = %e, "could not delete {what}");
+    }
+}
 
 /// Rows per row group: small enough to buffer one per open file, large enough for readers to
 /// skip by statistics.

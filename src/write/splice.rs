@@ -32,6 +32,7 @@ use parquet::schema::types::SchemaDescriptor;
 use crate::error::{Error, Result};
 use crate::storage::Location;
 use crate::write::file_set::{OutputFile, column_writers};
+use crate::write::{FAILED_WRITE, delete_or_log};
 
 /// What a column of the new files is, of a source file's.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,9 +106,7 @@ pub async fn splice(
                 made.out.abort().await;
             }
             for file in done {
-                if let Err(e) = output.store.delete(&file.path).await {
-                    tracing::error!(file = %file.path, error = %e, "could not delete a file of a failed write");
-                }
+                delete_or_log(output.store.as_ref(), &file.path, FAILED_WRITE).await;
             }
             Err(e)
         }
