@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use bytes::{Bytes, BytesMut};
 use datafusion::physical_plan::PhysicalExpr;
 use object_store::ObjectStore;
@@ -153,6 +153,16 @@ pub fn column_writers(
     Ok(ArrowRowGroupWriterFactory::new(&columns, schema.clone()))
 }
 
+/// The Parquet leaves of `schema` as a writer with `properties` converts it.
+pub fn descriptor(
+    schema: &Schema,
+    properties: &WriterProperties,
+) -> parquet::errors::Result<SchemaDescriptor> {
+    ArrowSchemaConverter::new()
+        .with_coerce_types(properties.coerce_types())
+        .convert(schema)
+}
+
 /// A file of the set, being written.
 struct Member {
     out: OutputFile,
@@ -214,13 +224,10 @@ impl FileSet {
         let first = specs.first().ok_or_else(|| Error::Internal {
             what: "a set of no files".to_string(),
         })?;
-        let converter = ArrowSchemaConverter::new().with_coerce_types(properties.coerce_types());
-        let set_leaves = converter
-            .convert(&schema)
-            .map_err(|e| Error::WriteParquet {
-                location: first.name.clone(),
-                error: Box::new(e),
-            })?;
+        let set_leaves = descriptor(&schema, properties).map_err(|e| Error::WriteParquet {
+            location: first.name.clone(),
+            error: Box::new(e),
+        })?;
         let first_leaf = first_leaves(&set_leaves, columns.len());
         let mut users = vec![0usize; set_leaves.num_columns()];
         let mut members = Vec::with_capacity(specs.len());

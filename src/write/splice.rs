@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use bytes::{Buf, Bytes};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -31,7 +31,7 @@ use parquet::schema::types::SchemaDescriptor;
 
 use crate::error::{Error, Result};
 use crate::storage::Location;
-use crate::write::file_set::{OutputFile, column_writers};
+use crate::write::file_set::{OutputFile, column_writers, descriptor};
 use crate::write::{FAILED_WRITE, delete_or_log};
 
 /// What a column of the new files is, of a source file's.
@@ -184,16 +184,6 @@ impl Read {
             make,
         })
     }
-}
-
-/// The Parquet leaves of `schema` converted as a writer with `properties` converts it.
-fn descriptor(
-    schema: &Schema,
-    properties: &WriterProperties,
-) -> parquet::errors::Result<SchemaDescriptor> {
-    parquet::arrow::ArrowSchemaConverter::new()
-        .with_coerce_types(properties.coerce_types())
-        .convert(schema)
 }
 
 /// The leaves (their places) of the top-level column `column`.
@@ -468,7 +458,7 @@ fn read_error(output: &Location, path: &Path, error: ParquetError) -> Error {
 mod tests {
     use super::*;
     use arrow::array::{Decimal128Array, Float64Array, StringArray};
-    use arrow::datatypes::{DataType, Field};
+    use arrow::datatypes::{DataType, Field, Schema};
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
