@@ -3,11 +3,20 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::config::ConfigOptions;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
+};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ScalarUDF;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 
@@ -55,6 +64,7 @@ pub fn new_context(settings: &EngineSettings) -> Result<SessionContext> {
         .with_runtime_env(runtime)
         // Delta writes plan their own nodes (commit metrics, CDC): the planner must know them.
         .with_query_planner(DeltaPlanner::new())
+        .with_physical_optimizer_rule(Arc::new(ScanRanges { most: SCAN_RANGE }))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udf(ScalarUDF::from(MapValue::default()));
@@ -79,6 +89,79 @@ pub async fn collect(
     })
 }
 
+/// Cuts each Parquet scan's byte ranges to at most `most` bytes, every partition keeping its
+/// files. In one process, a partition that has read its ranges reads the next range no other
+/// has begun (DataFusion's file stream work stealing), so a scan's partitions end within a
+/// range of each other rather than within a file: three files of a million rows on two
+/// partitions had one of them read the third file alone, a third of the pass on one core.
+#[derive(Debug)]
+struct ScanRanges {
+    most: u64,
+}
+
+/// The most bytes of a file one partition reads with no other able to take over: a few row
+/// groups as `rerate sample` and AWS write them.
+const SCAN_RANGE: u64 = 32 << 20;
+
+impl PhysicalOptimizerRule for ScanRanges {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        if !config.execution.enable_file_stream_work_stealing {
+            return Ok(plan);
+        }
+        plan.transform_up(|node| {
+            let scan = node
+                .downcast_ref::<DataSourceExec>()
+                .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+                .filter(|scan| scan.file_source().downcast_ref::<ParquetSource>().is_some());
+            let Some(scan) = scan else {
+                return Ok(Transformed::no(node));
+            };
+            let groups = scan
+                .file_groups
+                .iter()
+                .map(|group| {
+                    let files = group.iter().flat_map(|file| cut(file, self.most));
+                    FileGroup::new(files.collect())
+                })
+                .collect();
+            let scan = FileScanConfigBuilder::from(scan.clone())
+                .with_file_groups(groups)
+                .build();
+            Ok(Transformed::yes(DataSourceExec::from_data_source(scan) as _))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "scan_ranges"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `file`'s range in as few equal pieces as keep each within `most` bytes.
+fn cut(file: &PartitionedFile, most: u64) -> Vec<PartitionedFile> {
+    let (start, end) = file.range();
+    let pieces = (end - start).div_ceil(most);
+    if pieces <= 1 {
+        return vec![file.clone()];
+    }
+    let step = (end - start).div_ceil(pieces);
+    (start..end)
+        .step_by(step as usize)
+        .map(|from| {
+            let to = (from + step).min(end);
+            file.clone().with_range(from as i64, to as i64)
+        })
+        .collect()
+}
+
 /// Makes `location`'s store readable by queries over its URLs.
 pub fn register(ctx: &SessionContext, location: &Location) {
     ctx.register_object_store(&location.root, Arc::clone(&location.store));
@@ -86,6 +169,7 @@ pub fn register(ctx: &SessionContext, location: &Location) {
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::AsArray;
     use datafusion::execution::memory_pool::MemoryLimit;
 
     use super::*;
@@ -107,5 +191,78 @@ mod tests {
             unbounded.runtime_env().memory_pool.memory_limit(),
             MemoryLimit::Infinite
         ));
+    }
+
+    #[tokio::test]
+    async fn scans_read_every_row_once_in_ranges_of_at_most_the_limit() {
+        // A file of 20 row groups of 1,000 rows, each row group some 8 KB.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("numbers.parquet");
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false),
+        ]));
+        let properties = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(1000))
+            .set_dictionary_enabled(false)
+            .build();
+        let file = std::fs::File::create(&path).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(properties)).unwrap();
+        let numbers = arrow::array::Int64Array::from_iter_values(0..20_000);
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(numbers)]).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+
+        let config = SessionConfig::new()
+            .with_target_partitions(2)
+            .with_repartition_file_min_size(0);
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_config(config)
+            .with_physical_optimizer_rule(Arc::new(ScanRanges { most: 20_000 }))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_parquet("t", path.to_str().unwrap(), Default::default())
+            .await
+            .unwrap();
+        let rows = ctx.sql("SELECT n FROM t").await.unwrap();
+        let plan = rows.clone().create_physical_plan().await.unwrap();
+        let mut ranges = Vec::new();
+        plan.apply(|node| {
+            if let Some(scan) = node
+                .downcast_ref::<DataSourceExec>()
+                .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
+            {
+                assert_eq!(scan.file_groups.len(), 2, "the partitions stay two");
+                ranges.extend(
+                    scan.file_groups
+                        .iter()
+                        .flat_map(|g| g.iter().map(|f| f.range())),
+                );
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        // The ranges cover the file end to end, none longer than the limit.
+        ranges.sort();
+        assert!(ranges.len() >= (size / 20_000) as usize, "{ranges:?}");
+        assert!(ranges.iter().all(|(a, b)| b - a <= 20_000), "{ranges:?}");
+        assert_eq!(ranges.first().map(|r| r.0), Some(0));
+        assert_eq!(ranges.last().map(|r| r.1), Some(size));
+        assert!(ranges.windows(2).all(|w| w[0].1 == w[1].0), "{ranges:?}");
+        // Every row is read once.
+        let mut read: Vec<i64> = rows
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                let column = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+                column.values().to_vec()
+            })
+            .collect();
+        read.sort_unstable();
+        assert_eq!(read, (0..20_000).collect::<Vec<i64>>());
     }
 }

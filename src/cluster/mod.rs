@@ -56,7 +56,13 @@ pub fn connect(url: &str, local: &SessionContext) -> Result<SessionContext> {
         .upgrade_for_ballista()
         // Ballista 55's adaptive planner re-planned a small scenario's plan without end
         // (16,000 stages in two minutes, none of them the last); the static planner runs it.
-        .set_bool(BALLISTA_ADAPTIVE_PLANNER_ENABLED, false);
+        .set_bool(BALLISTA_ADAPTIVE_PLANNER_ENABLED, false)
+        // An executor runs one partition of a scan per task, with no sibling to share files
+        // with: each reads its own files (DataFusion's advice for Ballista).
+        .set_bool(
+            "datafusion.execution.enable_file_stream_work_stealing",
+            false,
+        );
     // A state of its own, not one built from `local`'s: building a state from an existing one
     // registers a new default catalog in the catalog list they share, which empties `local`'s.
     let state = SessionStateBuilder::new()
