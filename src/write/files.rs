@@ -644,20 +644,31 @@ fn strings(values: &ArrayRef) -> Result<StringArray> {
 /// together, the rows only billable holds apart), shared by every partition running at once,
 /// so that a table's group has as few files open as the sets of tables its rows are in, not one
 /// per partition. Two partitions encode into different files at the same time; a partition
-/// never waits for a file another is writing: it leaves its rows in the file's queue, which
-/// whoever holds the file writes before letting go. The last partition to end closes the files
+/// does not wait for a file another is writing: it leaves its rows in the file's queue, for
+/// whoever writes the file next (unless [`MAX_WAITING`] batches wait there already). A
+/// partition whose input ends writes the rows the others leave waiting until every input has
+/// ended: most rows are one group's, and its files would otherwise be written by whoever held
+/// them, while the other partition ran out of work. The last partition to end closes the files
 /// and reports them.
 struct Writers {
     layouts: Arc<Vec<Layout>>,
     /// Set by the first partition that fails: the others stop at their next batch.
     failed: AtomicBool,
     state: std::sync::Mutex<Shared>,
+    /// Woken when rows are left waiting and when a partition's input ends.
+    changed: tokio::sync::Notify,
 }
+
+/// How many batches may wait for a file before the partition leaving one more writes them
+/// itself (waiting for the file if another partition is writing it).
+const MAX_WAITING: usize = 4;
 
 #[derive(Default)]
 struct Shared {
     /// Partitions started and not yet ended.
     running: usize,
+    /// Partitions whose input has not ended.
+    reading: usize,
     open: Vec<Arc<Slot>>,
     /// What the open files buffer, held in the memory pool.
     reservation: Option<MemoryReservation>,
@@ -676,20 +687,36 @@ struct Slot {
 }
 
 impl Slot {
-    /// Writes `rows` now if no other partition is writing the files, else leaves them to
-    /// whoever is (or to the next write, or to the close).
+    /// Leaves `rows` for the files and writes what waits if no other partition is writing the
+    /// files (or, past [`MAX_WAITING`] batches waiting, once it is done).
     async fn write(&self, rows: Vec<RecordBatch>) -> Result<()> {
-        lock(&self.queue).push(rows);
-        while let Ok(mut files) = self.files.try_lock() {
-            let waiting = std::mem::take(&mut *lock(&self.queue));
-            if waiting.is_empty() {
-                break;
-            }
-            for rows in waiting {
-                files.write(&rows).await?;
-            }
-        }
+        let waiting = {
+            let mut queue = lock(&self.queue);
+            queue.push(rows);
+            queue.len()
+        };
+        self.write_waiting(waiting > MAX_WAITING).await?;
         Ok(())
+    }
+
+    /// Writes the rows waiting, if any, once it has the files: waiting for them if `wait`, else
+    /// only if no other partition is writing them. Whether it wrote.
+    async fn write_waiting(&self, wait: bool) -> Result<bool> {
+        if lock(&self.queue).is_empty() {
+            return Ok(false);
+        }
+        let mut files = match wait {
+            true => self.files.lock().await,
+            false => match self.files.try_lock() {
+                Ok(files) => files,
+                Err(_) => return Ok(false),
+            },
+        };
+        let waiting = std::mem::take(&mut *lock(&self.queue));
+        for rows in &waiting {
+            files.write(rows).await?;
+        }
+        Ok(!waiting.is_empty())
     }
 
     /// The files, once no partition writes them, with every row left waiting written.
@@ -714,6 +741,7 @@ impl Writers {
             layouts,
             failed: AtomicBool::new(false),
             state: std::sync::Mutex::new(Shared::default()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -726,6 +754,7 @@ impl Writers {
     fn start(&self, context: &TaskContext) {
         let mut state = self.state();
         state.running += 1;
+        state.reading += 1;
         if state.reservation.is_none() {
             state.reservation =
                 Some(MemoryConsumer::new("Parquet writers").register(context.memory_pool()));
@@ -736,7 +765,16 @@ impl Writers {
     /// write closed (the last partition to end closes them all), each with its table's place in
     /// `layouts`. On failure none is left: open uploads are aborted, finished files deleted.
     async fn run(&self, stream: SendableRecordBatchStream) -> Result<Vec<(usize, WrittenFile)>> {
-        let written = self.write_all(stream).await;
+        let read = self.write_all(stream).await;
+        if read.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        self.state().reading -= 1;
+        self.changed.notify_waiters();
+        let written = match read {
+            Ok(()) => self.help().await,
+            Err(e) => Err(e),
+        };
         if written.is_err() {
             self.failed.store(true, Ordering::Relaxed);
         }
@@ -782,9 +820,32 @@ impl Writers {
             for (slot, rows) in pieces {
                 slot.write(rows).await?;
             }
+            self.changed.notify_waiters();
             self.reserve().await?;
         }
         Ok(())
+    }
+
+    /// Writes the rows other partitions leave waiting, until every partition's input has ended
+    /// (or one failed).
+    async fn help(&self) -> Result<()> {
+        loop {
+            let changed = self.changed.notified();
+            let open = {
+                let state = self.state();
+                if state.reading == 0 || self.failed.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                state.open.clone()
+            };
+            let mut wrote = false;
+            for slot in open {
+                wrote |= slot.write_waiting(true).await?;
+            }
+            if !wrote {
+                changed.await;
+            }
+        }
     }
 
     /// `batch`'s rows by the set of tables that hold them (their places in `layouts`) and by
@@ -1087,6 +1148,37 @@ mod tests {
             found += std::fs::read_dir(folder).unwrap().count();
         }
         assert_eq!(found, 3);
+    }
+
+    #[tokio::test]
+    async fn a_partition_out_of_rows_writes_those_the_others_leave_waiting() {
+        // One partition of a batch, the other of 200 batches of the same group: the first is
+        // soon out of rows and writes what the second leaves for the group's file.
+        let dir = tempfile::tempdir().unwrap();
+        let table =
+            Location::parse(dir.path().to_str().unwrap(), &StorageSettings::default()).unwrap();
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("billing_period", DataType::Utf8, false),
+            Field::new("billing_group", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let long = (0..200)
+            .map(|i| rows(&schema, &["a"; 50], 1 + i * 50))
+            .collect();
+        let partitions = vec![vec![rows(&schema, &["a"], 0)], long];
+        let data = ctx
+            .read_table(Arc::new(MemTable::try_new(schema, partitions).unwrap()))
+            .unwrap();
+        let period: Period = "2025-11".parse().unwrap();
+        let written = write_period(&ctx, data, &table, period).await.unwrap();
+
+        assert_eq!(written.len(), 1, "one file for the group");
+        assert_eq!(written[0].rows, 10_001);
+        assert_eq!(
+            numbers(dir.path(), &written, 0),
+            (0..10_001).collect::<Vec<i64>>()
+        );
     }
 
     /// Every row of `files` (below `dir`) in column `column`, sorted.
