@@ -267,6 +267,8 @@ impl Made {
     }
 
     /// The chunks, leaf by leaf, of the columns not copied from `source`'s row group `index`.
+    /// The columns are independent: they are read, cast and encoded in parts, one per core, at
+    /// once (exports run alone, after the tables, and would keep one core busy).
     fn encode(
         &self,
         source: &Read,
@@ -280,8 +282,75 @@ impl Made {
         if remade.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = source.metadata.metadata().row_group(index).num_rows() as usize;
-        let read: Vec<usize> = remade
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ordinal = self.out.file.flushed_row_groups().len();
+        let part = Part {
+            schema: &self.schema,
+            source,
+            index,
+            bytes,
+            properties,
+            ordinal,
+        };
+        // Dealt in turn, so that each part gets its share of the columns read.
+        let parts: Vec<Vec<usize>> = (0..cores.min(remade.len()))
+            .map(|k| remade.iter().copied().skip(k).step_by(cores).collect())
+            .collect();
+        let made = std::thread::scope(|scope| {
+            let others: Vec<_> = parts[1..]
+                .iter()
+                .map(|columns| scope.spawn(|| part.encode(columns)))
+                .collect();
+            let first = part.encode(&parts[0]);
+            let others = others.into_iter().map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(ParquetError::General("an encoder panicked".into())))
+            });
+            std::iter::once(first).chain(others).collect::<Vec<_>>()
+        });
+        let mut columns = Vec::with_capacity(remade.len());
+        for part in made {
+            columns.extend(part?);
+        }
+        columns.sort_unstable_by_key(|(column, _)| *column);
+        Ok(columns.into_iter().flat_map(|(_, chunks)| chunks).collect())
+    }
+
+    /// Writes the footer and completes the upload.
+    async fn finish(mut self) -> Result<Spliced> {
+        let finished = self.out.complete().await?;
+        Ok(Spliced {
+            size: finished.size,
+            path: self.path,
+            rows: self.rows,
+        })
+    }
+}
+
+/// What the columns of a new row group not copied from a source's row group are made of.
+#[derive(Clone, Copy)]
+struct Part<'a> {
+    /// The new files' schema.
+    schema: &'a SchemaRef,
+    source: &'a Read,
+    /// The source's row group, and its bytes.
+    index: usize,
+    bytes: &'a Slice,
+    properties: &'a WriterProperties,
+    /// The new row group's place in its file.
+    ordinal: usize,
+}
+
+impl Part<'_> {
+    /// Each of the new files' `columns` (none copied) with its chunks, leaf by leaf.
+    fn encode(
+        &self,
+        columns: &[usize],
+    ) -> parquet::errors::Result<Vec<(usize, Vec<ArrowColumnChunk>)>> {
+        let source = self.source;
+        let rows = source.metadata.metadata().row_group(self.index).num_rows() as usize;
+        let read: Vec<usize> = columns
             .iter()
             .filter_map(|&i| match source.make[i] {
                 Make::Cast(j) => Some(j),
@@ -294,10 +363,10 @@ impl Made {
                 let metadata = source.metadata.clone();
                 let leaves = metadata.metadata().file_metadata().schema_descr();
                 let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                    bytes.clone(),
+                    self.bytes.clone(),
                     metadata.clone(),
                 )
-                .with_row_groups(vec![index])
+                .with_row_groups(vec![self.index])
                 .with_projection(ProjectionMask::roots(leaves, read))
                 .with_batch_size(rows.max(1))
                 .build()?
@@ -308,12 +377,12 @@ impl Made {
                 }
             }
         };
-        let schema = Arc::new(self.schema.project(&remade)?);
-        let mut writers = column_writers(&schema, properties)?
-            .create_column_writers(self.out.file.flushed_row_groups().len())?
+        let schema = Arc::new(self.schema.project(columns)?);
+        let mut writers = column_writers(&schema, self.properties)?
+            .create_column_writers(self.ordinal)?
             .into_iter();
-        let mut chunks = Vec::new();
-        for (field, &i) in schema.fields().iter().zip(&remade) {
+        let mut made = Vec::with_capacity(columns.len());
+        for (field, &i) in schema.fields().iter().zip(columns) {
             let array: ArrayRef = match (source.make[i], &batch) {
                 (Make::Cast(j), Some(batch)) => {
                     let name = source.metadata.schema().field(j).name();
@@ -324,6 +393,7 @@ impl Made {
                 }
                 _ => new_null_array(field.data_type(), rows),
             };
+            let mut chunks = Vec::new();
             for leaf in compute_leaves(field, &array)? {
                 let mut writer = writers
                     .next()
@@ -331,18 +401,9 @@ impl Made {
                 writer.write(&leaf)?;
                 chunks.push(writer.close()?);
             }
+            made.push((i, chunks));
         }
-        Ok(chunks)
-    }
-
-    /// Writes the footer and completes the upload.
-    async fn finish(mut self) -> Result<Spliced> {
-        let finished = self.out.complete().await?;
-        Ok(Spliced {
-            size: finished.size,
-            path: self.path,
-            rows: self.rows,
-        })
+        Ok(made)
     }
 }
 
