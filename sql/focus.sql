@@ -20,7 +20,9 @@
 -- The per-row facts depend on four columns only: decided once per distinct key (a few hundred),
 -- then joined to the rows in one equi-join with the small side first (it is the side held in
 -- memory), as `sql/rate.sql` does. (The unit's regular expressions, per row, were a tenth of
--- the stage.)
+-- the stage.) Every key compares with IS NOT DISTINCT FROM, the group too (never null): with a
+-- plain `=` on the group, the engine hashed the group alone and filtered every row against
+-- each of its group's keys.
 WITH keys AS (
     SELECT DISTINCT billing_group, line_item_line_item_type, line_item_product_code, pricing_unit
     FROM focus_source
@@ -92,7 +94,7 @@ rows AS (
         CAST(p.line_item_unblended_cost * f.fx_rate AS DECIMAL(38, 20)) AS billed_cost
     FROM facts f
     JOIN focus_source p
-        ON p.billing_group = f.billing_group
+        ON (p.billing_group IS NOT DISTINCT FROM f.billing_group)
        AND (p.line_item_line_item_type IS NOT DISTINCT FROM f.line_item_line_item_type)
        AND (p.line_item_product_code IS NOT DISTINCT FROM f.line_item_product_code)
        AND (p.pricing_unit IS NOT DISTINCT FROM f.pricing_unit)
