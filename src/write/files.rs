@@ -730,6 +730,31 @@ impl Slot {
     }
 }
 
+/// A partition reading its input. However that ends (with an error, a panic, or its future
+/// dropped), the partitions helping stop waiting for its rows, and the write fails unless it
+/// read them all.
+struct Reading<'a> {
+    writers: &'a Writers,
+    ended: bool,
+}
+
+impl Reading<'_> {
+    /// Its input has ended: all of it read and left to the files (`read`), or not.
+    fn end(mut self, read: bool) {
+        self.ended = read;
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.writers.failed.store(true, Ordering::Relaxed);
+        }
+        self.writers.state().reading -= 1;
+        self.writers.changed.notify_waiters();
+    }
+}
+
 /// A lock no partition can leave half-changed (a panic in one leaves the data as it was).
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -765,12 +790,12 @@ impl Writers {
     /// write closed (the last partition to end closes them all), each with its table's place in
     /// `layouts`. On failure none is left: open uploads are aborted, finished files deleted.
     async fn run(&self, stream: SendableRecordBatchStream) -> Result<Vec<(usize, WrittenFile)>> {
+        let reading = Reading {
+            writers: self,
+            ended: false,
+        };
         let read = self.write_all(stream).await;
-        if read.is_err() {
-            self.failed.store(true, Ordering::Relaxed);
-        }
-        self.state().reading -= 1;
-        self.changed.notify_waiters();
+        reading.end(read.is_ok());
         let written = match read {
             Ok(()) => self.help().await,
             Err(e) => Err(e),
@@ -1179,6 +1204,55 @@ mod tests {
             numbers(dir.path(), &written, 0),
             (0..10_001).collect::<Vec<i64>>()
         );
+    }
+
+    #[tokio::test]
+    async fn a_partition_that_panics_stops_those_helping_and_fails_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let table =
+            Location::parse(dir.path().to_str().unwrap(), &StorageSettings::default()).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("billing_period", DataType::Utf8, false),
+            Field::new("billing_group", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let columns = (0..3)
+            .map(|i| {
+                let name = schema.field(i).name();
+                Arc::new(datafusion::physical_expr::expressions::Column::new(name, i)) as _
+            })
+            .collect();
+        let period: Period = "2025-11".parse().unwrap();
+        let layout = Layout::new(table, period, "w", None, columns, schema.clone()).unwrap();
+        let writers = Arc::new(Writers::new(Arc::new(vec![layout])));
+        let context = SessionContext::new().task_ctx();
+        writers.start(&context);
+        writers.start(&context);
+        let stream = |batches: Vec<RecordBatch>, panics: bool| -> SendableRecordBatchStream {
+            let rows = futures::stream::iter(batches).map(move |b| {
+                assert!(!panics, "a partition's input panics");
+                Ok(b)
+            });
+            Box::pin(RecordBatchStreamAdapter::new(schema.clone(), rows))
+        };
+        let short = stream(vec![rows(&schema, &["a"], 0)], false);
+        let panicking = stream(vec![rows(&schema, &["a"], 1)], true);
+        let helping = tokio::spawn({
+            let writers = writers.clone();
+            async move { writers.run(short).await }
+        });
+        let failed = tokio::spawn({
+            let writers = writers.clone();
+            async move { writers.run(panicking).await }
+        });
+        assert!(failed.await.is_err(), "the partition panicked");
+        // It ends (stopped, or having read its rows: it is not the last to end either way).
+        let helped = tokio::time::timeout(std::time::Duration::from_secs(30), helping)
+            .await
+            .expect("the partition helping stopped")
+            .unwrap();
+        assert!(helped.is_err() || helped.is_ok_and(|files| files.is_empty()));
+        assert!(writers.failed.load(Ordering::Relaxed), "the write failed");
     }
 
     /// Every row of `files` (below `dir`) in column `column`, sorted.
