@@ -712,21 +712,23 @@ impl Slot {
                 Err(_) => return Ok(false),
             },
         };
-        let waiting = std::mem::take(&mut *lock(&self.queue));
-        for rows in &waiting {
-            files.write(rows).await?;
-        }
-        Ok(!waiting.is_empty())
+        self.write_queue(&mut files).await
     }
 
     /// The files, once no partition writes them, with every row left waiting written.
     async fn drained(&self) -> Result<tokio::sync::MutexGuard<'_, FileSet>> {
         let mut files = self.files.lock().await;
-        let waiting = std::mem::take(&mut *lock(&self.queue));
-        for rows in waiting {
-            files.write(&rows).await?;
-        }
+        self.write_queue(&mut files).await?;
         Ok(files)
+    }
+
+    /// Writes the rows waiting to `files` (this slot's, held). Whether there were any.
+    async fn write_queue(&self, files: &mut FileSet) -> Result<bool> {
+        let waiting = std::mem::take(&mut *lock(&self.queue));
+        for rows in &waiting {
+            files.write(rows).await?;
+        }
+        Ok(!waiting.is_empty())
     }
 }
 
@@ -1088,14 +1090,19 @@ mod tests {
 
     use crate::config::StorageSettings;
 
-    /// Rows 0 to 7 of groups a, b and c in two partitions, each meeting every group, some batches
-    /// holding several.
-    fn eight_rows(ctx: &SessionContext) -> DataFrame {
-        let schema = Arc::new(Schema::new(vec![
+    /// The rows of these tests: a period, a group and a number.
+    fn numbered() -> SchemaRef {
+        Arc::new(Schema::new(vec![
             Field::new("billing_period", DataType::Utf8, false),
             Field::new("billing_group", DataType::Utf8, false),
             Field::new("n", DataType::Int64, false),
-        ]));
+        ]))
+    }
+
+    /// Rows 0 to 7 of groups a, b and c in two partitions, each meeting every group, some batches
+    /// holding several.
+    fn eight_rows(ctx: &SessionContext) -> DataFrame {
+        let schema = numbered();
         let partitions = vec![
             vec![
                 rows(&schema, &["a", "b", "a"], 0),
@@ -1183,11 +1190,7 @@ mod tests {
         let table =
             Location::parse(dir.path().to_str().unwrap(), &StorageSettings::default()).unwrap();
         let ctx = SessionContext::new();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("billing_period", DataType::Utf8, false),
-            Field::new("billing_group", DataType::Utf8, false),
-            Field::new("n", DataType::Int64, false),
-        ]));
+        let schema = numbered();
         let long = (0..200)
             .map(|i| rows(&schema, &["a"; 50], 1 + i * 50))
             .collect();
@@ -1211,11 +1214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let table =
             Location::parse(dir.path().to_str().unwrap(), &StorageSettings::default()).unwrap();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("billing_period", DataType::Utf8, false),
-            Field::new("billing_group", DataType::Utf8, false),
-            Field::new("n", DataType::Int64, false),
-        ]));
+        let schema = numbered();
         let columns = (0..3)
             .map(|i| {
                 let name = schema.field(i).name();
