@@ -197,6 +197,8 @@ struct Made {
     schema: SchemaRef,
     out: OutputFile,
     rows: u64,
+    /// How many parts the columns it encodes are made in, at once: one per core.
+    parts: usize,
 }
 
 impl Made {
@@ -213,6 +215,7 @@ impl Made {
             schema: schema.clone(),
             out,
             rows: 0,
+            parts: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
     }
 
@@ -282,7 +285,6 @@ impl Made {
         if remade.is_empty() {
             return Ok(Vec::new());
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let ordinal = self.out.file.flushed_row_groups().len();
         let part = Part {
             schema: &self.schema,
@@ -293,8 +295,8 @@ impl Made {
             ordinal,
         };
         // Dealt in turn, so that each part gets its share of the columns read.
-        let parts: Vec<Vec<usize>> = (0..cores.min(remade.len()))
-            .map(|k| remade.iter().copied().skip(k).step_by(cores).collect())
+        let parts: Vec<Vec<usize>> = (0..self.parts.min(remade.len()))
+            .map(|k| remade.iter().copied().skip(k).step_by(self.parts).collect())
             .collect();
         let made = std::thread::scope(|scope| {
             let others: Vec<_> = parts[1..]
