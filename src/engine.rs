@@ -113,11 +113,7 @@ impl PhysicalOptimizerRule for ScanRanges {
             return Ok(plan);
         }
         plan.transform_up(|node| {
-            let scan = node
-                .downcast_ref::<DataSourceExec>()
-                .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-                .filter(|scan| scan.file_source().downcast_ref::<ParquetSource>().is_some());
-            let Some(scan) = scan else {
+            let Some(scan) = parquet_scan(node.as_ref()) else {
                 return Ok(Transformed::no(node));
             };
             let groups = scan
@@ -143,6 +139,13 @@ impl PhysicalOptimizerRule for ScanRanges {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// `node`'s files, if it is a Parquet scan.
+fn parquet_scan(node: &dyn ExecutionPlan) -> Option<&FileScanConfig> {
+    node.downcast_ref::<DataSourceExec>()
+        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+        .filter(|scan| scan.file_source().downcast_ref::<ParquetSource>().is_some())
 }
 
 /// `file`'s range in as few equal pieces as keep each within `most` bytes.
@@ -230,10 +233,7 @@ mod tests {
         let plan = rows.clone().create_physical_plan().await.unwrap();
         let mut ranges = Vec::new();
         plan.apply(|node| {
-            if let Some(scan) = node
-                .downcast_ref::<DataSourceExec>()
-                .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
-            {
+            if let Some(scan) = parquet_scan(node.as_ref()) {
                 assert_eq!(scan.file_groups.len(), 2, "the partitions stay two");
                 ranges.extend(
                     scan.file_groups
