@@ -1,5 +1,7 @@
 //! The one DataFusion session factory used by the binary, the tests and the benchmarks.
 
+mod lookup;
+
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -65,6 +67,7 @@ pub fn new_context(settings: &EngineSettings) -> Result<SessionContext> {
         // Delta writes plan their own nodes (commit metrics, CDC): the planner must know them.
         .with_query_planner(DeltaPlanner::new())
         .with_physical_optimizer_rule(Arc::new(ScanRanges { most: SCAN_RANGE }))
+        .with_physical_optimizer_rule(Arc::new(lookup::Lookups))
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udf(ScalarUDF::from(MapValue::default()));
