@@ -171,24 +171,47 @@ fn json_objects(tags: &ArrayRef) -> datafusion::common::Result<StringArray> {
     let keys = string_values(maps.keys())?;
     let values = string_values(maps.values())?;
     let offsets = maps.value_offsets();
+    // A row's entries, and its object written out: reused from row to row.
+    let mut entries: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut json: Vec<u8> = Vec::new();
+    let escaped = |json: &mut Vec<u8>, text: &str| {
+        serde_json::to_writer(json, text).map_err(|e| DataFusionError::External(Box::new(e)))
+    };
     for row in 0..maps.len() {
         let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
         if maps.is_null(row) || start == end {
             out.append_null();
             continue;
         }
-        let mut object = serde_json::Map::new();
-        for i in start..end {
+        entries.clear();
+        entries.extend((start..end).map(|i| {
             let key = keys.value(i);
             let key = key.strip_prefix("user_").unwrap_or(key);
-            let value = if values.is_null(i) {
-                serde_json::Value::Null
-            } else {
-                values.value(i).into()
-            };
-            object.insert(key.to_string(), value);
+            (key, values.is_valid(i).then(|| values.value(i)))
+        }));
+        // Keys in order, once each: of a key given twice (`user_x` and `x`), the later value,
+        // as a JSON object built entry by entry keeps.
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        json.clear();
+        json.push(b'{');
+        for (n, &(key, value)) in entries.iter().enumerate() {
+            if entries.get(n + 1).is_some_and(|next| next.0 == key) {
+                continue;
+            }
+            if json.len() > 1 {
+                json.push(b',');
+            }
+            escaped(&mut json, key)?;
+            json.push(b':');
+            match value {
+                Some(value) => escaped(&mut json, value)?,
+                None => json.extend_from_slice(b"null"),
+            }
         }
-        out.append_value(serde_json::Value::Object(object).to_string());
+        json.push(b'}');
+        let text =
+            std::str::from_utf8(&json).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        out.append_value(text);
     }
     Ok(out.finish())
 }
@@ -212,6 +235,13 @@ mod tests {
         b.keys().append_value("aws_created_by");
         b.values().append_null();
         b.append(true).unwrap();
+        b.keys().append_value("user_env");
+        b.values().append_value("prod");
+        b.keys().append_value("env");
+        b.values().append_value("test\n");
+        b.keys().append_value("cost_center");
+        b.values().append_value("7");
+        b.append(true).unwrap();
         b.append(true).unwrap(); // empty map
         b.append(false).unwrap(); // null
         let tags: ArrayRef = Arc::new(b.finish());
@@ -220,7 +250,9 @@ mod tests {
             json.value(0),
             r#"{"aws_created_by":null,"team":"research \"R&D\""}"#
         );
-        assert!(json.is_null(1) && json.is_null(2));
+        // Keys once each, in order; of `user_env` and `env`, the later.
+        assert_eq!(json.value(1), r#"{"cost_center":"7","env":"test\n"}"#);
+        assert!(json.is_null(2) && json.is_null(3));
         let nothing: ArrayRef = Arc::new(arrow::array::NullArray::new(2));
         assert_eq!(json_objects(&nothing).unwrap().null_count(), 2);
     }
