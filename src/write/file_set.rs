@@ -28,8 +28,8 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::arrow_writer::{
-    ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriter, PageKey, PageStore, PageStoreArgs,
-    PageStoreFactory, compute_leaves,
+    ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, ArrowWriter, PageKey,
+    PageStore, PageStoreArgs, PageStoreFactory, compute_leaves,
 };
 use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::ParquetError;
@@ -191,6 +191,8 @@ pub struct FileSet {
     rows: usize,
     row_groups: usize,
     row_group_rows: usize,
+    /// The threads a large piece's columns are encoded on: one per core.
+    threads: usize,
 }
 
 impl FileSet {
@@ -269,6 +271,7 @@ impl FileSet {
                 .max_row_group_row_count()
                 .unwrap_or(usize::MAX)
                 .max(1),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
     }
 
@@ -299,15 +302,21 @@ impl FileSet {
             none => none.insert(self.factory.create_column_writers(self.row_groups)?),
         };
         let mut writers = writers.iter_mut();
+        let mut leaves = Vec::new();
         for (field, &(f, c)) in self.schema.fields().iter().zip(&self.columns) {
             let column = rows[f].column(c).slice(offset, length);
             for leaf in compute_leaves(field, &column)? {
                 let writer = writers
                     .next()
                     .ok_or_else(|| ParquetError::General("fewer writers than leaves".into()))?;
-                writer.write(&leaf)?;
+                leaves.push((leaf, writer));
             }
         }
+        let threads = match length >= PARALLEL_ROWS.min(self.row_group_rows) {
+            true => self.threads,
+            false => 1,
+        };
+        encode_leaves(leaves, threads)?;
         self.rows += length;
         Ok(())
     }
@@ -394,6 +403,47 @@ impl FileSet {
     pub async fn abort(&mut self) {
         abort(std::mem::take(&mut self.members).into_iter()).await
     }
+}
+
+/// Rows from which a piece's columns (or a whole row group's, if fewer) are encoded on every
+/// core. A table read back in its files' order (FOCUS from pro forma) brings whole batches of
+/// one group's rows to every partition at once, and a group's files are written by one
+/// partition at a time: without this, the others wait and one core encodes. A pass over mixed
+/// rows, cut into pieces per group, keeps the cores busy with different files, its pieces
+/// mostly below this.
+const PARALLEL_ROWS: usize = 4096;
+
+/// Writes each leaf to its writer, on `threads` threads (the columns dealt in turn).
+fn encode_leaves(
+    leaves: Vec<(ArrowLeafColumn, &mut ArrowColumnWriter)>,
+    threads: usize,
+) -> parquet::errors::Result<()> {
+    let write = |part: Vec<(ArrowLeafColumn, &mut ArrowColumnWriter)>| {
+        part.into_iter()
+            .try_for_each(|(leaf, writer)| writer.write(&leaf))
+    };
+    let threads = threads.clamp(1, leaves.len().max(1));
+    if threads == 1 {
+        return write(leaves);
+    }
+    let mut parts: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, leaf) in leaves.into_iter().enumerate() {
+        parts[i % threads].push(leaf);
+    }
+    let first = parts.remove(0);
+    std::thread::scope(|scope| {
+        let others: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(|| write(part)))
+            .collect();
+        let first = write(first);
+        others.into_iter().fold(first, |done, thread| {
+            let other = thread
+                .join()
+                .unwrap_or_else(|_| Err(ParquetError::General("an encoder panicked".into())));
+            done.and(other)
+        })
+    })
 }
 
 async fn abort(members: impl Iterator<Item = Member>) {
@@ -600,7 +650,8 @@ mod tests {
             "id, kind and tags encoded once"
         );
 
-        let batches: Vec<[RecordBatch; 2]> = [(0, 700), (700, 700), (1_400, 1_100)]
+        // The last batch fills whole row groups: their columns are encoded on every core.
+        let batches: Vec<[RecordBatch; 2]> = [(0, 700), (700, 700), (1_400, 1_100), (2_500, 5_000)]
             .into_iter()
             .map(|(from, n)| {
                 let all = rows(from, n);
@@ -627,7 +678,7 @@ mod tests {
                 .iter()
                 .map(|f| f.metadata.num_row_groups())
                 .collect::<Vec<_>>(),
-            [3, 3]
+            [8, 8]
         );
 
         for (t, (name, schema)) in [
