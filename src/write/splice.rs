@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, new_null_array};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{ArrayRef, AsArray, RecordBatch, new_null_array};
+use arrow::datatypes::{DataType, Decimal128Type, SchemaRef};
 use bytes::{Buf, Bytes};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -30,6 +30,7 @@ use parquet::file::reader::{ChunkReader, Length};
 use parquet::schema::types::SchemaDescriptor;
 
 use crate::error::{Error, Result};
+use crate::money;
 use crate::storage::Location;
 use crate::write::file_set::{OutputFile, column_writers, descriptor};
 use crate::write::{FAILED_WRITE, delete_or_log};
@@ -391,7 +392,7 @@ impl Part<'_> {
                     let column = batch.column_by_name(name).ok_or_else(|| {
                         ParquetError::General(format!("column {name} was not read"))
                     })?;
-                    arrow::compute::cast(column, field.data_type())?
+                    cast(column, field.data_type())?
                 }
                 _ => new_null_array(field.data_type(), rows),
             };
@@ -515,6 +516,17 @@ fn read_error(output: &Location, path: &Path, error: ParquetError) -> Error {
         location: format!("{} (reading it to export)", output.url_of(path)),
         error: Box::new(error),
     }
+}
+
+/// `column` as `to`: rates, decimals in pro forma, become CUR's text by
+/// [`money::decimal_text`], the rest by Arrow's cast.
+fn cast(column: &ArrayRef, to: &DataType) -> arrow::error::Result<ArrayRef> {
+    if let (Some(decimals), DataType::Utf8) = (column.as_primitive_opt::<Decimal128Type>(), to)
+        && let Some(text) = money::decimal_text(decimals)
+    {
+        return Ok(Arc::new(text));
+    }
+    arrow::compute::cast(column, to)
 }
 
 #[cfg(test)]
