@@ -413,36 +413,48 @@ impl FileSet {
 /// mostly below this.
 const PARALLEL_ROWS: usize = 4096;
 
-/// Writes each leaf to its writer, on `threads` threads (the columns dealt in turn).
+/// Writes each leaf to its writer, on `threads` threads.
 fn encode_leaves(
     leaves: Vec<(ArrowLeafColumn, &mut ArrowColumnWriter)>,
     threads: usize,
 ) -> parquet::errors::Result<()> {
-    let write = |part: Vec<(ArrowLeafColumn, &mut ArrowColumnWriter)>| {
+    in_parts(leaves, threads, |part| {
         part.into_iter()
             .try_for_each(|(leaf, writer)| writer.write(&leaf))
-    };
-    let threads = threads.clamp(1, leaves.len().max(1));
-    if threads == 1 {
-        return write(leaves);
+    })
+    .map(drop)
+}
+
+/// `work` done on `items` in at most `parts` parts, each on a thread of its own (the first on
+/// this one), the items dealt in turn so that each part gets a share of every kind: what each
+/// part made, in the parts' order. A part that panics is an error, not a panic.
+pub(crate) fn in_parts<T: Send, R: Send>(
+    items: Vec<T>,
+    parts: usize,
+    work: impl Fn(Vec<T>) -> parquet::errors::Result<R> + Sync,
+) -> parquet::errors::Result<Vec<R>> {
+    let count = parts.clamp(1, items.len().max(1));
+    if count == 1 {
+        return Ok(vec![work(items)?]);
     }
-    let mut parts: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
-    for (i, leaf) in leaves.into_iter().enumerate() {
-        parts[i % threads].push(leaf);
+    let mut dealt: Vec<Vec<T>> = (0..count).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        dealt[i % count].push(item);
     }
-    let first = parts.remove(0);
+    let first = dealt.remove(0);
+    let work = &work;
     std::thread::scope(|scope| {
-        let others: Vec<_> = parts
+        let others: Vec<_> = dealt
             .into_iter()
-            .map(|part| scope.spawn(|| write(part)))
+            .map(|part| scope.spawn(move || work(part)))
             .collect();
-        let first = write(first);
-        others.into_iter().fold(first, |done, thread| {
-            let other = thread
+        let first = work(first);
+        let others = others.into_iter().map(|thread| {
+            thread
                 .join()
-                .unwrap_or_else(|_| Err(ParquetError::General("an encoder panicked".into())));
-            done.and(other)
-        })
+                .unwrap_or_else(|_| Err(ParquetError::General("an encoder panicked".into())))
+        });
+        std::iter::once(first).chain(others).collect()
     })
 }
 

@@ -32,7 +32,7 @@ use parquet::schema::types::SchemaDescriptor;
 use crate::error::{Error, Result};
 use crate::money;
 use crate::storage::Location;
-use crate::write::file_set::{OutputFile, column_writers, descriptor};
+use crate::write::file_set::{OutputFile, column_writers, descriptor, in_parts};
 use crate::write::{FAILED_WRITE, delete_or_log};
 
 /// What a column of the new files is, of a source file's.
@@ -295,27 +295,8 @@ impl Made {
             properties,
             ordinal,
         };
-        // Dealt in turn, so that each part gets its share of the columns read.
-        let parts: Vec<Vec<usize>> = (0..self.parts.min(remade.len()))
-            .map(|k| remade.iter().copied().skip(k).step_by(self.parts).collect())
-            .collect();
-        let made = std::thread::scope(|scope| {
-            let others: Vec<_> = parts[1..]
-                .iter()
-                .map(|columns| scope.spawn(|| part.encode(columns)))
-                .collect();
-            let first = part.encode(&parts[0]);
-            let others = others.into_iter().map(|thread| {
-                thread
-                    .join()
-                    .unwrap_or_else(|_| Err(ParquetError::General("an encoder panicked".into())))
-            });
-            std::iter::once(first).chain(others).collect::<Vec<_>>()
-        });
-        let mut columns = Vec::with_capacity(remade.len());
-        for part in made {
-            columns.extend(part?);
-        }
+        let made = in_parts(remade, self.parts, |columns| part.encode(&columns))?;
+        let mut columns: Vec<_> = made.into_iter().flatten().collect();
         columns.sort_unstable_by_key(|(column, _)| *column);
         Ok(columns.into_iter().flat_map(|(_, chunks)| chunks).collect())
     }
